@@ -1,0 +1,119 @@
+"""Values passed between the stages: discover -> rasterize -> engine -> validate -> store.
+
+Plain dataclasses: cheap to build, picklable across worker processes, no behaviour.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class Status(str, enum.Enum):
+    """Outcome of one document for one (schema, engine); stored in ``documents.status``."""
+
+    OK = "ok"                # extracted and valid
+    INVALID = "invalid"      # extracted, but failed schema validation: stored with its errors
+    FAILED = "failed"        # could not be read or the engine failed; retried on the next run
+    ENCRYPTED = "encrypted"  # needs --password
+    EMPTY = "empty"          # zero bytes or zero pages
+    TOO_LARGE = "too_large"  # over the page/pixel caps
+    UNSUPPORTED = "unsupported"  # not a PDF or image docpipe can read
+    SKIPPED = "skipped"      # already done for these bytes, schema and engine
+
+    @property
+    def retry(self) -> bool:
+        """Whether the next run tries this document again without --force."""
+        return self in (Status.FAILED, Status.ENCRYPTED)
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One input file; ``sha256`` of its bytes is the document's identity."""
+
+    path: Path
+    sha256: str
+    size: int
+    kind: str  # "pdf" | "image" | "unsupported" | "empty"
+    mime: str
+
+
+@dataclass
+class PageInfo:
+    """What is known about one page: geometry, text, and how it was read. Stored in ``pages``."""
+
+    page_no: int  # 1-based
+    width_pt: float
+    height_pt: float
+    rotation: int = 0
+    text: str = ""
+    text_source: str = "none"  # "layer" | "ocr" | "layer+ocr" | "xml" | "none"
+    render_dpi: float | None = None
+    width_px: int | None = None
+    height_px: int | None = None
+    ocr_confidence: float | None = None
+    render_ms: float = 0.0
+    ocr_ms: float = 0.0
+
+
+@dataclass
+class Page:
+    """A page ready for an engine: metadata plus, when the engine asked for pixels, the image (PIL)."""
+
+    info: PageInfo
+    image: Any | None = None  # PIL.Image.Image at native aspect ratio
+
+
+@dataclass
+class ErrorItem:
+    """One problem met while processing a document (docling's ErrorItem, trimmed)."""
+
+    stage: str  # "discover" | "rasterize" | "ocr" | "engine" | "validate" | "store"
+    message: str
+    page_no: int | None = None
+
+
+@dataclass
+class EngineOutput:
+    """What an engine returns for one document, before validation."""
+
+    source: SourceFile
+    status: Status = Status.OK
+    data: dict[str, Any] | None = None
+    pages: list[PageInfo] = field(default_factory=list)
+    summary: str | None = None
+    thinking: str | None = None
+    raw_text: str | None = None  # the model's raw answer when it was not valid JSON
+    engine: str = ""
+    model: str | None = None
+    errors: list[ErrorItem] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    method: str | None = None  # how fields were obtained, e.g. "einvoice-xml", "rules", "constrained-json"
+
+
+@dataclass
+class DocResult:
+    """A validated outcome, what the store writes and the CLI reports."""
+
+    output: EngineOutput
+    status: Status
+    data: dict[str, Any] | None
+    validation_errors: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def source(self) -> SourceFile:
+        return self.output.source
+
+    @property
+    def reason(self) -> str:
+        """One-line reason for a non-ok status."""
+        if self.output.errors:
+            return self.output.errors[0].message
+        if self.validation_errors:
+            e = self.validation_errors[0]
+            loc = ".".join(str(p) for p in e.get("loc", ()))
+            more = f" (+{len(self.validation_errors) - 1} more)" if len(self.validation_errors) > 1 else ""
+            return f"{loc}: {e.get('msg', 'invalid')}{more}"
+        return ""

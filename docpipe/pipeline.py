@@ -1,0 +1,174 @@
+"""One ingest run: discover -> skip done -> engine -> validate -> store, with statuses, resume and progress.
+
+No printing here: the caller passes a ``Progress`` to hear about each document, and gets an ``IngestReport``.
+Results are written in small batches, each one transaction, so an interrupted run keeps everything finished
+before the interruption and the next run picks up the rest without duplicates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from . import engines as engines_mod
+from .discover import discover
+from .engines import DocJob, EngineOptions
+from .models import DocResult, EngineOutput, ErrorItem, SourceFile, Status
+from .rasterize import DEFAULT_MAX_PAGES
+from .schemas import SchemaInfo, resolve
+from .store import DEFAULT_DB, Store
+from .validate import validate
+
+FLUSH_EVERY_DOCS = 32
+FLUSH_EVERY_SECONDS = 2.0
+
+
+@dataclass
+class IngestOptions:
+    """Everything one ``docpipe ingest`` needs; the CLI builds it from flags."""
+
+    paths: list[Path]
+    schema: str = "invoice"
+    db: Path = Path(DEFAULT_DB)
+    engine: str = "auto"
+    engine_options: EngineOptions = field(default_factory=EngineOptions)
+    force: bool = False
+    password: str | None = None
+    summarize: bool = False
+    max_pages: int = DEFAULT_MAX_PAGES
+
+
+@dataclass
+class Failure:
+    path: str
+    status: str
+    reason: str
+
+
+@dataclass
+class IngestReport:
+    engine: str = ""
+    engine_reason: str = ""
+    model: str | None = None
+    schema: str = ""
+    counts: Counter[str] = field(default_factory=Counter)
+    pages: int = 0
+    seconds: float = 0.0
+    failures: list[Failure] = field(default_factory=list)
+    interrupted: bool = False
+    run_id: str = ""
+
+    @property
+    def processed(self) -> int:
+        return sum(v for k, v in self.counts.items() if k != Status.SKIPPED.value)
+
+    @property
+    def any_failed(self) -> bool:
+        return any(f.status not in (Status.INVALID.value,) for f in self.failures)
+
+
+class Progress(Protocol):
+    def engine_chosen(self, kind: str, why: str, model: str | None) -> None: ...
+    def planned(self, total_files: int, todo: int, skipped: int) -> None: ...
+    def document_done(self, result: DocResult) -> None: ...
+
+
+class _NoProgress:
+    def engine_chosen(self, kind: str, why: str, model: str | None) -> None:
+        pass
+
+    def planned(self, total_files: int, todo: int, skipped: int) -> None:
+        pass
+
+    def document_done(self, result: DocResult) -> None:
+        pass
+
+
+def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestReport:
+    """Run one ingest. Raises only for problems of the whole run (bad schema, engine, database)."""
+    progress = progress or _NoProgress()
+    t0 = time.perf_counter()
+    schema = resolve(opts.schema)
+    kind, why = engines_mod.choose(opts.engine, opts.engine_options)
+    engine = engines_mod.create(kind, opts.engine_options)
+    report = IngestReport(engine=kind, engine_reason=why, model=engine.model_name, schema=schema.name)
+    progress.engine_chosen(kind, why, engine.model_name)
+
+    with Store.open(opts.db) as store, engine:
+        store.register_schema(schema)
+        sources, unreadable = _collect(opts.paths)
+        for path, reason in unreadable:
+            report.failures.append(Failure(str(path), Status.FAILED.value, reason))
+            report.counts[Status.FAILED.value] += 1
+        store.note_files(sources)
+        done = set() if opts.force else store.done_ids(schema.name, kind)
+        todo: list[SourceFile] = []
+        seen: set[str] = set()
+        skipped = 0
+        for s in sources:
+            if s.sha256 in done or s.sha256 in seen:
+                skipped += 1
+                continue
+            seen.add(s.sha256)
+            todo.append(s)
+        report.counts[Status.SKIPPED.value] += skipped
+        progress.planned(len(sources) + len(unreadable), len(todo), skipped)
+        report.run_id = store.start_run(kind, engine.model_name, schema.name, {
+            "paths": [str(p) for p in opts.paths], "force": opts.force, "summarize": opts.summarize,
+            "workers": opts.engine_options.workers})
+
+        buffer: list[DocResult] = []
+        last_flush = time.perf_counter()
+        try:
+            for out in _outputs(engine, todo, schema, opts):
+                result = validate(out, schema)
+                buffer.append(result)
+                report.counts[result.status.value] += 1
+                report.pages += len(out.pages)
+                if result.status is not Status.OK:
+                    report.failures.append(Failure(str(result.source.path), result.status.value, result.reason))
+                progress.document_done(result)
+                if len(buffer) >= FLUSH_EVERY_DOCS or time.perf_counter() - last_flush > FLUSH_EVERY_SECONDS:
+                    store.write(buffer, schema, report.run_id)
+                    buffer.clear()
+                    last_flush = time.perf_counter()
+        except KeyboardInterrupt:
+            report.interrupted = True
+        finally:
+            store.write(buffer, schema, report.run_id)
+            report.seconds = time.perf_counter() - t0
+            store.finish_run(report.run_id, dict(report.counts) | {"pages": report.pages,
+                                                                    "interrupted": report.interrupted})
+    return report
+
+
+def _collect(paths: list[Path]) -> tuple[list[SourceFile], list[tuple[Path, str]]]:
+    sources: list[SourceFile] = []
+    unreadable: list[tuple[Path, str]] = []
+    for item in discover(paths):
+        if isinstance(item, SourceFile):
+            sources.append(item)
+        else:
+            unreadable.append(item)
+    return sources, unreadable
+
+
+def _outputs(engine: engines_mod.Engine, todo: list[SourceFile], schema: SchemaInfo,
+             opts: IngestOptions) -> Iterator[EngineOutput]:
+    """Files that are not documents at all are answered here; the rest go to the engine lazily."""
+    for s in todo:
+        if s.kind == "empty":
+            yield EngineOutput(source=s, status=Status.EMPTY, engine=engine.kind, model=engine.model_name,
+                               errors=[ErrorItem("discover", "empty file (0 bytes)")])
+        elif s.kind == "unsupported":
+            yield EngineOutput(source=s, status=Status.UNSUPPORTED, engine=engine.kind, model=engine.model_name,
+                               errors=[ErrorItem("discover", "not a PDF or image (checked the bytes, not the name)")])
+    jobs = (DocJob(source=s, schema_ref=schema.ref, password=opts.password, summarize=opts.summarize,
+                   max_pages=opts.max_pages) for s in todo if s.kind in ("pdf", "image"))
+    for out in engine.run(jobs, schema):
+        out.engine = engine.kind
+        yield out

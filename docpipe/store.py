@@ -1,0 +1,288 @@
+"""The DuckDB store: tables, typed views per schema, one writer, bulk inserts, read-only queries.
+
+Tables (one row per thing, keyed so that re-runs replace rather than duplicate):
+    documents    doc_id (sha256 of the bytes), path, size, mime, page_count, status, reason, updated_at
+    files        every path seen for a doc_id
+    pages        doc_id, page_no, geometry, render DPI, text and where it came from
+    extractions  doc_id x schema_name x engine: status, data JSON, validation errors, model, timings
+    summaries    doc_id x engine: summary text
+    schemas      the schemas used: name, version, column types (so views never need the Python class)
+    runs         one row per ``docpipe ingest``
+Views: one per schema (``invoice``) with typed columns, one per nested list (``invoice_line_items``), and
+``problems`` (every document that is not ok, with its reason).
+
+A document's rows are written in one transaction, so a run killed half-way leaves whole documents or nothing,
+and the next run redoes only what is missing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .errors import StoreError
+from .models import DocResult, SourceFile, Status
+from .schemas import Column, SchemaInfo
+
+DEFAULT_DB = "docpipe.duckdb"
+SCHEMA_VERSION = 1
+
+_DDL = [
+    """CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS documents (
+        doc_id VARCHAR PRIMARY KEY, path VARCHAR, size BIGINT, mime VARCHAR, page_count INTEGER,
+        status VARCHAR, reason VARCHAR, first_seen TIMESTAMP, updated_at TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS files (
+        path VARCHAR PRIMARY KEY, doc_id VARCHAR, size BIGINT, seen_at TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS pages (
+        doc_id VARCHAR, page_no INTEGER, width_pt DOUBLE, height_pt DOUBLE, rotation INTEGER,
+        width_px INTEGER, height_px INTEGER, render_dpi DOUBLE, text_source VARCHAR, ocr_confidence DOUBLE,
+        text VARCHAR, PRIMARY KEY (doc_id, page_no))""",
+    """CREATE TABLE IF NOT EXISTS extractions (
+        doc_id VARCHAR, schema_name VARCHAR, engine VARCHAR, schema_version VARCHAR, model VARCHAR,
+        method VARCHAR, status VARCHAR, reason VARCHAR, data JSON, errors JSON, raw_text VARCHAR,
+        thinking VARCHAR, timings JSON, run_id VARCHAR, created_at TIMESTAMP,
+        PRIMARY KEY (doc_id, schema_name, engine))""",
+    """CREATE TABLE IF NOT EXISTS summaries (
+        doc_id VARCHAR, engine VARCHAR, model VARCHAR, summary VARCHAR, created_at TIMESTAMP,
+        PRIMARY KEY (doc_id, engine))""",
+    """CREATE TABLE IF NOT EXISTS schemas (
+        name VARCHAR PRIMARY KEY, version VARCHAR, ref VARCHAR, columns JSON, nested JSON, updated_at TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS runs (
+        run_id VARCHAR PRIMARY KEY, started_at TIMESTAMP, finished_at TIMESTAMP, engine VARCHAR,
+        model VARCHAR, schema_name VARCHAR, args JSON, counts JSON)""",
+]
+
+_PROBLEMS_VIEW = """
+CREATE OR REPLACE VIEW problems AS
+SELECT d.path, e.doc_id, e.schema_name, e.engine, e.status, e.reason, e.errors, e.created_at
+FROM extractions e JOIN documents d USING (doc_id)
+WHERE e.status <> 'ok'
+"""
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _ident(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise StoreError(f"not a safe SQL name: {name!r}")
+    return name
+
+
+def _lit(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+class Store:
+    """One DuckDB file. Open it with ``Store.open(path)``; ``read_only=True`` for queries."""
+
+    def __init__(self, con: Any, path: str, read_only: bool) -> None:
+        self.con = con
+        self.path = path
+        self.read_only = read_only
+
+    @classmethod
+    def open(cls, path: str | Path = DEFAULT_DB, read_only: bool = False) -> Store:
+        import duckdb
+
+        p = str(path)
+        if read_only and p != ":memory:" and not Path(p).exists():
+            raise StoreError(f"no database at {p}: run `docpipe ingest` first, or pass --db")
+        try:
+            con = duckdb.connect(p, read_only=read_only)
+        except duckdb.IOException as e:
+            msg = str(e)
+            if "lock" in msg.lower():
+                raise StoreError(f"{p} is in use by another process (an ingest still running?): "
+                                 f"{msg.splitlines()[0]}") from e
+            raise StoreError(f"cannot open {p}: {msg.splitlines()[0]}") from e
+        except duckdb.Error as e:
+            raise StoreError(f"cannot open {p}: {str(e).splitlines()[0]}") from e
+        store = cls(con, p, read_only)
+        if not read_only:
+            store._migrate()
+        return store
+
+    def _migrate(self) -> None:
+        for ddl in _DDL:
+            self.con.execute(ddl)
+        self.con.execute(_PROBLEMS_VIEW)
+        self.con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        else:
+            self.con.execute("COMMIT")
+
+    # -- runs and skipping ------------------------------------------------------------------------------------------
+    def start_run(self, engine: str, model: str | None, schema_name: str, args: dict[str, Any]) -> str:
+        run_id = uuid.uuid4().hex[:12]
+        self.con.execute("INSERT INTO runs VALUES (?, ?, NULL, ?, ?, ?, ?, NULL)",
+                         [run_id, _now(), engine, model, schema_name, json.dumps(args, default=str)])
+        return run_id
+
+    def finish_run(self, run_id: str, counts: dict[str, Any]) -> None:
+        self.con.execute("UPDATE runs SET finished_at = ?, counts = ? WHERE run_id = ?",
+                         [_now(), json.dumps(counts), run_id])
+
+    def done_ids(self, schema_name: str, engine: str) -> set[str]:
+        """doc_ids that need no work for (schema, engine): everything recorded except retryable failures."""
+        retry = [s.value for s in Status if s.retry]
+        rows = self.con.execute(
+            f"SELECT doc_id FROM extractions WHERE schema_name = ? AND engine = ? "
+            f"AND status NOT IN ({','.join('?' * len(retry))})", [schema_name, engine, *retry]).fetchall()
+        return {r[0] for r in rows}
+
+    def note_files(self, sources: Sequence[SourceFile]) -> None:
+        """Remember every path seen (a renamed copy of done bytes is skipped but its path is still known)."""
+        if not sources:
+            return
+        now = _now()
+        rows = [{"path": str(s.path), "doc_id": s.sha256, "size": s.size, "seen_at": now} for s in sources]
+        with self.transaction():
+            self._bulk("files", rows, replace_keys=("path",))
+
+    # -- schemas and views ------------------------------------------------------------------------------------------
+    def register_schema(self, schema: SchemaInfo) -> None:
+        """Record the schema's columns and (re)create its typed views."""
+        cols = [[c.name, c.sql_type, c.description] for c in schema.columns]
+        nested = {n.field: [[c.name, c.sql_type, c.description] for c in n.columns] for n in schema.nested}
+        self.con.execute("INSERT OR REPLACE INTO schemas VALUES (?, ?, ?, ?, ?, ?)",
+                         [schema.name, schema.version, schema.ref, json.dumps(cols), json.dumps(nested), _now()])
+        self._create_views(schema.name, [Column(*c) for c in cols],
+                           {k: [Column(*c) for c in v] for k, v in nested.items()})
+
+    def _create_views(self, name: str, columns: list[Column], nested: dict[str, list[Column]]) -> None:
+        view = _ident(name)
+        latest = (
+            "SELECT e.doc_id, d.path, e.engine, e.model, e.created_at, e.data FROM extractions e "
+            f"JOIN documents d USING (doc_id) WHERE e.schema_name = {_lit(name)} AND e.status = 'ok' "
+            "QUALIFY row_number() OVER (PARTITION BY e.doc_id ORDER BY e.created_at DESC) = 1")
+        names = {c.name for c in columns}
+        meta = [m for m in ("path", "doc_id") if m not in names]
+        sel = [f"x.{m}" for m in meta] + [_cast("x.data", c) for c in columns]
+        sel += [f"x.engine AS _engine", "x.created_at AS _extracted_at"]
+        self.con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT {', '.join(sel)} FROM ({latest}) x")
+        for field, cols in nested.items():
+            nview = _ident(f"{name}_{field}")
+            inner = (f"SELECT x.doc_id, x.path, CAST(json_extract(x.data, '$.{_ident(field)}') AS JSON[]) AS arr "
+                     f"FROM ({latest}) x")
+            unn = "SELECT y.doc_id, y.path, generate_subscripts(y.arr, 1) AS line_no, unnest(y.arr) AS item " \
+                  f"FROM ({inner}) y"
+            csel = [_cast("z.item", c) for c in cols if c.name not in ("path", "doc_id", "line_no")]
+            self.con.execute(f"CREATE OR REPLACE VIEW {nview} AS SELECT z.path, z.doc_id, z.line_no, "
+                             f"{', '.join(csel)} FROM ({unn}) z")
+
+    def schema_names(self) -> list[str]:
+        return [r[0] for r in self.con.execute("SELECT name FROM schemas ORDER BY name").fetchall()]
+
+    # -- writing results --------------------------------------------------------------------------------------------
+    def write(self, results: Sequence[DocResult], schema: SchemaInfo, run_id: str) -> None:
+        """Write a batch of documents, each with its pages, extraction and summary, in one transaction."""
+        if not results:
+            return
+        now = _now()
+        docs, pages, extr, summ = [], [], [], []
+        for r in results:
+            out, src = r.output, r.source
+            docs.append({"doc_id": src.sha256, "path": str(src.path), "size": src.size, "mime": src.mime,
+                         "page_count": len(out.pages) or None, "status": r.status.value,
+                         "reason": r.reason or None, "first_seen": now, "updated_at": now})
+            for p in out.pages:
+                pages.append({"doc_id": src.sha256, "page_no": p.page_no, "width_pt": p.width_pt,
+                              "height_pt": p.height_pt, "rotation": p.rotation, "width_px": p.width_px,
+                              "height_px": p.height_px, "render_dpi": p.render_dpi, "text_source": p.text_source,
+                              "ocr_confidence": p.ocr_confidence, "text": p.text})
+            extr.append({"doc_id": src.sha256, "schema_name": schema.name, "engine": out.engine,
+                         "schema_version": schema.version, "model": out.model, "method": out.method,
+                         "status": r.status.value, "reason": r.reason or None,
+                         "data": json.dumps(r.data, ensure_ascii=False) if r.data is not None else None,
+                         "errors": json.dumps(r.validation_errors or [e.__dict__ for e in out.errors]) or None,
+                         "raw_text": out.raw_text, "thinking": out.thinking,
+                         "timings": json.dumps(out.timings), "run_id": run_id, "created_at": now})
+            if out.summary:
+                summ.append({"doc_id": src.sha256, "engine": out.engine, "model": out.model,
+                             "summary": out.summary, "created_at": now})
+        with self.transaction():
+            ids = [d["doc_id"] for d in docs]
+            first = dict(self.con.execute(
+                f"SELECT doc_id, first_seen FROM documents WHERE doc_id IN ({','.join('?' * len(ids))})",
+                ids).fetchall())
+            for d in docs:
+                d["first_seen"] = first.get(d["doc_id"], now)
+            self._bulk("documents", docs, replace_keys=("doc_id",))
+            with_pages = [r.source.sha256 for r in results if r.output.pages]
+            if with_pages:
+                self.con.execute(f"DELETE FROM pages WHERE doc_id IN ({','.join('?' * len(with_pages))})",
+                                 with_pages)
+            self._bulk("pages", pages)
+            self._bulk("extractions", extr, replace_keys=("doc_id", "schema_name", "engine"))
+            self._bulk("summaries", summ, replace_keys=("doc_id", "engine"))
+
+    def _bulk(self, table: str, rows: list[dict[str, Any]], replace_keys: tuple[str, ...] = ()) -> None:
+        """Insert rows through Arrow (one statement), replacing rows with the same keys."""
+        if not rows:
+            return
+        import pyarrow as pa
+
+        tbl = pa.Table.from_pylist(rows)
+        self.con.register("_docpipe_rows", tbl)
+        try:
+            if replace_keys:
+                cond = " AND ".join(f"t.{k} = r.{k}" for k in replace_keys)
+                self.con.execute(f"DELETE FROM {table} t WHERE EXISTS (SELECT 1 FROM _docpipe_rows r WHERE {cond})")
+            cols = ", ".join(rows[0].keys())
+            self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _docpipe_rows")
+        finally:
+            self.con.unregister("_docpipe_rows")
+
+    # -- reading ----------------------------------------------------------------------------------------------------
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run SQL; (column names, rows)."""
+        import duckdb
+
+        try:
+            cur = self.con.execute(sql, params or [])
+            cols = [d[0] for d in cur.description] if cur.description else []
+            rows = cur.fetchall() if cur.description else []
+        except duckdb.Error as e:
+            raise StoreError(str(e).strip().splitlines()[0]) from e
+        return cols, rows
+
+    def status_counts(self) -> list[tuple[str, str, str, int]]:
+        return self.con.execute(
+            "SELECT schema_name, engine, status, count(*) FROM extractions GROUP BY ALL ORDER BY ALL").fetchall()
+
+
+def _cast(src: str, c: Column) -> str:
+    path = f"'$.{_ident(c.name)}'"
+    name = _ident(c.name)
+    t = c.sql_type.upper()
+    if t == "JSON":
+        return f"json_extract({src}, {path}) AS {name}"
+    if t.endswith("[]"):
+        return f"TRY_CAST(json_extract({src}, {path}) AS {c.sql_type}) AS {name}"
+    return f"TRY_CAST(json_extract_string({src}, {path}) AS {c.sql_type}) AS {name}"
