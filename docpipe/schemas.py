@@ -77,8 +77,16 @@ class _NumberDecimals(GenerateJsonSchema):
 
 
 def engine_json_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The model's JSON Schema as an engine should see it (decimals as numbers)."""
-    return model.model_json_schema(schema_generator=_NumberDecimals)
+    """The model's JSON Schema as an engine should see it (decimals as numbers, docpipe's x- hints removed)."""
+    return _drop_x_keys(model.model_json_schema(schema_generator=_NumberDecimals))
+
+
+def _drop_x_keys(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _drop_x_keys(v) for k, v in node.items() if not (isinstance(k, str) and k.startswith("x-"))}
+    if isinstance(node, list):
+        return [_drop_x_keys(v) for v in node]
+    return node
 
 
 # -- resolving ----------------------------------------------------------------------------------------------------
