@@ -39,7 +39,10 @@ class OfflineEngine(Engine):
         if self.workers == 1:
             threads = min(2, os.cpu_count() or 1)
             for job in jobs:
-                yield process_document(job, threads)
+                try:
+                    yield process_document(job, threads)
+                except Exception as e:  # a bug must not stop the batch: record it and go on
+                    yield _failed(job, f"internal error: {type(e).__name__}: {e}")
             return
         yield from _run_pool(jobs, self.workers)
 
