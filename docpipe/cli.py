@@ -81,12 +81,15 @@ def ingest(
                                                  "model name (openai).", envvar="DOCPIPE_MODEL")] = None,
     base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL(s), "
                                                     "comma-separated.", envvar="DOCPIPE_BASE_URL")] = None,
-    api_key_env: Annotated[str, typer.Option("--api-key-env", help="Environment variable holding the API key.")]
-    = "OPENAI_API_KEY",
-    concurrency: Annotated[int, typer.Option("--concurrency", help="Requests in flight (openai engine).")] = 4,
+    api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", help="Environment variable holding the "
+                                                       "API key [default: OPENAI_API_KEY].")] = None,
+    concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Requests in flight, openai engine "
+                                                       "[default: 4, or DOCPIPE_CONCURRENCY / docpipe.toml].")]
+    = None,
     image_tokens: Annotated[int, typer.Option("--image-tokens", help="Gemma image token budget per page: "
                                               "70, 140, 280, 560 or 1120.")] = 1120,
-    thinking: Annotated[bool, typer.Option("--thinking", help="Turn on Gemma 4 thinking mode.")] = False,
+    thinking: Annotated[bool, typer.Option("--thinking", help="Let the model think before answering (gemma, and "
+                                           "openai servers that support it); thoughts are stored apart.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Read documents and store their fields.

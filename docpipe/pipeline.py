@@ -119,7 +119,8 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
         progress.planned(len(sources) + len(unreadable), len(todo), skipped)
         report.run_id = store.start_run(kind, engine.model_name, schema.name, {
             "paths": [str(p) for p in opts.paths], "force": opts.force, "summarize": opts.summarize,
-            "workers": opts.engine_options.workers})
+            "workers": opts.engine_options.workers, "model": opts.engine_options.model,
+            "concurrency": opts.engine_options.extra.get("concurrency")})
 
         buffer: list[DocResult] = []
         last_flush = time.perf_counter()

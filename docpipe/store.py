@@ -184,7 +184,7 @@ class Store:
         names = {c.name for c in columns}
         meta = [m for m in ("path", "doc_id") if m not in names]
         sel = [f"x.{m}" for m in meta] + [_cast("x.data", c) for c in columns]
-        sel += [f"x.engine AS _engine", "x.created_at AS _extracted_at"]
+        sel += ["x.engine AS _engine", "x.created_at AS _extracted_at"]
         self.con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT {', '.join(sel)} FROM ({latest}) x")
         for field, cols in nested.items():
             nview = _ident(f"{name}_{field}")

@@ -17,8 +17,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..errors import EngineUnavailable
-from ..models import EngineOutput, SourceFile
+from ..errors import EngineUnavailable, InputError
+from ..models import EngineOutput, ErrorItem, SourceFile, Status
 from ..schemas import SchemaInfo
 
 #: kind -> "module:Class"; built-ins use the same mechanism as plugins.
@@ -81,6 +81,24 @@ class Engine(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def mark_unreadable(out: EngineOutput, exc: BaseException, stage: str = "rasterize") -> EngineOutput:
+    """Record why a document could not be read as its status and reason: bad input is a status, not a crash.
+
+    InputError subclasses carry their status (encrypted, empty, too_large); MemoryError means too large;
+    anything else from docpipe is a plain failure, retried on the next run.
+    """
+    if isinstance(exc, InputError):
+        out.status = Status(getattr(exc, "status", "failed"))
+    elif isinstance(exc, MemoryError):
+        out.status = Status.TOO_LARGE
+        exc = MemoryError("out of memory while reading this file")
+    else:
+        out.status = Status.FAILED
+    out.data = None
+    out.errors.append(ErrorItem(stage, str(exc) or type(exc).__name__))
+    return out
 
 
 def registry() -> dict[str, str]:

@@ -15,11 +15,11 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
-from ..errors import DocpipeError, InputError
+from ..errors import DocpipeError
 from ..models import EngineOutput, ErrorItem, PageInfo, Status
 from ..rasterize import OCR_SPEC, open_document
 from ..schemas import SchemaInfo, resolve
-from . import DocJob, Engine, EngineOptions
+from . import DocJob, Engine, EngineOptions, mark_unreadable
 
 _INVOICE_LIKE = {"invoice_number", "total", "vendor_name"}
 
@@ -143,18 +143,8 @@ def process_document(job: DocJob, threads: int = 1) -> EngineOutput:
     out = EngineOutput(source=job.source, engine="offline", model="rules+rapidocr-3.10")
     try:
         pages, texts, xml_data = read_page_texts(job, threads)
-    except InputError as e:
-        out.status = Status(getattr(e, "status", "failed"))
-        out.errors.append(ErrorItem("rasterize", str(e)))
-        return out
-    except DocpipeError as e:
-        out.status = Status.FAILED
-        out.errors.append(ErrorItem("engine", str(e)))
-        return out
-    except MemoryError:
-        out.status = Status.TOO_LARGE
-        out.errors.append(ErrorItem("rasterize", "out of memory while reading this file"))
-        return out
+    except (DocpipeError, MemoryError) as e:
+        return mark_unreadable(out, e)
     out.pages = pages
     t1 = time.perf_counter()
     schema = resolve(job.schema_ref)
