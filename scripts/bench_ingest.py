@@ -90,7 +90,7 @@ def run_ingest(folder: Path, db: Path, workers: int) -> tuple[int, float]:
     t = time.perf_counter()
     rep = ingest(IngestOptions(paths=[folder], db=db, engine="offline", engine_options=EngineOptions(workers=workers)))
     dt = time.perf_counter() - t
-    bad = {k: v for k, v in rep.counts.items() if k != "ok"}
+    bad = {k: v for k, v in rep.counts.items() if k != "ok" and v}
     if bad:
         print(f"  note: {folder.name} w={workers}: {bad}", file=sys.stderr)
     return rep.pages, dt
