@@ -182,3 +182,23 @@ def test_killed_run_resumes_without_duplicates(tmp_path: Path) -> None:
     assert con.execute("SELECT count(*), count(DISTINCT doc_id) FROM extractions").fetchone() == (5, 5)
     assert con.execute("SELECT count(*) FROM invoice").fetchone() == (5,)
     assert con.execute("SELECT count(*), count(DISTINCT (doc_id, page_no)) FROM pages").fetchone() == (5, 5)
+
+
+def test_json_schema_file_and_status_command(tmp_path: Path, db: Path) -> None:
+    (tmp_path / "memo.schema.json").write_text(json.dumps({
+        "title": "memo", "type": "object",
+        "properties": {"subject": {"type": "string", "description": "Subject line"},
+                       "memo_date": {"type": "string", "format": "date", "description": "Date"},
+                       "amount": {"type": "number"}}}))
+    doc = make_pdf(tmp_path / "memo.pdf", ["MEMO\nSubject: Budget 2026\nMemo date: 2025-06-30\nAmount: 1,250.00\n"])
+    (tmp_path / "empty.pdf").write_bytes(b"")
+    code, out = cli("ingest", str(doc), str(tmp_path / "empty.pdf"), "--db", str(db), "-e", "offline", "-w", "1",
+                    "-q", "--schema", str(tmp_path / "memo.schema.json"))
+    assert code == 1, out
+    con = duckdb.connect(str(db), read_only=True)
+    types = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns "
+                             "WHERE table_name = 'memo'").fetchall())
+    con.close()
+    assert types["memo_date"] == "DATE" and types["amount"].startswith("DECIMAL")
+    code, out = cli("status", "--db", str(db))
+    assert code == 0 and "empty.pdf" in out and "empty file" in out

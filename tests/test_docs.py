@@ -1,0 +1,28 @@
+"""The README is the front door: every command and every ingest option must be documented there."""
+
+from pathlib import Path
+
+import typer.main
+
+from docpipe.cli import app
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def test_every_command_is_in_the_readme() -> None:
+    group = typer.main.get_group(app)
+    for name in group.commands:
+        assert f"docpipe {name}" in README, f"`docpipe {name}` is not documented in README.md"
+
+
+def test_every_ingest_option_is_in_the_readme() -> None:
+    ingest = typer.main.get_group(app).commands["ingest"]
+    for param in ingest.params:
+        for opt in param.opts:
+            if opt.startswith("--"):
+                assert opt in README, f"ingest option {opt} is not documented in README.md"
+
+
+def test_every_command_has_help_with_an_example_or_description() -> None:
+    for name, cmd in typer.main.get_group(app).commands.items():
+        assert cmd.help and len(cmd.help) > 20, name
