@@ -1,0 +1,496 @@
+"""Rule-based field extraction (offline engine) on small, realistic page texts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from decimal import Decimal
+from typing import Literal
+
+import pytest
+from pydantic import Field, create_model
+
+from docpipe.engines.fields import Doc, extract_fields, find_amounts, find_dates, parse_amount
+from docpipe.schemas import describe, resolve
+
+INVOICE = resolve("invoice")
+RECEIPT = resolve("receipt")
+DOCUMENT = resolve("document")
+
+
+def run(schema, *pages: str) -> dict:
+    result = extract_fields(list(pages), schema)
+    schema.model.model_validate(result)  # whatever comes back must fit the schema
+    return result
+
+
+# --------------------------------------------------------------------------- invoices
+EN_INVOICE = """\
+Brightwater Supplies Ltd                                        INVOICE
+14 Harbour Road
+Bristol BS1 5TT                                     Invoice No:      BW-2024-0815
+United Kingdom                                      Invoice date:    5 March 2025
+VAT Reg. No. GB 123 4567 89                         Due date:        4 April 2025
+
+Bill to:
+Kestrel Design LLP
+22 Mill Lane
+Bath BA1 2QT
+
+Description                              Qty      Unit price        Amount
+Printer paper A4, 5 reams                  4         £24.50         £98.00
+Toner cartridge black                      2         £61.25        £122.50
+Delivery                                   1          £9.50          £9.50
+
+                                              Subtotal            £230.00
+                                              VAT 20%              £46.00
+                                              Total               £276.00
+
+Payment within 30 days. Thank you for your business.
+"""
+
+DE_INVOICE = """\
+Müller & Söhne Haustechnik GmbH · Industriestraße 14 · 70565 Stuttgart
+
+Bäckerei Schäfer e.K.
+Hauptstraße 7
+71032 Böblingen
+                                                   Rechnungsnummer:   RE-2025-0188
+                                                   Rechnungsdatum:    05.03.2025
+                                                   Kundennummer:      K-4471
+
+Rechnung
+
+Pos  Bezeichnung                               Menge    Einzelpreis      Gesamt
+1    Jahreswartung Gas-Brennwertheizung         1,00       245,00 €    245,00 €
+2    Arbeitszeit Monteur                        3,50        68,00 €    238,00 €
+3    Dichtungen und Kleinmaterial               1,00        24,35 €     24,35 €
+
+                                        Nettobetrag                   507,35 €
+                                        zzgl. 19 % MwSt.               96,40 €
+                                        Rechnungsbetrag               603,75 €
+
+Zahlbar innerhalb 14 Tagen bis zum 19.03.2025 ohne Abzug.
+Müller & Söhne Haustechnik GmbH · USt-IdNr. DE284519736 · IBAN DE12 6005 0101 0002 3456 78
+"""
+
+FR_INVOICE = """\
+Atelier Lumière SAS
+42 boulevard Voltaire
+75011 Paris
+N° TVA : FR83901234567
+
+FACTURE N° FA-00387                                     Client
+Date de facture : 20 février 2025                       Maison Bérard
+Date d'échéance : 22 mars 2025                          9 allée des Platanes
+                                                        33000 Bordeaux
+
+Désignation                                  Quantité     Prix unitaire HT       Total HT
+Séance photo produits (demi-journée)             2            450,00 €         900,00 €
+Retouche et détourage des photos                24             13,50 €         324,00 €
+
+                                                      Total HT                1 224,00 €
+                                                      TVA 20 %                  244,80 €
+                                                      Total TTC               1 468,80 €
+"""
+
+US_INVOICE = """\
+INVOICE
+Lakeside Web Studio, Inc.
+880 Market St, Suite 400
+San Francisco, CA 94102
+
+Invoice #: 1047
+Date: 03/04/25
+Payment due: 04/03/25
+
+Billed To:
+Harper & Vance LLC
+12 Elm Street
+Austin, TX 78701
+
+Item                               Hours     Rate        Amount
+Website maintenance (March)           10    $95.00       $950.00
+Hosting, annual                        1   $240.00       $240.00
+
+Subtotal                                               $1,190.00
+Sales tax                                                  $0.00
+Amount due                                             $1,190.00
+"""
+
+CREDIT_NOTE = """\
+Nordlicht Software GmbH
+Am Hafen 3, 20457 Hamburg
+USt-IdNr.: DE812345678
+
+Gutschrift Nr. GS-2025-007 vom 14.02.2025
+Rechnungskorrektur zu Rechnung RE-2025-0042
+
+Rechnungsempfänger
+Kaiser Logistik AG
+Speicherstadt 9
+20457 Hamburg
+
+Pos  Beschreibung                          Menge      Preis       Betrag
+1    Lizenz Gutschrift (Nutzer)              -5      12,00 €     -60,00 €
+
+                                   Summe netto             -60,00 €
+                                   MwSt. 19 %              -11,40 €
+                                   Gesamtbetrag            -71,40 €
+"""
+
+
+def test_english_invoice() -> None:
+    r = run(INVOICE, EN_INVOICE)
+    assert r["invoice_number"] == "BW-2024-0815"
+    assert r["invoice_date"] == "2025-03-05"
+    assert r["due_date"] == "2025-04-04"
+    assert r["vendor_name"] == "Brightwater Supplies Ltd"
+    assert r["customer_name"] == "Kestrel Design LLP"
+    assert r["currency"] == "GBP"
+    assert (r["subtotal"], r["tax"], r["total"]) == ("230.00", "46.00", "276.00")
+    assert r["vendor_tax_id"] == "GB 123 4567 89"
+    assert [(i["description"], i["quantity"], i["amount"]) for i in r["line_items"]] == [
+        ("Printer paper A4, 5 reams", "4", "98.00"),
+        ("Toner cartridge black", "2", "122.50"),
+        ("Delivery", "1", "9.50"),
+    ]
+
+
+def test_german_invoice_with_sender_line_and_payment_terms() -> None:
+    r = run(INVOICE, DE_INVOICE)
+    assert r["invoice_number"] == "RE-2025-0188"
+    assert r["invoice_date"] == "2025-03-05"
+    assert r["due_date"] == "2025-03-19"  # "Zahlbar ... bis zum 19.03.2025"
+    assert r["vendor_name"] == "Müller & Söhne Haustechnik GmbH"
+    assert r["customer_name"] == "Bäckerei Schäfer e.K."  # the name under the envelope sender line
+    assert r["vendor_tax_id"] == "DE284519736"
+    assert r["currency"] == "EUR"
+    assert (r["subtotal"], r["tax"], r["total"]) == ("507.35", "96.40", "603.75")
+    assert [i["unit_price"] for i in r["line_items"]] == ["245.00", "68.00", "24.35"]
+    assert r["line_items"][1]["quantity"] == "3.5"
+
+
+def test_french_invoice_spaced_thousands_and_month_names() -> None:
+    r = run(INVOICE, FR_INVOICE)
+    assert r["invoice_number"] == "FA-00387"
+    assert r["invoice_date"] == "2025-02-20"
+    assert r["due_date"] == "2025-03-22"
+    assert r["vendor_name"] == "Atelier Lumière SAS"
+    assert r["customer_name"] == "Maison Bérard"
+    assert r["vendor_tax_id"] == "FR83901234567"
+    assert (r["subtotal"], r["tax"], r["total"]) == ("1224.00", "244.80", "1468.80")
+    assert len(r["line_items"]) == 2
+
+
+def test_us_dates_two_digit_years_and_dollars() -> None:
+    r = run(INVOICE, US_INVOICE)
+    assert r["invoice_number"] == "1047"
+    assert r["invoice_date"] == "2025-03-04"  # English + $: month first
+    assert r["due_date"] == "2025-04-03"
+    assert r["vendor_name"] == "Lakeside Web Studio, Inc."
+    assert r["customer_name"] == "Harper & Vance LLC"
+    assert r["currency"] == "USD"
+    assert r["total"] == "1190.00"
+    assert r["tax"] == "0.00"
+
+
+def test_credit_note_keeps_negative_amounts() -> None:
+    r = run(INVOICE, CREDIT_NOTE)
+    assert r["invoice_number"] == "GS-2025-007"
+    assert r["invoice_date"] == "2025-02-14"
+    assert r["vendor_name"] == "Nordlicht Software GmbH"
+    assert r["customer_name"] == "Kaiser Logistik AG"
+    assert (r["subtotal"], r["tax"], r["total"]) == ("-60.00", "-11.40", "-71.40")
+    assert r["line_items"] == [{"description": "Lizenz Gutschrift (Nutzer)", "quantity": "-5",
+                                "unit_price": "12.00", "amount": "-60.00"}]
+
+
+def test_total_is_chosen_to_agree_with_subtotal_and_tax() -> None:
+    text = """Acme GmbH
+Rechnung Nr. 77
+Zwischensumme                      100,00 EUR
+Versand                              5,00 EUR
+Nettobetrag                        105,00 EUR
+MwSt. 19 %                          19,95 EUR
+Gesamtbetrag                       124,95 EUR
+Bereits bezahlt                     50,00 EUR
+Zu zahlen                           74,95 EUR
+"""
+    r = run(INVOICE, text)
+    assert (r["subtotal"], r["tax"], r["total"]) == ("105.00", "19.95", "124.95")
+
+
+def test_header_row_over_value_row_and_invoice_to_block() -> None:
+    text = """Northwind Creative Ltd                                      INVOICE
+                                                            No. NWC-1042
+ISSUE DATE        DUE DATE         AMOUNT DUE
+05/03/2025        04/04/2025       £7,736.40
+
+INVOICE TO
+Hollis & Grant Solicitors LLP
+12 Queen Street, Bristol BS1 4DZ
+
+Subtotal      £6,447.00
+VAT 20%       £1,289.40
+Total due     £7,736.40
+"""
+    r = run(INVOICE, text)
+    assert r["invoice_number"] == "NWC-1042"
+    assert (r["invoice_date"], r["due_date"]) == ("2025-03-05", "2025-04-04")  # British: day first
+    assert r["customer_name"] == "Hollis & Grant Solicitors LLP"
+    assert r["total"] == "7736.40"
+
+
+def test_nothing_found_gives_empty_result() -> None:
+    assert run(INVOICE, "") == {}
+    assert run(INVOICE, "   \n\n") == {}
+    r = run(INVOICE, "Hello, world!")
+    assert "total" not in r and "vendor_name" not in r
+
+
+def test_multi_page_invoice_totals_on_last_page() -> None:
+    page1 = EN_INVOICE.split("                                              Subtotal")[0]
+    page2 = "Brightwater Supplies Ltd     Page 2\n\nSubtotal   £230.00\nVAT 20%   £46.00\nTotal   £276.00\n"
+    r = run(INVOICE, page1, page2)
+    assert r["total"] == "276.00" and r["subtotal"] == "230.00"
+
+
+# --------------------------------------------------------------------------- receipts
+RECEIPT_DE = """\
+         Bäckerei Kern
+              Marktplatz 3
+            72764 Reutlingen
+           St.-Nr. 78123/45678
+----------------------------------------
+Datum: 07.03.2025 08:14
+----------------------------------------
+Laugenbrezel
+  3 x 0,85                        2,55 B
+Roggenbrot 750 g                   4,20 B
+Butterbrezel
+  2 x 1,60                        3,20 B
+----------------------------------------
+SUMME EUR                          9,95
+Gegeben BAR                       20,00
+Rückgeld                          10,05
+
+B = 7% MwSt.   Netto                9,30
+MwSt. 7%                            0,65
+Brutto                              9,95
+"""
+
+RECEIPT_EN = """\
+      HARBOR BEAN COFFEE
+   412 Pier Street, Portland, OR 97205
+03/14/2025  8:42 AM   Order #1187
+2 Latte 12oz          @4.75     9.50
+Blueberry Muffin                3.25
+Subtotal                       12.75
+Sales Tax                       1.02
+TOTAL                         $13.77
+VISA **** 4421                $13.77
+"""
+
+
+def test_german_receipt() -> None:
+    r = run(RECEIPT, RECEIPT_DE)
+    assert r["merchant_name"] == "Bäckerei Kern"
+    assert r["merchant_address"] == "Marktplatz 3, 72764 Reutlingen"
+    assert r["date"] == "2025-03-07"
+    assert r["currency"] == "EUR"
+    assert (r["total"], r["tax"]) == ("9.95", "0.65")  # not the 20,00 handed over
+    assert r["items"] == [
+        {"description": "Laugenbrezel", "amount": "2.55", "quantity": "3", "unit_price": "0.85"},
+        {"description": "Roggenbrot 750 g", "amount": "4.20"},
+        {"description": "Butterbrezel", "amount": "3.20", "quantity": "2", "unit_price": "1.60"},
+    ]
+
+
+def test_us_receipt() -> None:
+    r = run(RECEIPT, RECEIPT_EN)
+    assert r["merchant_name"] == "HARBOR BEAN COFFEE"
+    assert r["date"] == "2025-03-14"
+    assert (r["total"], r["tax"], r["currency"]) == ("13.77", "1.02", "USD")
+    assert r["items"][0] == {"description": "Latte 12oz", "amount": "9.50", "quantity": "2", "unit_price": "4.75"}
+
+
+# --------------------------------------------------------------------------- document
+LETTER = """\
+Hartmann Immobilien GmbH · Lindenallee 4 · 50667 Köln
+
+Frau
+Sabine Weber
+Rosenweg 12
+50823 Köln
+                                                  Köln, 12. März 2025
+Betreff: Kündigung des Mietvertrags vom 1. April 2019
+
+Sehr geehrte Frau Weber,
+
+hiermit bestätigen wir den Eingang Ihrer Kündigung vom 28. Februar 2025. Das Mietverhältnis endet
+fristgerecht zum 31. Mai 2025. Die Kaution in Höhe von 2.400,00 EUR wird nach der Wohnungsübergabe
+erstattet.
+
+Mit freundlichen Grüßen
+Hartmann Immobilien GmbH
+"""
+
+
+def test_document_letter() -> None:
+    r = run(DOCUMENT, LETTER)
+    assert r["title"] == "Kündigung des Mietvertrags vom 1. April 2019"
+    assert r["document_type"] == "letter"
+    assert r["date"] == "2025-03-12"
+    assert r["language"] == "de"
+    assert r["parties"] == ["Hartmann Immobilien GmbH"]
+    assert any("2.400,00 EUR" in f for f in r["key_facts"])
+    assert any("31. Mai 2025" in f for f in r["key_facts"])
+
+
+def test_document_contract_and_invoice_types() -> None:
+    contract = """SERVICE AGREEMENT
+
+This Service Agreement (the "Agreement") is entered into as of January 15, 2025 by and between
+Brightline Analytics LLC ("Provider") and Redwood Foods Inc. ("Client").
+
+1. Fees. Client shall pay Provider a fixed fee of $4,500.00 per month.
+2. Term. This Agreement commences on February 1, 2025 and continues for twelve months.
+"""
+    r = run(DOCUMENT, contract)
+    assert (r["title"], r["document_type"], r["date"], r["language"]) == (
+        "SERVICE AGREEMENT", "contract", "2025-01-15", "en")
+    assert r["parties"] == ["Brightline Analytics LLC", "Redwood Foods Inc."]
+    assert len(r["key_facts"]) <= 8
+    assert run(DOCUMENT, FR_INVOICE)["document_type"] == "invoice"
+    assert run(DOCUMENT, FR_INVOICE)["language"] == "fr"
+
+
+# --------------------------------------------------------------------------- user schemas
+def test_user_schema_generic_labels() -> None:
+    model = create_model(
+        "PurchaseOrder",
+        po_number=(str | None, Field(None, description="The purchase order number")),
+        order_date=(dt.date | None, Field(None, description="Date the order was placed")),
+        delivery_date=(dt.date | None, Field(None, description="Requested delivery date")),
+        total_value=(Decimal | None, Field(None, description="Order total including tax")),
+        item_count=(int | None, Field(None, description="Number of positions")),
+        express=(bool | None, Field(None, description="Express shipping requested")),
+        priority=(Literal["low", "normal", "high"] | None, None),
+        buyer=(str | None, None),
+        lines=(list[str], Field(default_factory=list)),
+    )
+    text = """ACME Procurement
+PURCHASE ORDER
+PO Number: PO-88231
+Order date: 12.03.2025                   Buyer
+Requested delivery date: 2 April 2025    Jane Roe
+Number of positions: 14
+Order total including tax: EUR 12.480,50
+Express: yes
+Priority: High
+"""
+    r = run(describe(model), text)
+    assert r == {"po_number": "PO-88231", "order_date": "2025-03-12", "delivery_date": "2025-04-02",
+                 "total_value": "12480.50", "item_count": 14, "express": True, "priority": "high",
+                 "buyer": "Jane Roe"}
+
+
+def test_user_schema_named_like_builtin_only_gets_its_own_fields() -> None:
+    model = create_model("invoice", total=(Decimal | None, None), invoice_number=(int | None, None))
+    r = run(describe(model, name="invoice"), EN_INVOICE)
+    assert r == {"total": "276.00"}  # "BW-2024-0815" is no int: dropped, never an error
+
+
+# --------------------------------------------------------------------------- parsing helpers
+@pytest.mark.parametrize("text, mark, expected", [
+    ("1,234.56", ".", "1234.56"), ("1.234,56", ",", "1234.56"), ("1 234,56 €", ",", "1234.56"),
+    ("1'234.56 CHF", ".", "1234.56"), ("€83.20", ".", "83.20"), ("-7,67", ",", "-7.67"),
+    ("($144.00)", ".", "-144.00"), ("8,79-", ",", "-8.79"), ("EUR 12.480,50", ",", "12480.50"),
+    ("USD 1,000", ".", "1000"), ("3,3333", ",", "3.3333"),
+])
+def test_amount_formats(text: str, mark: str, expected: str) -> None:
+    assert parse_amount(text, mark) == Decimal(expected)
+
+
+def test_percentages_and_spaced_table_numbers_are_not_amounts() -> None:
+    assert [a.value for a in find_amounts("VAT 19 % 163,16", ",")] == [Decimal("163.16")]
+    assert [a.value for a in find_amounts("Umsatzsteuer 19 163,16", ",")] == [Decimal(19), Decimal("163.16")]
+
+
+@pytest.mark.parametrize("text, day_first, expected", [
+    ("2025-03-05", True, "2025-03-05"), ("05.03.2025", False, "2025-03-05"), ("05/03/2025", True, "2025-03-05"),
+    ("03/05/2025", False, "2025-03-05"), ("March 5, 2025", True, "2025-03-05"), ("5 March 2025", True, "2025-03-05"),
+    ("5. März 2025", True, "2025-03-05"), ("5 mars 2025", True, "2025-03-05"), ("1er mars 2025", True, "2025-03-01"),
+    ("05.03.25", True, "2025-03-05"), ("13 Sep, 2022", True, "2022-09-13"), ("Oct 31, 2023", True, "2023-10-31"),
+    ("31.02.2025", True, None),
+])
+def test_date_formats(text: str, day_first: bool, expected: str | None) -> None:
+    hits = find_dates(text, day_first)
+    assert (hits[0].value.isoformat() if hits else None) == expected
+
+
+def test_document_wide_date_order_from_values_over_12() -> None:
+    assert Doc(["Invoice Date 11/03/2017\nPaid on 11/17/2017"]).dmy is False
+    assert Doc(["Date de facture 05/11/2017\nRèglement 31/10/2017"]).dmy is True
+
+
+def test_hundred_pages_in_well_under_a_second() -> None:
+    pages = [EN_INVOICE, DE_INVOICE, FR_INVOICE, LETTER] * 25
+    for schema in (INVOICE, RECEIPT, DOCUMENT):
+        start = time.process_time()
+        extract_fields(pages, schema)
+        assert time.process_time() - start < 1.0
+
+
+@pytest.mark.parametrize("title, number, date", [
+    ("Schlussrechnung Bau (877)  Nr. 181301674 vom  25.04.2018", "181301674", "2018-04-25"),
+    ("Gutschrift (Selbst ausgestellte Rechnung) (389)  Nr. 47110818 vom  31.10.2018", "47110818", "2018-10-31"),
+    ("Rechnung # RE-20140703/502 vom 03.07.2014", "RE-20140703/502", "2014-07-03"),
+    ("Facture FA-2017-0009", "FA-2017-0009", None),
+    ("Rechnung gemäß Bestellung Nr. 2018-471331 vom 01.03.2018", None, None),  # an order number
+])
+def test_number_and_date_from_title_line(title: str, number: str | None, date: str | None) -> None:
+    r = run(INVOICE, f"Lieferant GmbH\n\n{title}\n\nBruttosumme   100,00\n")
+    assert r.get("invoice_number") == number
+    if date:
+        assert r["invoice_date"] == date
+
+
+def test_prefix_legal_form_and_mail_headers() -> None:
+    text = """From: billing@cloudhost.io
+To: accounts@example.com
+
+FACTURE D'ACOMPTE
+SAS Bâtir Ensemble
+12 avenue Jean Jaurès, 69007 Lyon
+
+Facturé à : Mairie de Villeurbanne
+Place Lazare Goujon, 69100 Villeurbanne
+
+Facture n° 2025/0042 du 03/02/2025
+Acompte 30 % sur devis D-2024-311          12 450,00 € HT
+TVA 20 %                                     2 490,00 €
+Net à payer                                 14 940,00 €
+"""
+    r = run(INVOICE, text)
+    assert r["vendor_name"] == "SAS Bâtir Ensemble"
+    assert r["customer_name"] == "Mairie de Villeurbanne"
+    assert r["customer_address"] == "Place Lazare Goujon, 69100 Villeurbanne"
+    assert (r["invoice_number"], r["invoice_date"]) == ("2025/0042", "2025-02-03")
+    assert (r["subtotal"], r["tax"], r["total"]) == ("12450.00", "2490.00", "14940.00")
+
+
+def test_swiss_apostrophe_thousands_and_incl_excl_labels() -> None:
+    text = """Alpenblick Treuhand AG
+Rechnung 2025-118
+Datum: 14.01.2025
+Leistung                         Betrag CHF
+Buchhaltung Q4 2024              1'200.00
+Jahresabschluss                  2'450.00
+Total exkl. MWST                 3'650.00
+MWST 8.1 %                         295.65
+Total inkl. MWST                 3'945.65
+"""
+    r = run(INVOICE, text)
+    assert (r["subtotal"], r["tax"], r["total"], r["currency"]) == ("3650.00", "295.65", "3945.65", "CHF")
