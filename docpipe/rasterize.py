@@ -110,10 +110,10 @@ class Document:
         else:
             raise InputError("not a PDF or an image docpipe can read (checked the file's bytes, not its name)")
         if self.page_count == 0:
-            repaired = bool(self.pdf is not None and getattr(self.pdf, "is_repaired", False))
+            truly_empty = self.pdf is None or _page_tree_is_empty(self.pdf)
             self.close()
-            if repaired:
-                raise InputError("corrupt PDF: damaged structure, no readable pages after repair")
+            if not truly_empty:
+                raise InputError("corrupt PDF: damaged structure or page tree, no readable pages")
             raise EmptyDocumentError("document has no pages")
         if self.page_count > max_pages:
             n = self.page_count
@@ -250,6 +250,26 @@ def _fit_image(frame: Any, spec: RenderSpec, dpi: float) -> tuple[Any, float]:
     if scale < 0.999:
         img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
     return img, dpi * scale
+
+
+def _page_tree_is_empty(doc: Any) -> bool:
+    """True for a well-formed PDF whose page tree is really empty (/Count 0 or /Kids []), False when the pages
+    are missing because the file is damaged (no catalog, repaired xref, broken or circular page tree)."""
+    try:
+        if getattr(doc, "is_repaired", False):
+            return False
+        cat = doc.pdf_catalog()
+        if cat <= 0:
+            return False
+        kind, ref = doc.xref_get_key(cat, "Pages")
+        if kind != "xref":
+            return False
+        pages = int(ref.split()[0])
+        _, count = doc.xref_get_key(pages, "Count")
+        _, kids = doc.xref_get_key(pages, "Kids")
+        return count.strip() == "0" and kids.replace(" ", "") == "[]"
+    except Exception:
+        return False
 
 
 def _visible_text(page: Any) -> str:
