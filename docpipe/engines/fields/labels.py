@@ -1,0 +1,150 @@
+"""The label vocabularies, as data: which words name which field (EN/DE/FR, matched on folded text).
+
+Compiled and used elsewhere: amount labels by ``amount_labels``, field labels by ``lookup``, block labels and
+legal forms by ``parties`` and ``names``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+# Amount labels are matched against a *normalised* label (folded, no punctuation, percentages, currency
+# marks or parentheses; filler words like "zzgl."/"in"/"von" stripped). Weight: how sure the label names the
+# field. An exact match adds 3, the label's last words 2, its first words 0 (e.g. "total at checkout").
+_VAT = r"(?:vat|tax|taxes|mwst|ust|umsatzsteuer|tva|gst|iva|btw)"
+_INCL = r"(?:incl|including|inkl|inklusive|inclusive|ttc|avec)"
+_EXCL = r"(?:excl|excluding|exkl|exklusive|exclusive|ohne|hors|before|without|w o|net of|sans)"
+AMOUNT_LABELS: dict[str, tuple[tuple[str, int], ...]] = {
+    "total": (
+        (rf"(?:grand |invoice |order |final )?total(?: amount| sum| due| payable)?(?: {_INCL} {_VAT})?", 3),
+        (rf"(?:gesamt|rechnungs|brutto|end)(?:betrag|summe)(?: brutto)?(?: {_INCL} {_VAT})?|amount {_INCL} {_VAT}", 3),
+        (r"total (?:ttc|general|facture|a payer|brut|gross|eur|net a payer)", 3),
+        (r"(?:summe|gesamt|rechnungssumme|betrag) (?:brutto|inkl (?:mwst|ust|umsatzsteuer))", 3),
+        (r"brutto|gesamt|summe|montant (?:total )?ttc|montant total|total gross|gross amount|importe total|totale", 2),
+        (r"amount due|balance due|amount payable|zahlbetrag|zu zahlen(?:der betrag)?|net a payer|"
+         r"solde a payer|reste a payer|montant du|a payer", 1),
+        (r"invoice amount|rechnungsbetrag netto|offener betrag|restbetrag|balance|residual|amount|betrag|montant", 0),
+    ),
+    "subtotal": (
+        (rf"sub ?total|net(?: amount| total| value)?|total net|(?:total|amount|summe|betrag|montant) {_EXCL} {_VAT}|"
+         r"total ht|montant ht|sous ?total|"
+         r"total hors taxes?|netto(?:betrag|summe)?|summe netto|gesamt netto|nettobetrag gesamt|"
+         r"rechnungssumme (?:netto|ohne (?:ust|mwst|umsatzsteuer))|(?:gesamt|rechnungs)betrag netto|"
+         r"summe (?:ohne|exkl|excl) (?:ust|mwst)", 3),
+        (r"zwischensumme|warenwert|sous total ht|base ht", 2),
+        (r"positionssumme|items total|summe positionen", 1),
+    ),
+    "tax": (
+        (r"(?:total |sales |vat |value added )?(?:tax|taxes|vat)(?: total| amount)?|total (?:vat|tax|taxes)|"
+         r"(?:mwst|ust|umsatzsteuer|mehrwertsteuer|steuer)(?: ?betrag)?|summe (?:umsatzsteuer|mwst|ust|steuern?)|"
+         r"(?:gesamt|total) (?:mwst|ust)|steuerbetrag gesamt|tva|total tva|montant (?:de la )?tva|total taxes|"
+         r"taxe|taxes|iva|btw|gst|hst", 3),
+    ),
+}
+
+
+# The same for receipts: till words (cash handed over names a total, but ranks last)
+RECEIPT_LABELS: dict[str, tuple[tuple[str, int], ...]] = {
+    "total": (
+        (r"total|summe|gesamt|gesamtbetrag|zu zahlen|total ttc|total eur|endbetrag|betrag|a payer|net a payer|"
+         r"montant|amount|grand total|total due|amount due|totale|importe|total a payer|montant ttc|sum", 3),
+        (r"bar|cash|kartenzahlung|ec karte|girocard|card|visa|mastercard|espece|especes|cb|gegeben|paid", 0),
+    ),
+    "subtotal": ((r"sub ?total|zwischensumme|netto|net|total ht|sous total|summe netto", 3),),
+    "tax": ((r"(?:mwst|ust|tax|vat|tva|steuer|mehrwertsteuer|umsatzsteuer|iva)(?: ?betrag| total| amount)?|"
+             r"(?:total|summe|gesamt) (?:mwst|tax|vat|tva|steuer)", 3),),
+}
+
+
+# Field labels for label -> value lookups, as folded regexes. "anywhere": may start mid-cell (after a
+# non-letter); otherwise the label must open its cell (generic words like "Date" are too common elsewhere).
+@dataclass(frozen=True)
+class Label:
+    rx: str
+    weight: int = 2
+    anywhere: bool = True
+
+
+def _labels(weight: int, anywhere: bool, *rxs: str) -> tuple[Label, ...]:
+    return tuple(Label(r, weight, anywhere) for r in rxs)
+
+
+INVOICE_NUMBER_LABELS = _labels(
+    3, True,
+    r"invoice\s*(?:no\b\.?|number|nr\b\.?|num\b\.?|#|id\b)", r"inv\.?\s*(?:no\b\.?|#)",
+    r"rechnungs?\s*-?\s*(?:nummer|nr\b\.?|no\b\.?)", r"rechnungsnr\b\.?", r"beleg\s*-?\s*(?:nummer|nr\b\.?)",
+    r"gutschrifts?\s*-?\s*(?:nummer|nr\b\.?)", r"(?:n[°o]|no\.|numero)\s*(?:de\s+)?(?:la\s+)?facture",
+    r"facture\s*(?:n\s?°|no\b\.?|numero)", r"credit\s*note\s*(?:no\b\.?|number|#)",
+    r"avoir\s*(?:n\s?°|no\b\.?)", r"bill\s*(?:no\b\.?|number|#)",
+    r"(?:numero|n[°o])\s*(?:de\s+)?(?:facture|avoir)",
+) + _labels(1, False, r"re\.?\s*-?\s*nr\b\.?", r"document\s*(?:no\b\.?|number|nr\b\.?)", r"belegnr\b\.?")
+
+INVOICE_DATE_LABELS = _labels(
+    3, True,
+    r"invoice\s*date", r"date\s*of\s*(?:issue|invoice)", r"issue\s*date", r"date\s*issued", r"issued\s*(?:on|date)",
+    r"billing\s*date", r"rechnungs\s*-?\s*datum", r"beleg\s*-?\s*datum", r"ausstellungsdatum",
+    r"datum\s*der\s*rechnung", r"date\s*(?:de\s*(?:la\s*)?)?facture", r"date\s*d\s*'?\s*emission",
+    r"date\s*de\s*facturation", r"facture\s*du", r"rechnung\s*vom", r"gutschriftsdatum",
+) + _labels(1, False, r"date", r"datum", r"dated")
+
+DUE_DATE_LABELS = _labels(
+    3, True,
+    r"due\s*date", r"date\s*due", r"payment\s*due(?:\s*date)?", r"due\s*(?:on|by)", r"payable\s*(?:by|until|on)",
+    r"pay\s*by", r"fallig(?:\s*(?:am|bis|zum))?", r"falligkeit(?:sdatum)?", r"zahlbar\s*bis(?:\s*zum)?",
+    r"zahlungsziel", r"zahlungsfrist", r"(?:date\s*d\s*'?\s*)?echeance",
+    r"date\s*limite\s*(?:de\s*)?(?:paiement|reglement)",
+    r"a\s*payer\s*avant(?:\s*le)?", r"payable\s*le", r"zu\s*zahlen\s*bis",
+) + _labels(1, False, r"due", r"fallig", r"payable")
+
+
+SELLER_LABELS = (r"verkaufer", r"lieferant", r"rechnungs?(?:er)?steller", r"aussteller", r"absender",
+                 r"leistungserbringer", r"auftragnehmer", r"seller", r"vendor", r"supplier", r"from",
+                 r"issued\s+by", r"sold\s+by", r"(?:[\w()]+\s+){0,2}provided\s+by", r"bill\s+from",
+                 r"fournisseur", r"vendeur", r"emetteur", r"prestataire", r"expediteur", r"remit\s+to")
+BUYER_LABELS = (r"bill(?:ed)?\s+to", r"invoice(?:d)?\s+to", r"sold\s+to", r"customer", r"client", r"buyer",
+                r"recipient", r"to", r"kunde", r"rechnungsempfanger", r"rechnungsadresse",
+                r"kaufer(?:\s*/\s*leistungsempfanger)?", r"leistungsempfanger", r"auftraggeber", r"an",
+                r"empfanger", r"facture\s+a", r"factures?\s+a", r"adresse\s+de\s+facturation", r"destinataire",
+                r"acheteur", r"billing\s+address", r"customer\s+details", r"client\s+factur[ée]")
+DELIVERY_LABELS = (r"ship(?:ped)?\s+to", r"deliver(?:y|ed)\s*(?:to|address)", r"lieferanschrift", r"lieferadresse",
+                   r"warenempfanger", r"adresse\s+de\s+livraison", r"livre\s+a")
+
+
+RELAXED_LABELS = {
+    "seller": (r"verkaufer", r"rechnungs?(?:er)?steller", r"leistungserbringer", r"(?:[\w()]+\s+){0,2}provided\s+by",
+               r"issued\s+by", r"sold\s+by", r"fournisseur", r"emetteur"),
+    "buyer": (r"bill(?:ed)?\s+to", r"invoice(?:d)?\s+to", r"sold\s+to", r"rechnungsempfanger", r"rechnungsadresse",
+              r"kaufer\s*/\s*leistungsempfanger", r"leistungsempfanger", r"adresse\s+de\s+facturation",
+              r"billing\s+address"),
+    "delivery": (r"ship(?:ped)?\s+to", r"lieferanschrift", r"lieferadresse", r"adresse\s+de\s+livraison",
+                 r"delivery\s+address"),
+}
+
+
+# Cells that open a block which is no party's: an address block under a party label ends there
+OTHER_BLOCK_LABELS = (r"abweichender\s+\w+", r"bemerkungen?", r"positionsdaten", r"zahlungsbedingungen",
+                      r"payment\s+(?:details|terms|information)", r"details", r"notes?", r"description",
+                      r"conditions\s+de\s+paiement", r"bank\w*", r"steuerbevollmachtigter.*",
+                      r"contact", r"kontakt", r"project", r"projekt", r"projet", r"references?",
+                      r"referenz", r"vat\s+reg\.?\s*no\.?", r"company\s+no\.?")
+
+
+# Legal forms that mark a company name, case-insensitive
+LEGAL_CI = (r"gmbh(?:\s*&\s*co\.?\s*(?:kg(?:aa)?|ohg)?)?", r"mbh", r"ltd\.?", r"limited", r"llc", r"l\.l\.c\.",
+            r"inc\.?",
+            r"incorporated", r"corp\.?", r"corporation", r"plc", r"llp", r"sarl", r"s\.a\.r\.l\.", r"sasu?", r"eurl",
+            r"s\.a\.s\.", r"s\.a\.", r"s\.p\.a\.", r"s\.r\.l\.", r"b\.v\.", r"n\.v\.", r"pty\.?\s+ltd\.?", r"gbr",
+            r"e\.\s?v\.", r"a\.\s?g\.", r"ohg", r"kgaa", r"ug(?:\s*\(haftungsbeschr[aä]nkt\))?")
+# Case-sensitive short forms; "AB"/"AS"/"Oy" are left out: in running text they are more often not companies.
+LEGAL_CS = (r"AG", r"KG", r"SA", r"SE", r"BV", r"NV", r"A/S", r"ApS", r"SpA", r"Srl", r"S\.L\.", r"Co\.",
+            r"GmbH & Co\.? KG")
+
+
+# Words that name the document itself (titles: 'Rechnung Nr.', 'INVOICE', 'Quittung')
+DOC_WORDS = r"(?:\w*rechnung|invoice|facture|gutschrift|credit\s+note|avoir|rechnungskorrektur|bill|quittung|receipt)"
+
+
+CURRENCY_LABELS = (Label(r"(?:rechnungs)?wahrung|currency|devise|monnaie|betrage\s+in|amounts?\s+in|"
+                         r"montants?\s+en|all\s+amounts\s+(?:are\s+)?in|payment\s+currency|invoice\s+currency",
+                         3, False),)

@@ -1,0 +1,206 @@
+"""Vendor and customer: address blocks under party labels, sender lines, the letterhead, the first line."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from .labels import (BUYER_LABELS, DELIVERY_LABELS, DOC_WORDS, LEGAL_CI, OTHER_BLOCK_LABELS, RELAXED_LABELS,
+                     SELLER_LABELS)
+from .layout import Doc, Line, Seg
+from .lookup import cell_below
+from .names import (ADDRESS_HINT_RE, KV_RE, LEGAL_RE, NAME_KV_RE, clean_name, company_names, find_address,
+                    fold_name, looks_like_name)
+from .text import fold
+
+
+@dataclass
+class Party:
+    name: str | None = None
+    address: str | None = None
+    lines: list[tuple[int, Seg]] = field(default_factory=list)
+
+
+def _block_label_re(alts: Iterable[str]) -> re.Pattern[str]:
+    """A label that *is* its cell ("Bill to", "Verkäufer:"), optionally followed by ': value'."""
+    return re.compile(r"^[^\w]*(?:" + "|".join(alts) + r")\s*(?:(?:[:\-–—])\s*(?P<rest>.*))?$")
+
+
+def _relaxed_label_re(alts: Iterable[str]) -> re.Pattern[str]:
+    """Label opening a cell with other text after it ("BILL TO SHIP TO" when OCR merged columns); the block is
+    then read below. Only unmistakable labels: short or common ones ("To", "Client") start ordinary sentences."""
+    return re.compile(r"^[^\w]*(?:" + "|".join(alts) + r")\s+(?P<after>(?!(?i:" + "|".join(LEGAL_CI) + r")\b)\S.*)$")
+
+
+SELLER_RE = _block_label_re(SELLER_LABELS)
+BUYER_RE = _block_label_re(BUYER_LABELS)
+DELIVERY_RE = _block_label_re(DELIVERY_LABELS)
+_OTHER_BLOCK_RE = _block_label_re(OTHER_BLOCK_LABELS)
+_RELAXED = {rx.pattern: _relaxed_label_re(RELAXED_LABELS[kind])
+            for rx, kind in ((SELLER_RE, "seller"), (BUYER_RE, "buyer"), (DELIVERY_RE, "delivery"))}
+
+
+def _block(doc: Doc, line_idx: int, seg: Seg, rest: str | None, max_lines: int = 8) -> list[tuple[int, Seg]]:
+    """Cells that belong to the address block under a label: same column, until another block label."""
+    out: list[tuple[int, Seg]] = []
+    if rest and rest.strip():
+        out.append((line_idx, Seg(line_idx, seg.end - len(rest), rest.strip())))
+    misses = 0
+    for ln in doc.nonempty(line_idx + 1):
+        if ln.page != doc.lines[line_idx].page:
+            break
+        cell = cell_below(ln, seg.col, seg.end, slack=12)
+        if cell is None:
+            misses += 1
+            if misses > 2:
+                break
+            continue
+        f = fold(cell.text)
+        if SELLER_RE.match(f) or BUYER_RE.match(f) or DELIVERY_RE.match(f) or _OTHER_BLOCK_RE.match(f):
+            break
+        if cell.text.rstrip().endswith(":"):  # "Name:" with its value in the next cell
+            nxt = [s for s in ln.segs if s.col > cell.col]
+            if nxt:
+                cell = Seg(ln.idx, cell.col, cell.text + " " + nxt[0].text)
+        out.append((ln.idx, cell))
+        if len(out) >= max_lines:
+            break
+    return out
+
+
+def _party_from_block(doc: Doc, cells: list[tuple[int, Seg]], prefer_company: bool, inline: bool = False) -> Party:
+    """Name = a 'Name:' cell, else the first name-like cell (a company one line below a person wins for buyers).
+    ``inline``: the label had its value beside it ('To: ...'), so only that first cell may be the name."""
+    party = Party(lines=cells)
+    texts = [c.text for _, c in cells]
+    if inline:
+        first = clean_name(texts[0]) if texts else ""
+        if looks_like_name(first):
+            party.name = first
+            party.address = find_address(texts[1:5])
+        return party
+    name_i: int | None = None
+    for i, t in enumerate(texts[:4]):
+        m = NAME_KV_RE.match(t)
+        if m and looks_like_name(m.group(1)):
+            party.name, name_i = m.group(1).strip(), i
+            break
+    if party.name is None:
+        for i, t in enumerate(texts):
+            t = clean_name(t)
+            kv = KV_RE.match(t)
+            if kv and not LEGAL_RE.search(kv.group(1)):
+                continue  # "Nummer: 549910", "GLN: ..."
+            if re.fullmatch(r"(?i)(?:herrn?|frau|mr|mrs|ms|m|mme|monsieur|madame|firma|attn)\.?", t.strip()):
+                continue
+            if looks_like_name(t):
+                party.name, name_i = t.strip(), i
+                break
+            if i >= 3:
+                break
+        if (prefer_company and party.name and name_i is not None and not LEGAL_RE.search(party.name)
+                and name_i + 1 < len(texts) and LEGAL_RE.search(texts[name_i + 1])
+                and looks_like_name(texts[name_i + 1])):
+            party.name, name_i = texts[name_i + 1].strip(), name_i + 1
+    if party.name is not None and name_i is not None:
+        party.name = clean_name(party.name)
+        party.address = find_address(texts[name_i + 1:name_i + 5])
+    return party
+
+
+def labelled_party(doc: Doc, label_re: re.Pattern[str], prefer_company: bool,
+                   strictness: tuple[bool, ...] = (True, False)) -> Party | None:
+    """Party under a block label; labels that are the whole cell first, then labels with text after them."""
+    relaxed = _RELAXED[label_re.pattern]
+    for strict in strictness:
+        for ln in doc.head_tail():
+            for seg in ln.segs:
+                m = (label_re if strict else relaxed).match(seg.folded)
+                if not m:
+                    continue
+                rest = seg.text[m.start("rest"):] if strict and m.group("rest") else None
+                cells = _block(doc, ln.idx, seg, rest)
+                party = _party_from_block(doc, cells, prefer_company, inline=bool(rest and rest.strip()))
+                if party.name:
+                    return party
+    return None
+
+
+_BULLET_RE = re.compile(r"[●•·|∙▪]")
+_BANK_RE = re.compile(r"(?i)bank|sparkasse|iban|bic\b|swift|raiffeisen|credit agricole|caisse")
+
+
+def bullet_senders(doc: Doc) -> list[tuple[Line, str]]:
+    """Lines like 'Firma GmbH · Straße 1 · 12345 Ort' (envelope sender line, letter footer): (line, first part).
+
+    Both name the issuer first; a first part that is a bank or an address is no name and is skipped.
+    """
+    out = []
+    for ln in doc.head_tail():
+        if len(_BULLET_RE.findall(ln.text)) < 2 or not re.search(r"\b\d{4,5}\b", ln.text):
+            continue
+        first = next((s for s in ln.segs if not _BULLET_RE.fullmatch(s.text)), None)
+        if first is None:
+            continue
+        sender = _BULLET_RE.split(first.text)[0].strip()
+        if looks_like_name(sender) and not _BANK_RE.search(sender) and not ADDRESS_HINT_RE.search(sender):
+            out.append((ln, sender))
+    return out
+
+
+def envelope_recipient(doc: Doc, senders: list[tuple[Line, str]]) -> str | None:
+    """The name right under a sender line near the top of page 1 (window envelope): the customer."""
+    top = [ln.idx for ln in doc.nonempty() if ln.page == 0][:30]
+    for ln, _ in senders:
+        if ln.idx not in top:
+            continue
+        for below in doc.nonempty(ln.idx + 1, ln.idx + 4):
+            cell = cell_below(below, ln.segs[0].col, ln.segs[0].col + 20, slack=4)
+            if cell and looks_like_name(cell.text):
+                return cell.text.strip()
+    return None
+
+
+def letterhead_vendor(doc: Doc, exclude: set[tuple[int, int]], customer: str | None) -> str | None:
+    """The issuer's company name: earliest legal-form name outside the buyer block, whole cells first."""
+    best: tuple[float, str] | None = None
+    first_page = [ln for ln in doc.nonempty() if ln.page == 0]
+    top = {ln.idx for ln in first_page[:12]}
+    cust = fold_name(customer) if customer else None
+    prev: Line | None = None
+    for rank, ln in enumerate(doc.head_tail(head=1)):
+        for seg in ln.segs:
+            if (ln.idx, seg.col) in exclude:
+                continue
+            text = seg.text
+            if not LEGAL_RE.search(text):
+                continue
+            above = cell_below(prev, seg.col, seg.end, slack=4) if prev is not None else None
+            if LEGAL_RE.fullmatch(text.strip()) and above is not None and looks_like_name(above.text):
+                text = above.text + " " + text  # "Northwind Creative" / "Ltd" on two lines
+            for name, whole in company_names(text):
+                fn = fold_name(name)
+                if cust and (fn in cust or cust in fn) or _BANK_RE.search(name):
+                    continue
+                score = ((3 if whole else 0) + (2 if ln.idx in top else 0) - rank * 0.01
+                         - (3 if _BANK_RE.search(ln.text) else 0))
+                if best is None or score > best[0]:
+                    best = (score, name)
+        prev = ln
+    return best[1] if best else None
+
+
+def top_line_name(doc: Doc, exclude: set[tuple[int, int]]) -> str | None:
+    """Last resort for the issuer: a short capitalised cell among the first lines that is no title or label."""
+    for ln in list(doc.nonempty())[:3]:
+        for seg in ln.segs:
+            if re.match(rf"\W*{DOC_WORDS}\b", seg.folded):
+                continue  # "FACTURE D'ACOMPTE" is a title
+            t = re.sub(rf"(?i)\s+{DOC_WORDS}\s*$", "", seg.text).strip()  # "Jordan Ellis Photography INVOICE"
+            f = fold(t)
+            if (ln.idx, seg.col) in exclude or re.search(rf"\b{DOC_WORDS}\b", f) or ":" in t or re.search(r"\d", t):
+                continue
+            if looks_like_name(t) and len(t.split()) <= 5 and t[:1].isupper():
+                return t
+    return None

@@ -1,0 +1,127 @@
+"""The receipt schema: merchant, date, tax, total, currency and the till rows."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+
+from .amount_labels import classify_receipt_label
+from .layout import Doc, Line
+from .names import ADDRESS_HINT_RE, CONTACT_RE, company_names
+from .numbers import about_equal, find_amounts, format_money, format_qty, to_decimal
+from .text import blank_spans, fold
+from .totals import amount_candidates, document_currency, pick_totals
+
+
+# Lines at the top of a receipt that are not the merchant's name
+_RECEIPT_SKIP_RE = re.compile(r"\b(?:kassenbon|quittung|beleg|receipt|rechnung|invoice|ticket|welcome|willkommen|"
+                              r"bienvenue|merci|thank|danke|kasse|bon|tel|fax)\b|^\W*$|^\d|www\.|@")
+_RECEIPT_STOP_RE = re.compile(r"\b(?:bar|cash|ruckgeld|change|gegeben|rendu|karte|card|visa|mastercard|girocard|ec\b|"
+                              r"mwst|ust|tax|vat|tva|netto|brutto|steuer|summe|total|gesamt|zu zahlen|betrag|"
+                              r"payment|zahlung|tse|signatur|transaktion|terminal|espece|especes|visa|cb|subtotal|"
+                              r"zwischensumme)\b")
+
+
+def extract_receipt(doc: Doc) -> dict[str, Any]:
+    """Merchant = a company name in the first lines, else the first line that is no greeting or receipt title;
+    totals as for invoices but with till labels (SUMME, TOTAL TTC, Zu zahlen; cash handed over ranks last)."""
+    out: dict[str, Any] = {}
+    lines = list(doc.nonempty())
+    head = lines[:8]
+    names = [(ln, n) for ln in head for s in ln.segs for n, _ in company_names(s.text)]
+    merchant_line: Line | None = None
+    if names:
+        merchant_line, out["merchant_name"] = names[0][0], names[0][1]
+    else:
+        for ln in head:
+            t = ln.flat.strip()
+            if not _RECEIPT_SKIP_RE.search(fold(t)) and len(re.findall(r"[^\W\d_]", t)) >= 3 and not doc.dates(ln):
+                merchant_line, out["merchant_name"] = ln, t
+                break
+    if merchant_line is not None:
+        addr = []
+        for ln in doc.nonempty(merchant_line.idx + 1, merchant_line.idx + 5):
+            t = ln.flat.strip()
+            if ADDRESS_HINT_RE.search(t) and not CONTACT_RE.search(t) and not doc.dates(ln):
+                addr.append(t)
+            elif addr:
+                break
+        if addr:
+            out["merchant_address"] = ", ".join(addr[:3])
+    first_date = next((h.value for ln in lines for h in doc.dates(ln)), None)
+    if first_date:
+        out["date"] = first_date.isoformat()
+    picked = pick_totals(amount_candidates(doc, classify=classify_receipt_label), doc.money_values())
+    for name in ("tax", "total"):
+        if name in picked:
+            out[name] = format_money(picked[name].value)
+    total_line = picked["total"].line if "total" in picked else None
+    currency = document_currency(doc, total_line)
+    if currency:
+        out["currency"] = currency
+    start = merchant_line.idx + 1 if merchant_line is not None else 0
+    out["items"] = _receipt_items(doc, start, total_line)
+    return out
+
+
+_QTY_X_RE = re.compile(r"(?<![\w.,])(\d+(?:[.,]\d+)?)\s*(?:stk\.?|st\.?|pcs?\.?|kg)?\s*(?:x|\*|×|@)\s*"
+                       r"(?:[€$£]\s?)?(\d+[.,]\d{2,3})(?!\d)", re.I)
+_LEAD_QTY_RE = re.compile(r"^\s*(\d{1,3})\s*[x×]?\s+(?=[^\W\d_])")  # "2 Latte 12oz  @4.75  9.50"
+_AT_PRICE_RE = re.compile(r"@\s*(?:[€$£]\s?)?(\d+[.,]\d{2})")
+
+
+def _receipt_items(doc: Doc, start: int, stop: int | None) -> list[dict[str, str]]:
+    """Receipt rows up to the totals: 'Name ... 1,29 A', with a quantity part '3 x 0,85' on the same line,
+    on its own line after the item (REWE) or before it, or with the price under the name (bakery tills)."""
+    items: list[dict[str, str]] = []
+    pending_name: str | None = None
+    pending_qty: tuple[Decimal, Decimal] | None = None
+
+    def dec(text: str) -> Decimal:
+        return (to_decimal(text, doc.decimal) or (Decimal(0), 0))[0]
+
+    def with_qty(item: dict[str, str], q: Decimal, u: Decimal) -> bool:
+        if "quantity" not in item and about_equal(q * u, Decimal(item["amount"])):
+            item.update(quantity=format_qty(q), unit_price=str(u))
+            return True
+        return False
+
+    for ln in doc.nonempty(start, stop):
+        flat = ln.flat
+        if _RECEIPT_STOP_RE.search(fold(flat)) or doc.dates(ln):
+            if items:
+                break
+            pending_name = None
+            continue
+        qx = _QTY_X_RE.search(flat) or None
+        qty = (dec(qx.group(1)), dec(qx.group(2))) if qx else None
+        rest = flat[:qx.start()] + " " + flat[qx.end():] if qx else flat
+        money = [a for a in find_amounts(rest, doc.decimal, spaced=False) if a.is_money]
+        desc = blank_spans(rest, ((a.start, a.end) for a in money))
+        desc = re.sub(r"\s+[A-D]\s*$", "", desc)           # VAT class letter
+        desc = re.sub(r"\s+", " ", desc).strip(" *:-@")
+        lead = _LEAD_QTY_RE.match(desc)
+        at = _AT_PRICE_RE.search(flat)
+        has_desc = len(re.findall(r"[^\W\d_]", desc)) >= 3
+        if not money:
+            if qty and items and with_qty(items[-1], *qty):
+                continue                                     # quantity line after its item
+            if qty:
+                pending_qty = qty
+            elif has_desc:
+                pending_name = desc
+            continue
+        amount = money[-1].value
+        if not has_desc and pending_name is None:
+            continue
+        item = {"description": desc if has_desc else pending_name or "", "amount": format_money(amount)}
+        if lead and has_desc and at:
+            item["description"] = desc[lead.end():].strip()
+            with_qty(item, Decimal(lead.group(1)), dec(at.group(1)))
+        for cand in (qty, pending_qty):
+            if cand and with_qty(item, *cand):
+                break
+        pending_name, pending_qty = None, None
+        items.append(item)
+    return items

@@ -1,0 +1,121 @@
+"""Subtotal, tax and total: amounts filed under their labels, the consistent triple chosen; their currency."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Callable, Iterable
+
+from .amount_labels import classify_amount_label, norm_label
+from .dates import blank_dates
+from .labels import CURRENCY_LABELS
+from .layout import Doc, Line
+from .lookup import label_hits, values_after
+from .numbers import CURRENCY_CODES, CURRENCY_SYMBOLS, Amount, currency_counts
+from .text import fold
+
+
+_RATE_RE = re.compile(r"%|\b(?:von|of|sur|auf)\b")
+
+
+@dataclass
+class Cand:
+    value: Decimal
+    score: float
+    line: int
+    currency: str | None
+
+
+def amount_candidates(doc: Doc, lines: Iterable[Line] | None = None,
+                      classify: Callable[[str], tuple[str, int] | None] = classify_amount_label
+                      ) -> dict[str, list[Cand]]:
+    """Split each line into (label, amounts) groups and file each group's amounts under the label's field."""
+    cands: dict[str, list[Cand]] = {"total": [], "subtotal": [], "tax": []}
+    for ln in lines if lines is not None else doc.nonempty():
+        amounts = doc.amounts(ln)
+        if not amounts:
+            continue
+        text = blank_dates(ln.text, doc.dates(ln))
+        groups: list[tuple[str, bool, list[Amount]]] = []
+        pos = 0
+        for a in amounts + [None]:  # type: ignore[list-item]
+            piece = text[pos:a.start if a else len(text)]
+            label = norm_label(piece)
+            if label:
+                groups.append((label, bool(_RATE_RE.search(fold(piece))), []))
+            elif groups and _RATE_RE.search(fold(piece)):
+                groups[-1] = (groups[-1][0], True, groups[-1][2])
+            if a is None:
+                break
+            if groups:
+                groups[-1][2].append(a)
+            pos = a.end
+        for label, has_rate, amts in groups:
+            money = [a for a in amts if a.is_money]
+            cls = classify(label) if money else None
+            if cls is None:
+                continue
+            fname, score = cls
+            pref = len(money) - 1 if (fname == "tax" and has_rate and len(money) > 1) else 0
+            for i, a in enumerate(money):
+                cands[fname].append(Cand(a.value, score - (0 if i == pref else 1.5), ln.idx, a.currency))
+    return cands
+
+
+def pick_totals(cands: dict[str, list[Cand]], printed: set[Decimal]) -> dict[str, Cand]:
+    """Choose subtotal, tax, total: the best-scored triple with subtotal + tax == total, else the best of each,
+    then fill one missing value from the other two when that value is printed somewhere."""
+    def top(name: str) -> list[Cand]:
+        # best score first; among equals the later line (summary blocks sit at the end)
+        return sorted(cands[name], key=lambda c: (-c.score, -c.line))[:8]
+
+    subs, taxes, totals = top("subtotal"), top("tax"), top("total")
+    tax_lines = {c.line: c for c in cands["tax"] if c.score >= 3}
+    if len(tax_lines) > 1:  # several VAT rates: their sum may be the tax total
+        rows = list(tax_lines.values())
+        total_tax = sum((c.value for c in rows), Decimal(0))
+        taxes.append(Cand(total_tax, min(c.score for c in rows) - 1, rows[-1].line, None))
+    best: tuple[float, dict[str, Cand]] | None = None
+    for s in subs:
+        for t in taxes:
+            for T in totals:
+                if abs(s.value + t.value - T.value) <= Decimal("0.011") and T.value != 0:
+                    score = s.score + t.score + T.score
+                    if best is None or score > best[0]:
+                        best = (score, {"subtotal": s, "tax": t, "total": T})
+    if best:
+        return best[1]
+    out = {name: lst[0] for name, lst in (("subtotal", subs), ("tax", taxes), ("total", totals)) if lst}
+    s, t, T = out.get("subtotal"), out.get("tax"), out.get("total")
+    if s and T and not t and abs(T.value - s.value) in printed | {Decimal(0)}:
+        out["tax"] = Cand(T.value - s.value, 0, T.line, None)
+    elif s and t and not T and abs(s.value + t.value) in printed:
+        out["total"] = Cand(s.value + t.value, 0, t.line, None)
+    elif t and T and not s and abs(T.value - t.value) in printed:
+        out["subtotal"] = Cand(T.value - t.value, 0, T.line, None)
+    elif s and t and T and abs(s.value + t.value - T.value) > Decimal("0.011"):
+        # inconsistent and no triple fits: keep total, derive tax when it is printed, drop what contradicts
+        diff = T.value - s.value
+        if abs(diff) in printed and any(abs(c.value - diff) <= Decimal("0.011") for c in cands["tax"]):
+            out["tax"] = Cand(diff, 0, T.line, None)
+    return out
+
+
+def document_currency(doc: Doc, total_line: int | None) -> str | None:
+    """Currency label > marks on the total's line > most frequent code/symbol in the document."""
+    for hit in label_hits(doc, CURRENCY_LABELS):
+        for _, text in values_after(doc, hit, below=1):
+            m = re.match(rf"\s*(?:[:=]\s*)?({'|'.join(CURRENCY_CODES)})\b", text)
+            if m:
+                return m.group(1)
+            m = re.match(r"\s*(?:[:=]\s*)?([€£$¥₹])", text)
+            if m:
+                return CURRENCY_SYMBOLS[m.group(1)]
+            break
+    if total_line is not None:
+        c = currency_counts(doc.lines[total_line].text)
+        if c:
+            return c.most_common(1)[0][0]
+    c = currency_counts(doc.text)
+    return c.most_common(1)[0][0] if c else None
