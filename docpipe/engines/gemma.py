@@ -1,0 +1,591 @@
+"""The in-process Gemma 4 engine: page images (and their text layer) -> schema-valid JSON and summaries.
+
+How a run flows, and why:
+- A background thread opens documents, renders each page at its native aspect ratio with exactly the pixels the
+  image-token budget uses, turns it into pixel tensors and groups a document's pages into contexts that fit the
+  model's window. It holds at most ``max_pages_in_memory`` pages (a semaphore), so a 2,000-page PDF or a folder of
+  100k files never piles up in RAM, and the GPU is fed while the CPU rasterizes the next pages.
+- The main thread batches requests across documents (sorted by length, left-padded), one ``generate()`` per batch,
+  greedy, with xgrammar constraining each JSON row to the schema (``gemma_decoding``). Thinking, when on, happens in
+  the same call: the thought channel is free text, the grammar starts when it closes.
+- A document that fits one context is answered in one request. A longer one is map-reduced: one request per page
+  group, then the group answers are merged in Python (lists concatenated, scalars first non-null, totals from the
+  last group that has them) and the group summaries summarised again in a text-only request.
+- Answers are parsed and validated with the schema's pydantic model; an invalid one gets one repair request (its
+  own answer plus the problem). What still fails is handed on as ``invalid`` with the raw text and the errors.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import DocpipeError, EngineUnavailable, InputError
+from ..models import EngineOutput, ErrorItem, PageInfo, Status
+from ..rasterize import open_document
+from ..schemas import SchemaInfo
+from . import DocJob, Engine, EngineOptions
+from .gemma_models import ModelChoice, canonical, choose_model
+from .prompting import (SUMMARY_INSTRUCTIONS, SYSTEM_PROMPT, extraction_instructions, parse_json_object,
+                        render_spec_for_tokens, repair_instructions, split_thinking)
+
+#: defaults for ``EngineOptions.extra`` keys (all optional)
+DEFAULTS: dict[str, Any] = {
+    "batch_size": None,  # requests per generate(); None: 4 on CPU, 16 on GPU
+    "max_new_tokens": 2048,  # answer budget of one extraction request
+    "thinking_tokens": 1024,  # thought budget when --thinking
+    "summary_tokens": 384,
+    "summary_words": 200,
+    "max_pages_in_memory": None,  # None: 2 x batch_size + 8
+    "max_context_tokens": None,  # None: the model's window
+    "page_text": True,  # give the text layer beside the image when the layer is usable
+    "page_text_chars": 4000,
+    "grammar": True,  # constrained JSON (off only for throughput measurements)
+    "repair": True,
+    "min_new_tokens": 0,  # fixed output length for benchmarks (with grammar off)
+    "static_cache": False,  # cache_implementation="static" (compiles the decode step on CUDA)
+    "vision_chunk": 16,  # pages per vision-tower call inside a batch (bounds prefill memory)
+    "batch_wait_s": 1.0,
+    "moe_grouped": True,  # docpipe's grouped-GEMM experts forward on CUDA (gemma_moe)  # how long a partial batch waits for the rasterizing thread before it runs
+}
+_STOP = object()
+#: JSON object of DEFAULTS keys, for tuning without flags, e.g. DOCPIPE_GEMMA='{"batch_size": 32}'
+SETTINGS_ENV = "DOCPIPE_GEMMA"
+
+
+def engine_settings(extra: dict[str, Any]) -> dict[str, Any]:
+    """DEFAULTS, overridden by the DOCPIPE_GEMMA environment variable, overridden by EngineOptions.extra."""
+    env = os.environ.get(SETTINGS_ENV, "").strip()
+    try:
+        from_env = json.loads(env) if env else {}
+    except json.JSONDecodeError as e:
+        raise EngineUnavailable(f"{SETTINGS_ENV} is not a JSON object: {e.msg}") from e
+    unknown = set(from_env) - set(DEFAULTS)
+    if not isinstance(from_env, dict) or unknown:
+        raise EngineUnavailable(f"{SETTINGS_ENV} has unknown keys {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    return {**DEFAULTS, **from_env, **{k: v for k, v in extra.items() if k in DEFAULTS and v is not None}}
+
+
+@dataclass(eq=False)
+class _Doc:
+    """A document in flight: its pages, group answers and summaries until every request is back."""
+
+    job: DocJob
+    t0: float
+    pages: list[PageInfo] = field(default_factory=list)
+    n_groups: int | None = None
+    data: dict[int, dict[str, Any] | None] = field(default_factory=dict)
+    raw: dict[int, str] = field(default_factory=dict)
+    thoughts: dict[int, str] = field(default_factory=dict)
+    summaries: dict[int, str] = field(default_factory=dict)
+    summary: str | None = None
+    reduce_asked: bool = False
+    done: bool = False
+    errors: list[ErrorItem] = field(default_factory=list)
+    open_requests: int = 0
+    repairs: int = 0
+    gpu_s: float = 0.0
+    render_ms: float = 0.0
+
+
+@dataclass(eq=False)
+class _Group:
+    doc: _Doc
+    index: int
+    pages: list[Any]  # PagePixels
+    texts: list[str]
+    open: int = 0  # requests of this group not answered yet; its pages are freed at 0
+
+
+@dataclass(eq=False)
+class _Request:
+    kind: str  # "extract" | "summary" | "reduce"
+    doc: _Doc
+    group: _Group | None
+    ids: list[int]
+    images: list[Any]
+    mode: str
+    max_new: int
+    think_budget: int = 0
+    repaired: bool = False
+    seq: int = 0
+
+
+class GemmaEngine(Engine):
+    """Gemma 4 through transformers, in this process (see the module doc)."""
+
+    kind = "gemma"
+
+    def __init__(self, options: EngineOptions) -> None:
+        super().__init__(options)
+        self.cfg = engine_settings(options.extra)
+        self._choice: ModelChoice | None = None
+        self._device = ""
+        self.model: Any = None
+        self.processor: Any = None
+        self._seq = itertools.count()
+
+    # -- availability and loading --------------------------------------------------------------------------------
+    @classmethod
+    def unavailable_reason(cls, options: EngineOptions) -> str | None:
+        choice, _, why = choose_model(options.model)
+        return None if choice else why
+
+    @property
+    def model_name(self) -> str | None:
+        if self._choice is not None:
+            return self._choice.name
+        if self.model is not None:
+            return self.options.model or "gemma-4"
+        choice, _, _ = choose_model(self.options.model)
+        return choice.name if choice else (canonical(self.options.model) if self.options.model else None)
+
+    @classmethod
+    def from_loaded(cls, model: Any, processor: Any, options: EngineOptions) -> GemmaEngine:
+        """An engine around a model and processor already in memory (benchmarks build random-weight models)."""
+        eng = cls(options)
+        eng.model, eng.processor = model, processor
+        eng._device = model.device.type
+        eng._setup()
+        return eng
+
+    def _load(self) -> None:
+        if self.model is not None:
+            return
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        choice, device, why = choose_model(self.options.model)
+        if choice is None:
+            raise EngineUnavailable(f"engine 'gemma' cannot run: {why}")
+        self._choice, self._device = choice, device
+        small = choice.weight_bytes < 2 * 2**30
+        dtype = torch.bfloat16 if device == "cuda" or not small else torch.float32
+        kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": "sdpa", "local_files_only": True}
+        if device == "cuda":
+            kwargs["device_map"] = "auto"
+        self.model = AutoModelForImageTextToText.from_pretrained(choice.folder, **kwargs).eval()
+        self.processor = AutoProcessor.from_pretrained(choice.folder, local_files_only=True, padding_side="left")
+        self._setup()
+
+    def _setup(self) -> None:
+        import torch
+
+        from .gemma_decoding import Grammars
+        from .gemma_inputs import PromptBuilder
+
+        cfg = self.model.config
+        text_cfg = cfg.get_text_config()
+        gen = self.model.generation_config
+        stops = gen.eos_token_id if isinstance(gen.eos_token_id, list) else [gen.eos_token_id]
+        tok = self.processor.tokenizer
+        turn_end = tok.convert_tokens_to_ids("<turn|>")
+        self.stops = sorted({s for s in [*stops, turn_end, tok.eos_token_id] if s is not None})
+        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else gen.pad_token_id
+        self.prompts = PromptBuilder(self.processor)
+        self.grammars = Grammars(tok, text_cfg.vocab_size, self.stops)
+        self.window = int(self.cfg["max_context_tokens"] or text_cfg.max_position_embeddings)
+        self.dtype = next(self.model.parameters()).dtype
+        self.input_device = self.model.get_input_embeddings().weight.device
+        bs = self.cfg["batch_size"] or (16 if self._device == "cuda" else 4)
+        self.batch_size = max(1, int(bs))
+        self.max_pages = int(self.cfg["max_pages_in_memory"] or 2 * self.batch_size + 8)
+        self.stats: dict[str, float] = {"prefill_tokens": 0, "new_tokens": 0, "generate_s": 0.0, "batches": 0,
+                                        "rows": 0, "peak_batch": 0}
+        if self._device == "cuda" and self.cfg["vision_chunk"]:
+            _chunk_vision(self.model, int(self.cfg["vision_chunk"]))
+        if self._device == "cuda" and self.cfg["moe_grouped"]:
+            from .gemma_moe import install
+
+            install(self.model)
+        torch.set_grad_enabled(False)
+
+    def close(self) -> None:
+        self.model = None
+        self.processor = None
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:
+            pass
+
+    # -- the run -------------------------------------------------------------------------------------------------
+    def run(self, jobs: Iterable[DocJob], schema: SchemaInfo) -> Iterator[EngineOutput]:
+        from .gemma_decoding import bounded_schema
+
+        self._load()
+        self.schema = schema
+        self.grammar = self.grammars.compile(bounded_schema(schema.json_schema)) if self.cfg["grammar"] else None
+        budget = self._group_budget(schema)
+        q: queue.Queue[Any] = queue.Queue()
+        slots = threading.Semaphore(self.max_pages)
+        stop = threading.Event()
+        producer = threading.Thread(target=self._produce, args=(iter(jobs), q, slots, stop, budget),
+                                    name="gemma-rasterize", daemon=True)
+        producer.start()
+        pending: list[_Request] = []
+        try:
+            finished = False
+            wait_s = float(self.cfg["batch_wait_s"])
+            while not finished or pending:
+                deadline = time.perf_counter() + wait_s
+                while True:
+                    # block when idle; wait up to batch_wait_s for a fuller batch; else take what is there
+                    if not pending:
+                        timeout: float | None = None
+                    elif len(pending) < self.batch_size and not finished:
+                        timeout = max(0.0, deadline - time.perf_counter())
+                    else:
+                        timeout = 0.0
+                    try:
+                        item = q.get(block=timeout != 0.0, timeout=timeout)
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        finished = True
+                        break
+                    if isinstance(item, BaseException):
+                        raise item
+                    kind, doc, payload = item
+                    if kind == "group":
+                        pending += self._group_requests(payload)
+                    elif kind == "end":
+                        doc.n_groups = payload
+                        more, outs = self._after(doc)
+                        pending += more
+                        yield from outs
+                    elif kind == "failed":
+                        yield self._output(doc, *payload)
+                if not pending:
+                    continue
+                batch = self._pick(pending)
+                for req in batch:
+                    pending.remove(req)
+                for req, text in self._generate(batch):
+                    pending += self._handle(req, text, slots)
+                    more, outs = self._after(req.doc)
+                    pending += more
+                    yield from outs
+        finally:
+            stop.set()
+            producer.join(timeout=5)
+
+    # -- producer: documents -> page groups ----------------------------------------------------------------------
+    def _group_budget(self, schema: SchemaInfo) -> int:
+        """Prompt tokens left for pages in one context: window - instructions - answer (and thought) budget."""
+        base = self.prompts.encode(self._messages(schema, 0, []), [], [], self.options.thinking)
+        out = int(self.cfg["max_new_tokens"]) + (int(self.cfg["thinking_tokens"]) if self.options.thinking else 0)
+        return self.window - len(base) - out - 64
+
+    def _produce(self, jobs: Iterator[DocJob], q: queue.Queue[Any], slots: threading.Semaphore,
+                 stop: threading.Event, budget: int) -> None:
+        spec = render_spec_for_tokens(self.options.image_tokens)
+        per_group = max(1, self.max_pages // 2)
+        try:
+            for job in jobs:
+                if stop.is_set():
+                    return
+                doc = _Doc(job, time.perf_counter())
+                n = 0
+                try:
+                    with open_document(job.source, password=job.password, max_pages=job.max_pages) as d:
+                        cur: list[Any] = []
+                        texts: list[str] = []
+                        used = 0
+                        for page in d.pages():
+                            while not slots.acquire(timeout=0.2):
+                                if stop.is_set():
+                                    return
+                            img = page.render(spec)
+                            px = self.prompts.pixels(img, self.options.image_tokens, self.dtype)
+                            del img
+                            text = page.info.text if (self.cfg["page_text"] and page.text_usable) else ""
+                            text = text.strip()[: int(self.cfg["page_text_chars"])]
+                            cost = px.n_tokens + 8 + (self.prompts.count(text) + 12 if text else 0)
+                            if cur and (used + cost > budget or len(cur) >= per_group):
+                                q.put(("group", doc, _Group(doc, n, cur, texts)))
+                                n, cur, texts, used = n + 1, [], [], 0
+                            doc.pages.append(page.info)
+                            cur.append(px)
+                            texts.append(text)
+                            used += cost
+                        if cur:
+                            q.put(("group", doc, _Group(doc, n, cur, texts)))
+                            n += 1
+                    doc.render_ms = sum(p.render_ms for p in doc.pages)
+                    q.put(("end", doc, n))
+                except InputError as e:
+                    q.put(("failed", doc, (Status(getattr(e, "status", "failed")), ErrorItem("rasterize", str(e)))))
+                except DocpipeError as e:
+                    q.put(("failed", doc, (Status.FAILED, ErrorItem("engine", str(e)))))
+                except MemoryError:
+                    q.put(("failed", doc, (Status.TOO_LARGE, ErrorItem("rasterize", "out of memory reading it"))))
+            q.put(_STOP)
+        except BaseException as e:  # a bug: surface it in the consumer
+            q.put(e)
+
+    # -- requests ------------------------------------------------------------------------------------------------
+    def _messages(self, schema: SchemaInfo, n_pages: int, texts: list[str], instructions: str | None = None,
+                  history: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        from .gemma_inputs import untrusted
+
+        if instructions is None:
+            marks = [untrusted(i) if t else "" for i, t in enumerate(texts)]
+            instructions = extraction_instructions(schema, marks, max(n_pages, 1))
+        content = [{"type": "image"} for _ in range(n_pages)] + [{"type": "text", "text": instructions}]
+        msgs = [{"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]},
+                {"role": "user", "content": content}]
+        return msgs + (history or [])
+
+    def _group_requests(self, g: _Group) -> list[_Request]:
+        from .gemma_decoding import FREE, JSON, THINK_JSON
+
+        reqs = []
+        think = self.options.thinking and self.grammar is not None
+        ids = self.prompts.encode(self._messages(self.schema, len(g.pages), g.texts), g.texts, g.pages, think)
+        mode = (THINK_JSON if think else JSON) if self.grammar is not None else FREE
+        budget = int(self.cfg["max_new_tokens"])
+        tb = int(self.cfg["thinking_tokens"]) if think else 0
+        reqs.append(_Request("extract", g.doc, g, ids, g.pages, mode, budget + tb, tb, seq=next(self._seq)))
+        if g.doc.job.summarize:
+            words = int(self.cfg["summary_words"])
+            text = SUMMARY_INSTRUCTIONS.format(words=words)
+            sids = self.prompts.encode(self._messages(self.schema, len(g.pages), [], text), [], g.pages)
+            reqs.append(_Request("summary", g.doc, g, sids, g.pages, FREE, int(self.cfg["summary_tokens"]),
+                                 seq=next(self._seq)))
+        g.doc.open_requests += len(reqs)
+        g.open = len(reqs)
+        return reqs
+
+    def _repair_request(self, req: _Request, answer: str, problem: str) -> _Request:
+        from .gemma_decoding import JSON
+        from .gemma_inputs import untrusted
+
+        g = req.group
+        assert g is not None
+        history = [{"role": "assistant", "content": [{"type": "text", "text": untrusted(len(g.texts))}]},
+                   {"role": "user", "content": [{"type": "text", "text": repair_instructions(
+                       untrusted(len(g.texts) + 1), problem)}]}]
+        texts = [*g.texts, answer, answer[:4000]]
+        ids = self.prompts.encode(self._messages(self.schema, len(g.pages), g.texts, history=history),
+                                  texts, g.pages)
+        return _Request("extract", req.doc, g, ids, g.pages, JSON, int(self.cfg["max_new_tokens"]), repaired=True,
+                        seq=next(self._seq))
+
+    def _pick(self, pending: list[_Request]) -> list[_Request]:
+        """The oldest request plus the ones nearest to it in length: little padding, nothing starves."""
+        oldest = min(pending, key=lambda r: r.seq)
+        others = sorted((r for r in pending if r is not oldest), key=lambda r: abs(len(r.ids) - len(oldest.ids)))
+        return [oldest, *others[: self.batch_size - 1]]
+
+    # -- generation ----------------------------------------------------------------------------------------------
+    def _generate(self, batch: list[_Request]) -> list[tuple[_Request, str]]:
+        """One padded generate() for the batch; halves the batch on GPU out-of-memory."""
+        import torch
+
+        try:
+            return self._generate_once(batch)
+        except torch.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            if len(batch) == 1:
+                req = batch[0]
+                req.doc.errors.append(ErrorItem("engine", "GPU out of memory for this document's pages"))
+                return [(req, "")]
+            half = len(batch) // 2
+            self.batch_size = max(1, half)
+            return self._generate(batch[:half]) + self._generate(batch[half:])
+
+    def _generate_once(self, batch: list[_Request]) -> list[tuple[_Request, str]]:
+        import torch
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        from .gemma_decoding import FREE, BatchProcessor, RowSpec
+        from .gemma_inputs import collate
+
+        batch.sort(key=lambda r: len(r.ids))
+        inputs = collate([(r.ids, r.images) for r in batch], self.pad_id, self.prompts.image_id,
+                         self.input_device, self.dtype)
+        max_new = max(r.max_new for r in batch)
+        rows = [RowSpec(r.mode, self.grammar if r.mode != FREE else None, r.max_new, r.think_budget) for r in batch]
+        processors = LogitsProcessorList()
+        if self.grammar is not None or any(r.mode == FREE and r.max_new < max_new for r in batch):
+            processors.append(BatchProcessor(rows, self.grammars.tokens))
+        min_new = int(self.cfg["min_new_tokens"])
+        gen = GenerationConfig(max_new_tokens=max_new, min_new_tokens=min_new or None, do_sample=False,
+                               eos_token_id=None if min_new else self.stops, pad_token_id=self.pad_id,
+                               cache_implementation="static" if self.cfg["static_cache"] else None)
+        t = time.perf_counter()
+        out = self.model.generate(**inputs, generation_config=gen, logits_processor=processors)
+        if self._device == "cuda":
+            torch.cuda.synchronize()
+        dt = time.perf_counter() - t
+        width = inputs["input_ids"].shape[1]
+        new = out[:, width:].tolist()
+        results = []
+        stops = set(self.stops)
+        for r, toks in zip(batch, new):
+            cut = next((k for k, x in enumerate(toks) if x in stops), len(toks))
+            self.stats["new_tokens"] += cut
+            results.append((r, self.processor.tokenizer.decode(toks[:cut], skip_special_tokens=False)))
+            r.doc.gpu_s += dt / len(batch)
+        self.stats["prefill_tokens"] += int(inputs["attention_mask"].sum())
+        self.stats["generate_s"] += dt
+        self.stats["batches"] += 1
+        self.stats["rows"] += len(batch)
+        self.stats["peak_batch"] = max(self.stats["peak_batch"], len(batch))
+        return results
+
+    # -- answers -------------------------------------------------------------------------------------------------
+    def _handle(self, req: _Request, text: str, slots: threading.Semaphore) -> list[_Request]:
+        """Store one answer; return follow-up requests (a repair, a summary reduce)."""
+        doc, g = req.doc, req.group
+        follow: list[_Request] = []
+        if req.kind == "extract" and g is not None:
+            thought, answer = split_thinking(text)
+            if thought:
+                doc.thoughts[g.index] = thought
+            try:
+                obj = parse_json_object(answer)
+                self.schema.model.model_validate(obj)
+                doc.data[g.index] = obj
+            except Exception as e:  # ValueError from parsing, ValidationError from pydantic
+                problem = _problem(e)
+                if self.cfg["repair"] and not req.repaired and self.grammar is not None:
+                    doc.repairs += 1
+                    follow.append(self._repair_request(req, answer, problem))
+                else:
+                    try:
+                        doc.data[g.index] = parse_json_object(answer)
+                    except ValueError:
+                        doc.data[g.index] = None
+                        doc.raw[g.index] = text
+                        doc.errors.append(ErrorItem("engine", f"page group {g.index + 1}: {problem}"))
+        elif req.kind == "summary" and g is not None:
+            doc.summaries[g.index] = split_thinking(text)[1]
+        elif req.kind == "reduce":
+            doc.summary = split_thinking(text)[1] or None
+        doc.open_requests += len(follow) - 1
+        if g is not None and req.kind != "reduce":
+            g.open += len(follow) - 1
+            if g.open == 0:
+                for _ in g.pages:
+                    slots.release()
+                g.pages = []
+        return follow
+
+    def _after(self, doc: _Doc) -> tuple[list[_Request], list[EngineOutput]]:
+        """(follow-up requests, finished outputs) once a document has no request in flight."""
+        if doc.n_groups is None or doc.open_requests or doc.done:
+            return [], []
+        if doc.job.summarize and not doc.reduce_asked and len(doc.summaries) > 1:
+            return [self._reduce_summary(doc)], []
+        doc.done = True
+        return [], [self._finish(doc)]
+
+    def _reduce_summary(self, doc: _Doc) -> _Request:
+        """Map-reduce's last step for summaries: one text-only request over the group summaries."""
+        from .gemma_decoding import FREE
+        from .gemma_inputs import untrusted
+
+        parts = [doc.summaries[k] for k in sorted(doc.summaries)]
+        text = ("These are summaries of consecutive parts of one document:\n"
+                + "\n".join(f"Part {i}: {untrusted(i - 1)}" for i in range(1, len(parts) + 1))
+                + "\n" + SUMMARY_INSTRUCTIONS.format(words=int(self.cfg["summary_words"])))
+        ids = self.prompts.encode(self._messages(self.schema, 0, [], text), parts, [])
+        doc.open_requests += 1
+        doc.reduce_asked = True
+        return _Request("reduce", doc, None, ids, [], FREE, int(self.cfg["summary_tokens"]), seq=next(self._seq))
+
+    def _finish(self, doc: _Doc) -> EngineOutput:
+        n_groups = doc.n_groups or 0
+        parts = [doc.data.get(k) for k in range(n_groups)]
+        good = [p for p in parts if p is not None]
+        out = EngineOutput(source=doc.job.source, engine=self.kind, model=self.model_name, pages=doc.pages,
+                           errors=doc.errors, method="constrained-json" if self.grammar is not None else "json")
+        if doc.raw:
+            out.raw_text = "\n\n".join(doc.raw[k] for k in sorted(doc.raw))
+        if not good:
+            out.status = Status.INVALID if doc.raw else Status.FAILED
+            if not out.errors:
+                out.errors.append(ErrorItem("engine", "no answer from the model"))
+        else:
+            out.data = merge_answers(good) if len(good) > 1 else good[0]
+        if doc.thoughts:
+            out.thinking = "\n\n".join((f"[page group {k + 1}]\n" if n_groups > 1 else "") + doc.thoughts[k]
+                                        for k in sorted(doc.thoughts))
+        if doc.job.summarize:
+            out.summary = doc.summary or (doc.summaries.get(0) if n_groups == 1 else None) or None
+        out.timings = {"render_ms": round(doc.render_ms, 2), "gpu_ms": round(doc.gpu_s * 1000, 2),
+                       "total_ms": round((time.perf_counter() - doc.t0) * 1000, 2), "page_groups": float(n_groups),
+                       "repairs": float(doc.repairs)}
+        return out
+
+    def _output(self, doc: _Doc, status: Status, err: ErrorItem) -> EngineOutput:
+        return EngineOutput(source=doc.job.source, status=status, engine=self.kind, model=self.model_name,
+                            pages=doc.pages, errors=[err])
+
+
+# -- helpers ----------------------------------------------------------------------------------------------------
+_TOTALS = ("total", "subtotal", "tax", "amount_due", "balance", "vat", "net", "gross")
+
+
+def merge_answers(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Merge answers of consecutive page groups: lists concatenated, nested objects merged, scalars first
+    non-null, except totals (read from the last group that states them: totals are printed at the end)."""
+    out: dict[str, Any] = {}
+    keys = list(dict.fromkeys(k for p in parts for k in p))
+    for k in keys:
+        vals = [p.get(k) for p in parts if p.get(k) is not None]
+        if not vals:
+            out[k] = parts[0].get(k)
+        elif all(isinstance(v, list) for v in vals):
+            out[k] = [x for v in vals for x in v]
+        elif all(isinstance(v, dict) for v in vals):
+            out[k] = merge_answers(vals)
+        elif any(t in k.lower() for t in _TOTALS):
+            out[k] = vals[-1]
+        else:
+            out[k] = vals[0]
+    return out
+
+
+def _problem(e: Exception) -> str:
+    """One line describing why an answer was refused (first pydantic errors or the JSON error)."""
+    errs = getattr(e, "errors", None)
+    if callable(errs):
+        items = errs(include_url=False)[:3]
+        return "; ".join(f"{'.'.join(str(p) for p in i.get('loc', ()))}: {i.get('msg', '')}" for i in items)
+    return str(e)
+
+
+def _chunk_vision(model: Any, chunk: int) -> None:
+    """Run the vision tower over at most ``chunk`` pages at a time inside one prefill: a batch of 32 pages at 1120
+    tokens is ~320k patches, whose activations alone overflow an 80 GB card when encoded at once."""
+    import torch
+
+    inner = model.model
+    if getattr(inner, "_docpipe_chunked", False):
+        return
+    original = inner.get_image_features
+
+    def chunked(pixel_values: Any, image_position_ids: Any = None, **kwargs: Any) -> Any:
+        if pixel_values.shape[0] <= chunk:
+            return original(pixel_values, image_position_ids, **kwargs)
+        outs = [original(pixel_values[i:i + chunk], image_position_ids[i:i + chunk], **kwargs)
+                for i in range(0, pixel_values.shape[0], chunk)]
+        first = outs[0]
+        first.pooler_output = tuple(t for o in outs for t in o.pooler_output)
+        first.last_hidden_state = torch.cat([o.last_hidden_state for o in outs])
+        return first
+
+    inner.get_image_features = chunked
+    inner._docpipe_chunked = True

@@ -1,0 +1,170 @@
+"""Constrained decoding for batched ``generate()``: xgrammar JSON per row, an optional thought channel first.
+
+Why our own logits processor rather than ``xgr.contrib.hf.LogitsProcessor``: a docpipe batch mixes rows that must
+answer in the schema's JSON, rows that first think (Gemma 4's ``<|channel>thought ...<channel|>``) and then answer
+in JSON, and free-text summary rows, each with its own token budget. One processor keeps a small state machine per
+row (open thought -> thought -> answer -> done) and an ``xgr.GrammarMatcher`` per JSON row, and fills one token
+bitmask for the whole batch (applied on the logits' device with ``xgr.apply_token_bitmask_inplace``).
+
+"Schema-valid, always" needs the answer to end inside its budget: strings and lists get caps in the grammar, and in
+the last ``WRAP_UP`` tokens of a row's budget the allowed tokens that close the JSON (quotes, brackets, ``null``)
+are favoured, so a looping model still closes its object instead of being cut off.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from typing import Any
+
+#: per-row modes
+FREE, JSON, THINK_JSON = "free", "json", "think+json"
+#: tokens before the end of a row's budget at which closing the JSON is favoured
+WRAP_UP = 48
+_OPEN, _THOUGHT, _ANSWER, _DONE = range(4)
+
+
+def bounded_schema(schema: dict[str, Any], max_string: int = 2000, max_items: int = 500) -> dict[str, Any]:
+    """The JSON Schema with caps on free strings and lists, so every grammar path has an end."""
+    out = copy.deepcopy(schema)
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            t = node.get("type")
+            if t == "string" and not ({"maxLength", "enum", "const", "format", "pattern"} & node.keys()):
+                node["maxLength"] = max_string
+            if t == "array" and "maxItems" not in node:
+                node["maxItems"] = max_items
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(out)
+    return out
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    """Token ids the processor needs, read from the tokenizer (never hard-coded)."""
+
+    stops: tuple[int, ...]  # end of answer: <eos>, <turn|>
+    channel_open: int  # <|channel>
+    channel_close: int  # <channel|>
+    control: tuple[int, ...]  # every special token: banned inside thoughts (except channel_close)
+    closers: tuple[int, ...]  # tokens made only of '"', ']', '}' or exactly 'null'
+    vocab_size: int
+
+
+class Grammars:
+    """One xgrammar compiler per tokenizer; each schema compiled once and reused for every batch."""
+
+    def __init__(self, tokenizer: Any, vocab_size: int, stops: list[int]) -> None:
+        import xgrammar as xgr
+
+        self.info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size, stop_token_ids=stops)
+        self.compiler = xgr.GrammarCompiler(self.info)
+        self._cache: dict[str, Any] = {}
+        ids = tokenizer.convert_tokens_to_ids
+        decoded = self.info.decoded_vocab
+        closers = [i for i, b in enumerate(decoded)
+                   if (b and all(c in b'"]}' for c in b)) or b == b"null"]
+        special = set(tokenizer.all_special_ids) | {i for i, t in tokenizer.added_tokens_decoder.items()
+                                                     if getattr(t, "special", False)}
+        self.tokens = TokenSet(stops=tuple(stops), channel_open=ids("<|channel>"), channel_close=ids("<channel|>"),
+                               control=tuple(sorted(i for i in special if i < vocab_size)),
+                               closers=tuple(i for i in closers if i not in special), vocab_size=vocab_size)
+
+    def compile(self, schema: dict[str, Any]) -> Any:
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self._cache:
+            self._cache[key] = self.compiler.compile_json_schema(key, any_whitespace=False, separators=(",", ":"))
+        return self._cache[key]
+
+
+@dataclass
+class RowSpec:
+    """What one batch row may produce: its mode, compiled grammar (JSON rows) and token budgets."""
+
+    mode: str
+    grammar: Any = None
+    max_new: int = 1024
+    think_budget: int = 0
+
+
+class BatchProcessor:
+    """A ``generate()`` logits processor for a batch of rows with different modes (see module doc)."""
+
+    def __init__(self, rows: list[RowSpec], tokens: TokenSet) -> None:
+        import torch
+        import xgrammar as xgr
+
+        self.rows = rows
+        self.t = tokens
+        self.matchers = [xgr.GrammarMatcher(r.grammar) if r.mode != FREE else None for r in rows]
+        self.state = [_OPEN if r.mode == THINK_JSON else (_ANSWER if r.mode == JSON else _DONE) for r in rows]
+        self.thought = [0] * len(rows)
+        self.steps = 0
+        self.prompt_len: int | None = None
+        self.bitmask = xgr.allocate_token_bitmask(len(rows), tokens.vocab_size)
+        self._control = torch.tensor([c for c in tokens.control if c != tokens.channel_close], dtype=torch.long)
+        self._free_ban = torch.tensor([c for c in tokens.control if c not in tokens.stops], dtype=torch.long)
+        self._closers = torch.tensor(tokens.closers, dtype=torch.long)
+        self.failed = [False] * len(rows)
+
+    def _advance(self, i: int, tok: int) -> None:
+        st = self.state[i]
+        if st == _OPEN:
+            self.state[i] = _THOUGHT
+        elif st == _THOUGHT:
+            if tok == self.t.channel_close:
+                self.state[i] = _ANSWER
+            else:
+                self.thought[i] += 1
+        elif st == _ANSWER:
+            m = self.matchers[i]
+            if not m.accept_token(tok):
+                self.failed[i] = True
+                self.state[i] = _DONE
+            elif m.is_terminated():
+                self.state[i] = _DONE
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+        import xgrammar as xgr
+
+        if self.prompt_len is None:
+            self.prompt_len = input_ids.shape[1]
+        else:
+            for i, tok in enumerate(input_ids[:, -1].tolist()):
+                self._advance(i, tok)
+        self.steps = input_ids.shape[1] - self.prompt_len
+        self.bitmask.fill_(-1)  # all tokens allowed unless a JSON row says otherwise
+        neg = torch.finfo(scores.dtype).min
+        for i, row in enumerate(self.rows):
+            st = self.state[i]
+            left = row.max_new - self.steps
+            if row.mode == FREE:  # plain prose: no control tokens, ends at its own budget, not the batch's
+                if left <= 1:
+                    scores[i, :] = neg
+                    scores[i, self.t.stops[-1]] = 0
+                else:
+                    scores[i, self._free_ban.to(scores.device)] = neg
+                continue
+            if st == _OPEN:
+                scores[i, :] = neg
+                scores[i, self.t.channel_open] = 0
+            elif st == _THOUGHT:
+                if self.thought[i] >= row.think_budget:
+                    scores[i, :] = neg
+                    scores[i, self.t.channel_close] = 0
+                else:
+                    scores[i, self._control.to(scores.device)] = neg
+            elif st == _ANSWER:
+                self.matchers[i].fill_next_token_bitmask(self.bitmask, i)
+                if left <= WRAP_UP:
+                    scores[i, self._closers.to(scores.device)] += 1e4
+        xgr.apply_token_bitmask_inplace(scores, self.bitmask.to(scores.device, non_blocking=True))
+        return scores

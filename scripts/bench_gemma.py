@@ -1,0 +1,352 @@
+#!/usr/bin/env python3
+"""GPU throughput of docpipe's Gemma engine with the real architecture of a checkpoint and random bf16 weights.
+
+Why random weights: no download, yet every matrix has the real shape, so time and memory are those of the real
+model (only the text it writes is nonsense). The run goes through ``GemmaEngine.run`` end to end: real PDF/image
+pages from samples/ rendered at the budget, the rasterizing thread, batching, vision tower, generate().
+
+Per configuration it runs the same pages twice, with 1 and with N new tokens a page (fixed length: grammar off,
+EOS ignored), and splits generate time into prefill and decode. It also measures the card's copy bandwidth and
+bf16 matmul rate and computes a roofline: prefill FLOPs / matmul rate + decode bytes (weights touched + KV cache
+read per step) / bandwidth. Optionally a run with the grammar on (real stopping) and a torch.profiler table.
+
+    python scripts/bench_gemma.py --model 26b-a4b --image-tokens 1120 560 --batch 32 --out /tmp/bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+
+def _checkout_schemas() -> None:
+    """Run from a plain checkout (no pip install): map schemas/ to docpipe.builtin_schemas as setup does."""
+    import importlib.util
+
+    try:
+        import docpipe.builtin_schemas  # noqa: F401
+    except ModuleNotFoundError:
+        spec = importlib.util.spec_from_file_location("docpipe.builtin_schemas", ROOT / "schemas" / "__init__.py",
+                                                      submodule_search_locations=[str(ROOT / "schemas")])
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["docpipe.builtin_schemas"] = mod
+        spec.loader.exec_module(mod)
+
+
+_ROPE = {"full_attention": {"rope_theta": 1_000_000.0, "rope_type": "proportional", "partial_rotary_factor": 0.25},
+         "sliding_attention": {"rope_theta": 10_000.0, "rope_type": "default"}}
+_SMALL_VISION = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=16, num_attention_heads=12,
+                     num_key_value_heads=12, head_dim=64, global_head_dim=64, default_output_length=280,
+                     pooling_kernel_size=3, use_clipped_linears=True)
+_LARGE_VISION = dict(hidden_size=1152, intermediate_size=4304, num_hidden_layers=27, num_attention_heads=16,
+                     num_key_value_heads=16, head_dim=72, global_head_dim=72, default_output_length=280,
+                     pooling_kernel_size=3, use_clipped_linears=False, standardize=True)
+_L6 = ["sliding_attention"] * 5 + ["full_attention"]
+#: text configs of the four checkpoints (transformers 5.5.0 convert_gemma4_weights.py _VARIANTS)
+ARCH = {
+    "e2b": (dict(hidden_size=1536, hidden_size_per_layer_input=256, intermediate_size=6144, num_hidden_layers=35,
+                 layer_types=(["sliding_attention"] * 4 + ["full_attention"]) * 7, num_attention_heads=8,
+                 num_key_value_heads=1, attention_k_eq_v=False, use_bidirectional_attention=None,
+                 num_kv_shared_layers=20, use_double_wide_mlp=True, max_position_embeddings=131072),
+            _SMALL_VISION, True),
+    "e4b": (dict(hidden_size=2560, hidden_size_per_layer_input=256, intermediate_size=10240, num_hidden_layers=42,
+                 layer_types=_L6 * 7, num_attention_heads=8, num_key_value_heads=2, global_head_dim=512,
+                 attention_k_eq_v=False, use_bidirectional_attention=None, num_kv_shared_layers=18,
+                 max_position_embeddings=131072),
+            _SMALL_VISION, True),
+    "31b": (dict(hidden_size=5376, hidden_size_per_layer_input=0, intermediate_size=21504, num_hidden_layers=60,
+                 layer_types=_L6 * 10, num_attention_heads=32, num_key_value_heads=16, num_global_key_value_heads=4,
+                 attention_k_eq_v=True, use_bidirectional_attention="vision", num_kv_shared_layers=0,
+                 sliding_window=1024, max_position_embeddings=262144),
+            _LARGE_VISION, False),
+    "26b-a4b": (dict(hidden_size=2816, hidden_size_per_layer_input=0, intermediate_size=2112, num_hidden_layers=30,
+                     layer_types=_L6 * 5, num_attention_heads=16, num_key_value_heads=8,
+                     num_global_key_value_heads=2, attention_k_eq_v=True, use_bidirectional_attention="vision",
+                     num_kv_shared_layers=0, enable_moe_block=True, num_experts=128, moe_intermediate_size=704,
+                     top_k_experts=8, sliding_window=1024, max_position_embeddings=262144),
+                _LARGE_VISION, False),
+}
+VOCAB = 262_144
+
+
+def build(key: str, experts: str):
+    """(model on cuda in bf16 with random weights, processor with an in-code tokenizer)."""
+    import torch
+    from transformers import (Gemma4AudioConfig, Gemma4Config, Gemma4ForConditionalGeneration, Gemma4TextConfig,
+                              Gemma4VisionConfig)
+
+    from gemma_tiny import build_processor, build_tokenizer
+
+    tok = build_tokenizer()
+    ids = tok.convert_tokens_to_ids
+    text_kw, vision_kw, audio = ARCH[key]
+    text = Gemma4TextConfig(vocab_size=VOCAB, vocab_size_per_layer_input=VOCAB, final_logit_softcapping=30.0,
+                            rope_parameters=_ROPE, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+                            eos_token_id=[tok.eos_token_id, ids("<turn|>")], **text_kw)
+    cfg = Gemma4Config(text_config=text, vision_config=Gemma4VisionConfig(**vision_kw),
+                       audio_config=Gemma4AudioConfig() if audio else None,
+                       image_token_id=ids("<|image|>"), boi_token_id=ids("<|image>"), eoi_token_id=ids("<image|>"),
+                       video_token_id=ids("<|video|>"), audio_token_id=ids("<|audio|>"),
+                       boa_token_id=ids("<|audio>"), eoa_token_index=ids("<audio|>"))
+    torch.manual_seed(0)
+    kw = dict(dtype=torch.bfloat16, attn_implementation="sdpa")
+    with torch.device("cuda"):
+        try:
+            model = Gemma4ForConditionalGeneration._from_config(cfg, experts_implementation=experts, **kw)
+        except TypeError:
+            model = Gemma4ForConditionalGeneration._from_config(cfg, **kw)
+    model.eval()
+    model.generation_config.eos_token_id = text.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    return model, build_processor(tok)
+
+
+# -- the card's two ceilings ------------------------------------------------------------------------------------
+def measure_card() -> dict:
+    import torch
+
+    def timed(fn, reps=20):
+        fn()
+        torch.cuda.synchronize()
+        ev = [torch.cuda.Event(enable_timing=True) for _ in range(2)]
+        ts = []
+        for _ in range(reps):
+            ev[0].record()
+            fn()
+            ev[1].record()
+            torch.cuda.synchronize()
+            ts.append(ev[0].elapsed_time(ev[1]) / 1000)
+        return sorted(ts)[len(ts) // 2]
+
+    n = 1 << 30  # 2 GiB bf16 per buffer
+    a = torch.randn(n, device="cuda", dtype=torch.bfloat16)
+    b = torch.empty_like(a)
+    bw = 2 * a.numel() * 2 / timed(lambda: b.copy_(a))  # bytes read + written
+    del a, b
+    m = 8192
+    x = torch.randn(m, m, device="cuda", dtype=torch.bfloat16)
+    y = torch.randn(m, m, device="cuda", dtype=torch.bfloat16)
+    mm = 2 * m**3 / timed(lambda: x @ y)
+    del x, y
+    torch.cuda.empty_cache()
+    return {"copy_GBps": bw / 1e9, "bf16_TFLOPs": mm / 1e12, "card": torch.cuda.get_device_name(0)}
+
+
+# -- roofline from the config -----------------------------------------------------------------------------------
+def param_groups(model) -> dict:
+    g = {"vision": 0, "audio": 0, "experts": 0, "embed": 0, "ple": 0, "text": 0}
+    for name, p in model.named_parameters():
+        n = p.numel()
+        if "vision" in name:
+            g["vision"] += n
+        elif "audio" in name:
+            g["audio"] += n
+        elif ".experts." in name:
+            g["experts"] += n
+        elif "embed_tokens_per_layer" in name:
+            g["ple"] += n
+        elif "embed_tokens" in name:
+            g["embed"] += n
+        else:
+            g["text"] += n
+    return g
+
+
+def _attn_shapes(model) -> list[tuple[str, int, int, bool]]:
+    """(layer type, q width, k width, stores its own KV) per text layer, read from the built modules."""
+    tc = model.config.get_text_config()
+    layers = model.model.language_model.layers
+    n_own = tc.num_hidden_layers - (tc.num_kv_shared_layers or 0)
+    out = []
+    for i, layer in enumerate(layers):
+        k = getattr(layer.self_attn, "k_proj", None)  # kv-shared layers (E models) have none
+        out.append((tc.layer_types[i], layer.self_attn.q_proj.weight.shape[0], k.weight.shape[0] if k else 0,
+                    i < n_own and k is not None))
+    return out
+
+
+def kv_bytes_per_row(model, ctx: int) -> float:
+    """K and V bytes one row's cache holds (and a decode step reads) at context length ctx."""
+    window = model.config.get_text_config().sliding_window
+    return sum((min(ctx, window) if t == "sliding_attention" else ctx) * kw * 2 * 2
+               for t, _, kw, own in _attn_shapes(model) if own)
+
+
+def roofline(model, card: dict, prompt_tokens: float, patches: float, batch: int, new_tokens: int) -> dict:
+    tc = model.config.get_text_config()
+    vc = model.config.vision_config
+    g = param_groups(model)
+    k_frac = (tc.top_k_experts / tc.num_experts) if tc.enable_moe_block else 1.0
+    active = g["text"] + g["experts"] * k_frac
+    # prefill FLOPs of one page: text matmuls + causal attention (sliding capped) + vision matmuls + attention
+    attn = 0.0
+    for t, qw, _, _ in _attn_shapes(model):
+        span = min(prompt_tokens, tc.sliding_window) if t == "sliding_attention" else prompt_tokens / 2
+        attn += 4 * prompt_tokens * span * qw
+    vis = 2 * g["vision"] * patches + 4 * patches**2 * vc.hidden_size * vc.num_hidden_layers
+    prefill_flops = 2 * active * prompt_tokens + attn + vis
+    # decode bytes of one step for the batch: non-expert weights + lm_head + experts touched + KV read
+    touched = 1 - (1 - k_frac) ** batch if tc.enable_moe_block else 1.0
+    weights = 2 * (g["text"] + g["embed"] + g["experts"] * touched)
+    kv = sum(kv_bytes_per_row(model, int(prompt_tokens + s)) for s in range(0, new_tokens, 16)) * 16 / new_tokens
+    step_bytes = weights + batch * kv
+    t_prefill = prefill_flops / (card["bf16_TFLOPs"] * 1e12)
+    t_decode = new_tokens * step_bytes / (card["copy_GBps"] * 1e9) / batch
+    return {"prefill_TFLOP_page": prefill_flops / 1e12, "vision_TFLOP_page": vis / 1e12,
+            "decode_GB_step": step_bytes / 1e9, "weights_GB_step": weights / 1e9, "kv_GB_step": batch * kv / 1e9,
+            "roof_prefill_ms_page": t_prefill * 1e3, "roof_decode_ms_page": t_decode * 1e3,
+            "roof_pages_s": 1 / (t_prefill + t_decode), "params_B": {k: v / 1e9 for k, v in g.items()}}
+
+
+# -- runs through the engine ------------------------------------------------------------------------------------
+def jobs_for(n_pages: int) -> list:
+    """Document jobs from samples/ (PDFs and images), repeated until n_pages pages."""
+    from docpipe.discover import discover
+    from docpipe.engines import DocJob
+    from docpipe.rasterize import open_document
+
+    srcs = [s for s in discover([ROOT / "samples"]) if getattr(s, "kind", "") in ("pdf", "image")]
+    counted = []
+    for s in sorted(srcs, key=lambda s: str(s.path)):
+        with open_document(s) as d:
+            counted.append((s, d.page_count))
+    jobs, pages, i = [], 0, 0
+    while pages < n_pages:
+        s, n = counted[i % len(counted)]
+        if pages + n <= n_pages:
+            jobs.append(DocJob(source=s, schema_ref="invoice"))
+            pages += n
+        i += 1
+        if i > 10 * len(counted) + n_pages:
+            break
+    return jobs
+
+
+VISION_CHUNK = 16
+MOE_GROUPED = True
+
+
+def run_engine(model, proc, image_tokens: int, batch: int, new_tokens: int, jobs: list, grammar: bool,
+               static: bool = False) -> dict:
+    import torch
+
+    from docpipe.engines import EngineOptions
+    from docpipe.engines.gemma import GemmaEngine
+    from docpipe.schemas import resolve
+
+    extra = {"batch_size": batch, "page_text": False, "repair": False, "grammar": grammar,
+             "max_new_tokens": new_tokens, "min_new_tokens": 0 if grammar else new_tokens,
+             "max_pages_in_memory": 2 * batch + 8, "static_cache": static, "batch_wait_s": 20.0,
+             "vision_chunk": VISION_CHUNK, "moe_grouped": MOE_GROUPED}
+    eng = GemmaEngine.from_loaded(model, proc, EngineOptions(image_tokens=image_tokens, extra=extra))
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    t = time.perf_counter()
+    outs = list(eng.run(jobs, resolve("invoice")))
+    torch.cuda.synchronize()
+    wall = time.perf_counter() - t
+    pages = sum(len(o.pages) for o in outs)
+    ok = sum(1 for o in outs if o.data is not None)
+    return {"wall_s": wall, "pages": pages, "docs": len(outs), "docs_with_data": ok,
+            "peak_GiB": torch.cuda.max_memory_allocated() / 2**30, **eng.stats}
+
+
+def profile_run(model, proc, image_tokens: int, batch: int, new_tokens: int, out_dir: Path) -> str:
+    """Top kernels by GPU time over one batch (new_tokens=1: prefill; more: prefill + decode steps)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    jobs = jobs_for(batch)
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        run_engine(model, proc, image_tokens, batch, new_tokens, jobs, grammar=False)
+    table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=22, max_name_column_width=60)
+    (out_dir / f"profile_{image_tokens}_{batch}_{new_tokens}.txt").write_text(table)
+    return table
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="26b-a4b", choices=sorted(ARCH))
+    ap.add_argument("--image-tokens", type=int, nargs="+", default=[1120])
+    ap.add_argument("--batch", type=int, nargs="+", default=[32])
+    ap.add_argument("--new-tokens", type=int, default=256)
+    ap.add_argument("--batches-per-run", type=int, default=2, help="pages per run = batch x this")
+    ap.add_argument("--experts", default="grouped_mm")
+    ap.add_argument("--grammar-run", action="store_true", help="also one run with constrained JSON (real stops)")
+    ap.add_argument("--static-cache", action="store_true")
+    ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--vision-chunk", type=int, default=16, help="pages per vision-tower call")
+    ap.add_argument("--moe", choices=["docpipe", "transformers"], default="docpipe",
+                    help="experts forward: docpipe's grouped GEMMs or transformers' --experts implementation")
+    ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "bench_out")))
+    a = ap.parse_args()
+    import torch
+
+    _checkout_schemas()
+    global VISION_CHUNK, MOE_GROUPED
+    VISION_CHUNK, MOE_GROUPED = a.vision_chunk, a.moe == "docpipe"
+    a.out.mkdir(parents=True, exist_ok=True)
+    card = measure_card()
+    print(f"card: {card['card']}  copy {card['copy_GBps']:.0f} GB/s  bf16 matmul {card['bf16_TFLOPs']:.0f} TFLOP/s",
+          flush=True)
+    t = time.perf_counter()
+    model, proc = build(a.model, a.experts)
+    print(f"built {a.model} in {time.perf_counter() - t:.0f} s; "
+          f"{torch.cuda.memory_allocated() / 2**30:.1f} GiB of weights", flush=True)
+    run_engine(model, proc, a.image_tokens[0], 4, 4, jobs_for(4), grammar=False)  # warm-up: kernels, cuBLAS
+    results = []
+    if a.profile:
+        for n in (1, 17):
+            print(f"profile, {n} new tokens:\n" + profile_run(model, proc, a.image_tokens[0], a.batch[0], n,
+                                                                 a.out)[:5000], flush=True)
+    for it in a.image_tokens:
+        for b in a.batch:
+            jobs = jobs_for(b * a.batches_per_run)
+            row = {"model": a.model, "image_tokens": it, "batch": b, "card": card["card"], "moe": a.moe,
+                   "static_cache": a.static_cache}
+            try:
+                pre = run_engine(model, proc, it, b, 1, jobs, grammar=False)
+                full = run_engine(model, proc, it, b, a.new_tokens, jobs, grammar=False, static=a.static_cache)
+            except torch.OutOfMemoryError as e:
+                row["error"] = f"OOM: {str(e)[:120]}"
+                print(row, flush=True)
+                torch.cuda.empty_cache()
+                continue
+            pages = full["pages"]
+            prompt = pre["prefill_tokens"] / pre["rows"]
+            decode_s = max(full["generate_s"] - pre["generate_s"], 1e-9)
+            row.update(pages=pages, pages_s=pages / full["wall_s"], wall_s=full["wall_s"],
+                       prefill_tok_s=pre["prefill_tokens"] / pre["generate_s"],
+                       prefill_ms_page=1e3 * pre["generate_s"] / pages,
+                       decode_tok_s=(full["new_tokens"] - pre["new_tokens"]) / decode_s,
+                       decode_ms_step=1e3 * decode_s / (full["batches"] * (a.new_tokens - 1)),
+                       peak_GiB=max(pre["peak_GiB"], full["peak_GiB"]), prompt_tokens=prompt,
+                       engine_batches=full["batches"], peak_batch=full["peak_batch"])
+            row.update(roofline(model, card, prompt, it * 9, b, a.new_tokens))
+            row["of_roofline"] = row["pages_s"] / row["roof_pages_s"]
+            if a.grammar_run:
+                g = run_engine(model, proc, it, b, a.new_tokens, jobs, grammar=True)
+                row.update(grammar_pages_s=g["pages"] / g["wall_s"], grammar_new_tokens=g["new_tokens"] / g["rows"],
+                           grammar_valid_docs=f"{g['docs_with_data']}/{g['docs']}")
+            results.append(row)
+            print(json.dumps(row, default=str), flush=True)
+            (a.out / f"bench_{a.model}.json").write_text(json.dumps(results, indent=1, default=str))
+    print(f"\n| model | card | image tokens | batch | pages/s | prefill tok/s | decode tok/s | decode ms/step | "
+          f"peak GiB | roofline pages/s | of roofline |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['model']} | {r['card']} | {r['image_tokens']} | {r['batch']} | {r['pages_s']:.2f} | "
+              f"{r['prefill_tok_s']:.0f} | {r['decode_tok_s']:.0f} | {r['decode_ms_step']:.0f} | "
+              f"{r['peak_GiB']:.1f} | {r['roof_pages_s']:.1f} | {100 * r['of_roofline']:.0f}% |")
+
+
+if __name__ == "__main__":
+    main()
