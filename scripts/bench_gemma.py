@@ -33,7 +33,7 @@ def _checkout_schemas() -> None:
     import importlib.util
 
     try:
-        import docpipe.builtin_schemas  # noqa: F401
+        importlib.import_module("docpipe.builtin_schemas")
     except ModuleNotFoundError:
         spec = importlib.util.spec_from_file_location("docpipe.builtin_schemas", ROOT / "schemas" / "__init__.py",
                                                       submodule_search_locations=[str(ROOT / "schemas")])
@@ -131,12 +131,11 @@ def measure_card() -> dict:
     a = torch.randn(n, device="cuda", dtype=torch.bfloat16)
     b = torch.empty_like(a)
     bw = 2 * a.numel() * 2 / timed(lambda: b.copy_(a))  # bytes read + written
-    del a, b
     m = 8192
     x = torch.randn(m, m, device="cuda", dtype=torch.bfloat16)
     y = torch.randn(m, m, device="cuda", dtype=torch.bfloat16)
     mm = 2 * m**3 / timed(lambda: x @ y)
-    del x, y
+    a = b = x = y = None  # free before the model is built
     torch.cuda.empty_cache()
     return {"copy_GBps": bw / 1e9, "bf16_TFLOPs": mm / 1e12, "card": torch.cuda.get_device_name(0)}
 
@@ -339,8 +338,8 @@ def main() -> None:
             results.append(row)
             print(json.dumps(row, default=str), flush=True)
             (a.out / f"bench_{a.model}.json").write_text(json.dumps(results, indent=1, default=str))
-    print(f"\n| model | card | image tokens | batch | pages/s | prefill tok/s | decode tok/s | decode ms/step | "
-          f"peak GiB | roofline pages/s | of roofline |")
+    print("\n| model | card | image tokens | batch | pages/s | prefill tok/s | decode tok/s | decode ms/step | "
+          "peak GiB | roofline pages/s | of roofline |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['model']} | {r['card']} | {r['image_tokens']} | {r['batch']} | {r['pages_s']:.2f} | "

@@ -23,7 +23,8 @@ SPECIAL = {"image_token": "<|image|>", "boi_token": "<|image>", "eoi_token": "<i
 CHAT_TEMPLATE = (
     "{{ bos_token }}"
     "{%- if (enable_thinking is defined and enable_thinking) or messages[0]['role'] == 'system' -%}"
-    "{{- '<|turn>system\\n' -}}{%- if enable_thinking is defined and enable_thinking -%}{{- '<|think|>' -}}{%- endif -%}"
+    "{{- '<|turn>system\\n' -}}"
+    "{%- if enable_thinking is defined and enable_thinking -%}{{- '<|think|>' -}}{%- endif -%}"
     "{%- if messages[0]['role'] == 'system' -%}{{- messages[0]['content'] if messages[0]['content'] is string"
     " else messages[0]['content'][0]['text'] -}}{%- endif -%}{{- '<turn|>\\n' -}}{%- endif -%}"
     "{%- for m in messages if m['role'] != 'system' -%}"

@@ -52,8 +52,8 @@ DEFAULTS: dict[str, Any] = {
     "min_new_tokens": 0,  # fixed output length for benchmarks (with grammar off)
     "static_cache": False,  # cache_implementation="static" (compiles the decode step on CUDA)
     "vision_chunk": 16,  # pages per vision-tower call inside a batch (bounds prefill memory)
-    "batch_wait_s": 1.0,
-    "moe_grouped": True,  # docpipe's grouped-GEMM experts forward on CUDA (gemma_moe)  # how long a partial batch waits for the rasterizing thread before it runs
+    "batch_wait_s": 1.0,  # how long a partial batch waits for the rasterizing thread before it runs
+    "moe_grouped": True,  # docpipe's grouped-GEMM experts forward on CUDA (gemma_moe)
 }
 _STOP = object()
 #: JSON object of DEFAULTS keys, for tuning without flags, e.g. DOCPIPE_GEMMA='{"batch_size": 32}'
@@ -454,7 +454,7 @@ class GemmaEngine(Engine):
             if thought:
                 doc.thoughts[g.index] = thought
             try:
-                obj = parse_json_object(answer)
+                obj = _parse(answer)
                 self.schema.model.model_validate(obj)
                 doc.data[g.index] = obj
             except Exception as e:  # ValueError from parsing, ValidationError from pydantic
@@ -464,7 +464,7 @@ class GemmaEngine(Engine):
                     follow.append(self._repair_request(req, answer, problem))
                 else:
                     try:
-                        doc.data[g.index] = parse_json_object(answer)
+                        doc.data[g.index] = _parse(answer)
                     except ValueError:
                         doc.data[g.index] = None
                         doc.raw[g.index] = text
@@ -556,6 +556,18 @@ def merge_answers(parts: list[dict[str, Any]]) -> dict[str, Any]:
         else:
             out[k] = vals[0]
     return out
+
+
+def _parse(answer: str) -> dict[str, Any]:
+    """The answer's JSON object. The grammar admits raw control characters (byte tokens) inside strings, which
+    strict JSON refuses; they are read as the characters they are."""
+    try:
+        return parse_json_object(answer)
+    except ValueError:
+        obj = json.loads(answer.strip(), strict=False)
+        if not isinstance(obj, dict):
+            raise ValueError("answer is JSON but not an object") from None
+        return obj
 
 
 def _problem(e: Exception) -> str:

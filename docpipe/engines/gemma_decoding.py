@@ -164,6 +164,8 @@ class BatchProcessor:
                     scores[i, self._control.to(scores.device)] = neg
             elif st == _ANSWER:
                 self.matchers[i].fill_next_token_bitmask(self.bitmask, i)
+                # xgrammar lets a control token's text (e.g. "<|turn>") inside a JSON string: never in an answer
+                scores[i, self._free_ban.to(scores.device)] = neg
                 if left <= WRAP_UP:
                     scores[i, self._closers.to(scores.device)] += 1e4
         xgr.apply_token_bitmask_inplace(scores, self.bitmask.to(scores.device, non_blocking=True))

@@ -135,7 +135,8 @@ def device_for(weight_bytes: int) -> tuple[str | None, str]:
     ram = _ram_bytes()
     if ram and weight_bytes <= CPU_RAM_FRACTION * ram:
         return "cpu", f"{cuda_short}; {gib:.1f} GiB of weights fit in RAM (slow, fine for small models)"
-    return None, f"{cuda_short}, and {gib:.1f} GiB of weights is too much for the CPU ({(ram or 0) / 2**30:.0f} GiB RAM)"
+    ram_gib = (ram or 0) / 2**30
+    return None, f"{cuda_short}, and {gib:.1f} GiB of weights is too much for the CPU ({ram_gib:.0f} GiB RAM)"
 
 
 def _ram_bytes() -> int:
