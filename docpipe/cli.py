@@ -30,7 +30,9 @@ DB_OPT = typer.Option("--db", help="DuckDB file to write/read.", envvar="DOCPIPE
 def _err(msg: str) -> None:
     from rich.console import Console
 
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {msg}", soft_wrap=True)
+    from rich.markup import escape
+
+    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(msg)}", soft_wrap=True)
 
 
 def _fail(msg: str, code: int = 1) -> typer.Exit:
@@ -221,6 +223,7 @@ def engines(
 ) -> None:
     """Show each engine, whether it can run here, and why not."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from . import engines as eng
@@ -236,12 +239,12 @@ def engines(
             reason = eng.engine_class(kind).unavailable_reason(opts)
         except EngineUnavailable as e:
             reason = str(e)
-        t.add_row(kind, "yes" if reason is None else "no", reason or "")
+        t.add_row(kind, "yes" if reason is None else "no", escape(reason or ""))
     try:
         chosen, why = eng.choose("auto", opts)
-        t.caption = f"--engine auto would use {chosen}: {why}"
+        t.caption = escape(f"--engine auto would use {chosen}: {why}")
     except EngineUnavailable as e:
-        t.caption = str(e)
+        t.caption = escape(str(e))
     Console().print(t)
 
 
@@ -249,6 +252,7 @@ def engines(
 def status(db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb")) -> None:
     """Counts per schema, engine and status, and every document that is not ok with its reason."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from .errors import DocpipeError
@@ -272,7 +276,7 @@ def status(db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb")) -> None:
         for col in ("path", "schema", "engine", "status", "reason"):
             p.add_column(col, overflow="fold")
         for row in problems:
-            p.add_row(*[str(x) if x is not None else "" for x in row])
+            p.add_row(*[escape(str(x)) if x is not None else "" for x in row])
         c.print(p)
 
 

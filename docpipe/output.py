@@ -51,8 +51,10 @@ def render_rows(cols: list[str], rows: list[tuple[Any, ...]], fmt: str, title: s
         t = Table(title=title, title_justify="left")
         for c in cols:
             t.add_column(c, overflow="fold")
+        from rich.markup import escape
+
         for r in rows:
-            t.add_row(*["" if v is None else str(v) for v in r])
+            t.add_row(*["" if v is None else escape(str(v)) for v in r])
         Console().print(t)
         if not rows:
             Console(stderr=True).print("(no rows)")

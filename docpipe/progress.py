@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from .models import DocResult, Status
 from .pipeline import IngestReport
 
@@ -29,7 +31,7 @@ class RichProgress:
             self._progress.stop()
 
     def engine_chosen(self, kind: str, why: str, model: str | None) -> None:
-        self.console.print(f"engine: [bold]{kind}[/]" + (f" ({model})" if model else "") + f" - {why}")
+        self.console.print(f"engine: [bold]{kind}[/]" + (f" ({escape(model)})" if model else "") + f" - {escape(why)}")
 
     def planned(self, total_files: int, todo: int, skipped: int) -> None:
         msg = f"{total_files} file(s): {todo} to process"
@@ -51,7 +53,7 @@ class RichProgress:
     def document_done(self, result: DocResult) -> None:
         self.pages += len(result.output.pages)
         if result.status not in (Status.OK,):
-            line = f"[yellow]{result.status.value}[/] {result.source.path}: {result.reason}"
+            line = f"[yellow]{result.status.value}[/] {escape(str(result.source.path))}: {escape(result.reason)}"
             if self._progress is not None:
                 self._progress.console.print(line)
             else:
@@ -83,5 +85,5 @@ def print_report(report: IngestReport, db: Path) -> None:
     if report.failures:
         c.print("[bold]not ok:[/]")
         for f in report.failures:
-            c.print(f"  {f.path}: [yellow]{f.status}[/] {f.reason}", soft_wrap=True)
+            c.print(f"  {escape(f.path)}: [yellow]{f.status}[/] {escape(f.reason)}", soft_wrap=True)
     c.print(f"results in {db}; try: docpipe query \"SELECT * FROM {report.schema}\"", soft_wrap=True)

@@ -202,3 +202,11 @@ def test_json_schema_file_and_status_command(tmp_path: Path, db: Path) -> None:
     assert types["memo_date"] == "DATE" and types["amount"].startswith("DECIMAL")
     code, out = cli("status", "--db", str(db))
     assert code == 0 and "empty.pdf" in out and "empty file" in out
+
+
+def test_brackets_in_values_and_messages_are_printed_literally(invoice_pdf: Path, db: Path) -> None:
+    assert cli("ingest", str(invoice_pdf), "--db", str(db), "-e", "offline", "-w", "1", "-q")[0] == 0
+    code, out = cli("query", "--db", str(db), "SELECT 'pip install docpipe[gemma]' AS hint")
+    assert code == 0 and "docpipe[gemma]" in out
+    code, out = cli("query", "--db", str(db), "SELECT * FROM [nope]")
+    assert code == 1 and "[nope]" in out or "nope" in out

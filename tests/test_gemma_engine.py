@@ -179,7 +179,7 @@ def test_unavailable_reasons_say_why(monkeypatch, tmp_path, tiny_models):
 
     monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     kind, why = choose("auto", EngineOptions(model="e2b"))
-    assert kind == "offline" and "not in the local Hugging Face cache" in why and "huggingface-cli download" in why
+    assert kind == "offline" and "not in the local Hugging Face cache" in why and "hf download" in why
     assert "no Gemma 4 checkpoint" in choose("auto", EngineOptions())[1]
     assert "no config.json" in choose("auto", EngineOptions(model=str(tmp_path)))[1]
     # weights larger than this machine can hold (a sparse file: no disk used)

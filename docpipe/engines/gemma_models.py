@@ -116,7 +116,7 @@ def locate(name: str) -> ModelChoice | str:
     if folder is None:
         hub = os.environ.get("HF_HOME") or "~/.cache/huggingface"
         return (f"weights for {mid} are not in the local Hugging Face cache ({hub}); docpipe never downloads "
-                f"them itself: run `huggingface-cli login` then `huggingface-cli download {mid}`")
+                f"them itself: run `hf auth login` then `hf download {mid}` (the `hf` CLI of huggingface_hub)")
     return ModelChoice(mid, folder, _weight_bytes(folder))
 
 
@@ -166,5 +166,5 @@ def choose_model(name: str | None) -> tuple[ModelChoice | None, str, str]:
         return found, device, why
     if name is None:
         return None, "", ("no Gemma 4 checkpoint is in the local Hugging Face cache; pass --model DIR or run "
-                          "`huggingface-cli download google/gemma-4-E4B-it`")
+                          "`hf download google/gemma-4-E4B-it`")
     return None, "", reasons[0]
