@@ -209,4 +209,4 @@ def test_brackets_in_values_and_messages_are_printed_literally(invoice_pdf: Path
     code, out = cli("query", "--db", str(db), "SELECT 'pip install docpipe[gemma]' AS hint")
     assert code == 0 and "docpipe[gemma]" in out
     code, out = cli("query", "--db", str(db), "SELECT * FROM [nope]")
-    assert code == 1 and "[nope]" in out or "nope" in out
+    assert code == 1 and 'near "["' in out  # the bracket in the error survives
