@@ -74,6 +74,8 @@ def ingest(
     = min(2, os.cpu_count() or 1),
     force: Annotated[bool, typer.Option("--force", help="Redo documents already done for this schema and engine.")]
     = False,
+    retry_invalid: Annotated[bool, typer.Option("--retry-invalid", help="Also redo documents whose result was "
+                                                "invalid (failed ones are always retried).")] = False,
     password: Annotated[Optional[str], typer.Option("--password", help="Password for encrypted PDFs.",
                                                     envvar="DOCPIPE_PDF_PASSWORD")] = None,
     summarize: Annotated[bool, typer.Option("--summarize", help="Ask model engines for a long-context summary "
@@ -111,7 +113,8 @@ def ingest(
     eopts = EngineOptions(workers=max(1, workers), model=model, image_tokens=image_tokens, thinking=thinking,
                           extra={"base_url": base_url, "api_key_env": api_key_env, "concurrency": concurrency})
     opts = IngestOptions(paths=paths, schema=schema, db=db, engine=engine.value, engine_options=eopts,
-                         force=force, password=password, summarize=summarize, max_pages=max_pages)
+                         force=force, retry_invalid=retry_invalid, password=password, summarize=summarize,
+                         max_pages=max_pages)
     progress = RichProgress(enabled=not quiet)
     try:
         with progress:

@@ -37,6 +37,7 @@ class IngestOptions:
     engine: str = "auto"
     engine_options: EngineOptions = field(default_factory=EngineOptions)
     force: bool = False
+    retry_invalid: bool = False
     password: str | None = None
     summarize: bool = False
     max_pages: int = DEFAULT_MAX_PAGES
@@ -105,7 +106,7 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
             report.failures.append(Failure(str(path), Status.FAILED.value, reason))
             report.counts[Status.FAILED.value] += 1
         store.note_files(sources)
-        done = set() if opts.force else store.done_ids(schema.name, kind)
+        done = set() if opts.force else store.done_ids(schema.name, kind, retry_invalid=opts.retry_invalid)
         todo: list[SourceFile] = []
         seen: set[str] = set()
         skipped = 0

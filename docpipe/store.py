@@ -148,9 +148,10 @@ class Store:
         self.con.execute("UPDATE runs SET finished_at = ?, counts = ? WHERE run_id = ?",
                          [_now(), json.dumps(counts), run_id])
 
-    def done_ids(self, schema_name: str, engine: str) -> set[str]:
-        """doc_ids that need no work for (schema, engine): everything recorded except retryable failures."""
-        retry = [s.value for s in Status if s.retry]
+    def done_ids(self, schema_name: str, engine: str, retry_invalid: bool = False) -> set[str]:
+        """doc_ids that need no work for (schema, engine): everything recorded except retryable failures
+        (and invalid results, when asked)."""
+        retry = [s.value for s in Status if s.retry] + ([Status.INVALID.value] if retry_invalid else [])
         rows = self.con.execute(
             f"SELECT doc_id FROM extractions WHERE schema_name = ? AND engine = ? "
             f"AND status NOT IN ({','.join('?' * len(retry))})", [schema_name, engine, *retry]).fetchall()

@@ -79,3 +79,12 @@ def test_queries_are_read_only_by_default(db: Path) -> None:
         store.register_schema(resolve("invoice"))
     with Store.open(db, read_only=True) as store, pytest.raises(StoreError):
         store.query("DELETE FROM documents")
+
+
+def test_retry_invalid_makes_invalid_results_due_again(db: Path) -> None:
+    schema = resolve("invoice")
+    with Store.open(db) as store:
+        store.register_schema(schema)
+        store.write([_result("a" * 64, INVOICE), _result("b" * 64, {"total": "a lot"})], schema, "r")
+        assert store.done_ids("invoice", "offline") == {"a" * 64, "b" * 64}
+        assert store.done_ids("invoice", "offline", retry_invalid=True) == {"a" * 64}
