@@ -47,7 +47,8 @@ class PageInfo:
     page_no: int  # 1-based
     width_pt: float
     height_pt: float
-    rotation: int = 0
+    rotation: int = 0  # the PDF's /Rotate (already applied to width/height and renders)
+    ocr_rotation: int = 0  # extra clockwise turn OCR needed to read a sideways or upside-down page
     text: str = ""
     text_source: str = "none"  # "layer" | "ocr" | "layer+ocr" | "xml" | "none"
     render_dpi: float | None = None

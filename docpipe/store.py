@@ -41,7 +41,7 @@ _DDL = [
     """CREATE TABLE IF NOT EXISTS files (
         path VARCHAR PRIMARY KEY, doc_id VARCHAR, size BIGINT, seen_at TIMESTAMP)""",
     """CREATE TABLE IF NOT EXISTS pages (
-        doc_id VARCHAR, page_no INTEGER, width_pt DOUBLE, height_pt DOUBLE, rotation INTEGER,
+        doc_id VARCHAR, page_no INTEGER, width_pt DOUBLE, height_pt DOUBLE, rotation INTEGER, ocr_rotation INTEGER,
         width_px INTEGER, height_px INTEGER, render_dpi DOUBLE, text_source VARCHAR, ocr_confidence DOUBLE,
         text VARCHAR, PRIMARY KEY (doc_id, page_no))""",
     """CREATE TABLE IF NOT EXISTS extractions (
@@ -57,6 +57,10 @@ _DDL = [
     """CREATE TABLE IF NOT EXISTS runs (
         run_id VARCHAR PRIMARY KEY, started_at TIMESTAMP, finished_at TIMESTAMP, engine VARCHAR,
         model VARCHAR, schema_name VARCHAR, args JSON, counts JSON)""",
+]
+
+_ADDED_COLUMNS = [
+    "ALTER TABLE pages ADD COLUMN IF NOT EXISTS ocr_rotation INTEGER",
 ]
 
 _PROBLEMS_VIEW = """
@@ -113,6 +117,8 @@ class Store:
 
     def _migrate(self) -> None:
         for ddl in _DDL:
+            self.con.execute(ddl)
+        for ddl in _ADDED_COLUMNS:  # columns added after a table first shipped: old files gain them in place
             self.con.execute(ddl)
         self.con.execute(_PROBLEMS_VIEW)
         self.con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
@@ -214,7 +220,8 @@ class Store:
                          "reason": r.reason or None, "first_seen": now, "updated_at": now})
             for p in out.pages:
                 pages.append({"doc_id": src.sha256, "page_no": p.page_no, "width_pt": p.width_pt,
-                              "height_pt": p.height_pt, "rotation": p.rotation, "width_px": p.width_px,
+                              "height_pt": p.height_pt, "rotation": p.rotation,
+                              "ocr_rotation": p.ocr_rotation, "width_px": p.width_px,
                               "height_px": p.height_px, "render_dpi": p.render_dpi, "text_source": p.text_source,
                               "ocr_confidence": p.ocr_confidence, "text": p.text})
             extr.append({"doc_id": src.sha256, "schema_name": schema.name, "engine": out.engine,

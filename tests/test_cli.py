@@ -210,3 +210,16 @@ def test_brackets_in_values_and_messages_are_printed_literally(invoice_pdf: Path
     assert code == 0 and "docpipe[gemma]" in out
     code, out = cli("query", "--db", str(db), "SELECT * FROM [nope]")
     assert code == 1 and 'near "["' in out  # the bracket in the error survives
+
+
+def test_sideways_scan_is_turned_before_reading(tmp_path: Path, db: Path) -> None:
+    from PIL import Image
+
+    upright = make_scan(tmp_path / "up.png", INVOICE_TEXT, dpi=120)
+    Image.open(upright).rotate(90, expand=True).save(tmp_path / "sideways.png")
+    code, out = cli("ingest", str(tmp_path / "sideways.png"), "--db", str(db), "-e", "offline", "-w", "1", "-q")
+    assert code == 0, out
+    con = duckdb.connect(str(db), read_only=True)
+    text, turn = con.execute("SELECT text, ocr_rotation FROM pages").fetchone()
+    assert "Gesamtbetrag" in text and turn in (90, 270)
+    assert con.execute("SELECT invoice_number FROM invoice").fetchone() == ("RE-2025-0042",)

@@ -123,12 +123,11 @@ def read_page_texts(job: DocJob, threads: int, ocr: bool = True) -> tuple[list[P
                 res = ocr_image(img, threads=threads)
                 del img
                 info.ocr_ms = res.seconds * 1000
-                info.ocr_confidence = res.confidence
-                if res.rotation:
-                    info.rotation = (info.rotation + res.rotation) % 360
                 if res.text.strip():
                     info.text = res.text
                     info.text_source = "ocr"
+                    info.ocr_confidence = res.confidence
+                    info.ocr_rotation = res.rotation
             pages.append(info)
             texts.append(info.text)
     return pages, texts, xml_data
