@@ -1,35 +1,17 @@
 """Our own tiny random Gemma 4 for the server tests (recipe: shared/notes/gemma4-transformers.md section 5).
 
-Kept here rather than shared with the in-process engine's builder so that the served model, and therefore its
+The model builder is kept here rather than shared with the in-process engine's so that the served model, and its
 (deterministic, garbage) answers, only change when this file does.
 """
 
 from __future__ import annotations
 
 import string
+import sys
 from pathlib import Path
 
-SPECIAL = {"image_token": "<|image|>", "boi_token": "<|image>", "eoi_token": "<image|>",
-           "audio_token": "<|audio|>", "boa_token": "<|audio>", "eoa_token": "<audio|>",
-           "sot_token": "<|turn>", "eot_token": "<turn|>", "soc_token": "<|channel>", "eoc_token": "<channel|>",
-           "think_token": "<|think|>", "escape_token": '<|"|>', "str_token": "<|tool_response>",
-           "etr_token": "<tool_response|>", "stc_token": "<|tool_call>", "etc_token": "<tool_call|>",
-           "std_token": "<|tool>", "etd_token": "<tool|>"}
-
-CHAT_TEMPLATE = (  # minimal Gemma-4-style template (the real one ships as chat_template.jinja)
-    "{{ bos_token }}"
-    "{%- if (enable_thinking is defined and enable_thinking) or messages[0]['role'] == 'system' -%}"
-    "{{- '<|turn>system\\n' -}}{%- if enable_thinking is defined and enable_thinking -%}{{- '<|think|>' -}}"
-    "{%- endif -%}{%- if messages[0]['role'] == 'system' -%}{{- messages[0]['content'] if messages[0]['content']"
-    " is string else messages[0]['content'][0]['text'] -}}{%- endif -%}{{- '<turn|>\\n' -}}{%- endif -%}"
-    "{%- for m in messages if m['role'] != 'system' -%}"
-    "{{- '<|turn>' + ('model' if m['role'] == 'assistant' else m['role']) + '\\n' -}}"
-    "{%- if m['content'] is string -%}{{- m['content'] | trim -}}{%- else -%}{%- for c in m['content'] -%}"
-    "{%- if c['type'] == 'image' -%}{{- '\\n\\n<|image|>\\n\\n' -}}{%- elif c['type'] == 'text' -%}"
-    "{{- c['text'] | trim -}}{%- endif -%}{%- endfor -%}{%- endif -%}{{- '<turn|>\\n' -}}{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{- '<|turn>model\\n' -}}"
-    "{%- if not (enable_thinking | default(false)) -%}{{- '<|channel>thought\\n<channel|>' -}}{%- endif -%}"
-    "{%- endif -%}")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from gemma_tiny import CHAT_TEMPLATE, SPECIAL  # noqa: E402  (shared constants; the model builder stays here)
 
 
 def save_tiny(folder: Path, max_soft_tokens: int = 280) -> Path:
