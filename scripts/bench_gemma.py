@@ -240,6 +240,7 @@ def run_engine(model, proc, image_tokens: int, batch: int, new_tokens: int, jobs
 
     from docpipe.engines import EngineOptions
     from docpipe.engines.gemma import GemmaEngine
+    from docpipe.engines.gemma_graph import _MARK
     from docpipe.schemas import resolve
 
     extra = {"batch_size": batch, "page_text": False, "repair": False, "grammar": grammar,
@@ -247,6 +248,8 @@ def run_engine(model, proc, image_tokens: int, batch: int, new_tokens: int, jobs
              "max_pages_in_memory": 2 * batch + 8, "static_cache": static, "batch_wait_s": 20.0,
              "vision_chunk": VISION_CHUNK, "moe_grouped": MOE_GROUPED}
     eng = GemmaEngine.from_loaded(model, proc, EngineOptions(image_tokens=image_tokens, extra=extra))
+    graph = getattr(model, _MARK, None)
+    before = dict(graph.calls) if graph is not None else {"eager": 0, "graph": 0}
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     t = time.perf_counter()
@@ -255,7 +258,11 @@ def run_engine(model, proc, image_tokens: int, batch: int, new_tokens: int, jobs
     wall = time.perf_counter() - t
     pages = sum(len(o.pages) for o in outs)
     ok = sum(1 for o in outs if o.data is not None)
-    return {"wall_s": wall, "pages": pages, "docs": len(outs), "docs_with_data": ok,
+    failed = [{"doc": str(o.source.path.name), "raw": (o.raw_text or "")[:600],
+               "errors": [str(e) for e in o.errors][:3]} for o in outs if o.data is None]
+    steps = {k: (graph.calls[k] if graph is not None else 0) - before[k] for k in before}
+    return {"wall_s": wall, "pages": pages, "docs": len(outs), "docs_with_data": ok, "failed": failed,
+            "graph_steps": steps["graph"], "eager_steps": steps["eager"],
             "peak_GiB": torch.cuda.max_memory_allocated() / 2**30, **eng.stats}
 
 
@@ -280,7 +287,10 @@ def main() -> None:
     ap.add_argument("--batches-per-run", type=int, default=2, help="pages per run = batch x this")
     ap.add_argument("--experts", default="grouped_mm")
     ap.add_argument("--grammar-run", action="store_true", help="also one run with constrained JSON (real stops)")
-    ap.add_argument("--static-cache", action="store_true")
+    ap.add_argument("--static-cache", choices=["off", "on", "both"], default="off",
+                    help="static KV cache + compiled CUDA-graph decode step (gemma_graph); on: an untimed first "
+                         "run (compiles) before the timed one")
+    ap.add_argument("--grammar-only", action="store_true", help="only the grammar run (no timing rows)")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--vision-chunk", type=int, default=16, help="pages per vision-tower call")
     ap.add_argument("--moe", choices=["docpipe", "transformers"], default="docpipe",
@@ -306,43 +316,68 @@ def main() -> None:
         for n in (1, 17):
             print(f"profile, {n} new tokens:\n" + profile_run(model, proc, a.image_tokens[0], a.batch[0], n,
                                                                  a.out)[:5000], flush=True)
+    modes = {"off": [False], "on": [True], "both": [False, True]}[a.static_cache]
     for it in a.image_tokens:
         for b in a.batch:
             jobs = jobs_for(b * a.batches_per_run)
-            row = {"model": a.model, "image_tokens": it, "batch": b, "card": card["card"], "moe": a.moe,
-                   "static_cache": a.static_cache}
-            try:
-                pre = run_engine(model, proc, it, b, 1, jobs, grammar=False)
-                full = run_engine(model, proc, it, b, a.new_tokens, jobs, grammar=False, static=a.static_cache)
-            except torch.OutOfMemoryError as e:
-                row["error"] = f"OOM: {str(e)[:120]}"
-                print(row, flush=True)
-                torch.cuda.empty_cache()
-                continue
-            pages = full["pages"]
-            prompt = pre["prefill_tokens"] / pre["rows"]
-            decode_s = max(full["generate_s"] - pre["generate_s"], 1e-9)
-            row.update(pages=pages, pages_s=pages / full["wall_s"], wall_s=full["wall_s"],
-                       prefill_tok_s=pre["prefill_tokens"] / pre["generate_s"],
-                       prefill_ms_page=1e3 * pre["generate_s"] / pages,
-                       decode_tok_s=(full["new_tokens"] - pre["new_tokens"]) / decode_s,
-                       decode_ms_step=1e3 * decode_s / (full["batches"] * (a.new_tokens - 1)),
-                       peak_GiB=max(pre["peak_GiB"], full["peak_GiB"]), prompt_tokens=prompt,
-                       engine_batches=full["batches"], peak_batch=full["peak_batch"])
-            row.update(roofline(model, card, prompt, it * 9, b, a.new_tokens))
-            row["of_roofline"] = row["pages_s"] / row["roof_pages_s"]
-            if a.grammar_run:
+            if a.grammar_only:
+                t = time.perf_counter()
                 g = run_engine(model, proc, it, b, a.new_tokens, jobs, grammar=True)
-                row.update(grammar_pages_s=g["pages"] / g["wall_s"], grammar_new_tokens=g["new_tokens"] / g["rows"],
-                           grammar_valid_docs=f"{g['docs_with_data']}/{g['docs']}")
-            results.append(row)
-            print(json.dumps(row, default=str), flush=True)
-            (a.out / f"bench_{a.model}.json").write_text(json.dumps(results, indent=1, default=str))
-    print("\n| model | card | image tokens | batch | pages/s | prefill tok/s | decode tok/s | decode ms/step | "
+                row = {"model": a.model, "image_tokens": it, "batch": b, "card": card["card"], "grammar": True,
+                       "pages": g["pages"], "grammar_pages_s": g["pages"] / g["wall_s"],
+                       "grammar_new_tokens": g["new_tokens"] / g["rows"],
+                       "grammar_valid_docs": f"{g['docs_with_data']}/{g['docs']}", "failed": g["failed"],
+                       "wall_s": time.perf_counter() - t}
+                results.append(row)
+                print(json.dumps(row, default=str), flush=True)
+                (a.out / f"grammar_{a.model}.json").write_text(json.dumps(results, indent=1, default=str))
+                continue
+            for static in modes:
+                row = {"model": a.model, "image_tokens": it, "batch": b, "card": card["card"], "moe": a.moe,
+                       "static_cache": static}
+                try:
+                    pre = run_engine(model, proc, it, b, 1, jobs, grammar=False, static=static)
+                    if static:  # compile (and CUDA-graph recording) for this shape, untimed
+                        cold = run_engine(model, proc, it, b, a.new_tokens, jobs, grammar=False, static=True)
+                        row.update(cold_wall_s=cold["wall_s"], cold_generate_s=cold["generate_s"])
+                    full = run_engine(model, proc, it, b, a.new_tokens, jobs, grammar=False, static=static)
+                except torch.OutOfMemoryError as e:
+                    row["error"] = f"OOM: {str(e)[:120]}"
+                    print(row, flush=True)
+                    torch.cuda.empty_cache()
+                    continue
+                pages = full["pages"]
+                prompt = pre["prefill_tokens"] / pre["rows"]
+                decode_s = max(full["generate_s"] - pre["generate_s"], 1e-9)
+                row.update(pages=pages, pages_s=pages / full["wall_s"], wall_s=full["wall_s"],
+                           prefill_tok_s=pre["prefill_tokens"] / pre["generate_s"],
+                           prefill_ms_page=1e3 * pre["generate_s"] / pages,
+                           decode_tok_s=(full["new_tokens"] - pre["new_tokens"]) / decode_s,
+                           decode_ms_step=1e3 * decode_s / (full["batches"] * (a.new_tokens - 1)),
+                           peak_GiB=max(pre["peak_GiB"], full["peak_GiB"]), prompt_tokens=prompt,
+                           engine_batches=full["batches"], peak_batch=full["peak_batch"],
+                           graph_steps=full["graph_steps"], eager_steps=full["eager_steps"])
+                row.update(roofline(model, card, prompt, it * 9, b, a.new_tokens))
+                row["of_roofline"] = row["pages_s"] / row["roof_pages_s"]
+                results.append(row)
+                print(json.dumps(row, default=str), flush=True)
+                (a.out / f"bench_{a.model}.json").write_text(json.dumps(results, indent=1, default=str))
+                if a.grammar_run:
+                    g = run_engine(model, proc, it, b, a.new_tokens, jobs, grammar=True, static=static)
+                    row.update(grammar_pages_s=g["pages"] / g["wall_s"],
+                               grammar_new_tokens=g["new_tokens"] / g["rows"],
+                               grammar_valid_docs=f"{g['docs_with_data']}/{g['docs']}", failed=g["failed"])
+                    print(json.dumps(row, default=str), flush=True)
+                    (a.out / f"bench_{a.model}.json").write_text(json.dumps(results, indent=1, default=str))
+    if a.grammar_only:
+        return
+    print("\n| model | card | static | image tokens | batch | pages/s | prefill tok/s | decode tok/s | decode ms/step | "
           "peak GiB | roofline pages/s | of roofline |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['model']} | {r['card']} | {r['image_tokens']} | {r['batch']} | {r['pages_s']:.2f} | "
+        if "error" in r:
+            continue
+        print(f"| {r['model']} | {r['card']} | {'on' if r['static_cache'] else 'off'} | {r['image_tokens']} | {r['batch']} | {r['pages_s']:.2f} | "
               f"{r['prefill_tok_s']:.0f} | {r['decode_tok_s']:.0f} | {r['decode_ms_step']:.0f} | "
               f"{r['peak_GiB']:.1f} | {r['roof_pages_s']:.1f} | {100 * r['of_roofline']:.0f}% |")
 

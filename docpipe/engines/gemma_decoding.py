@@ -7,8 +7,11 @@ row (open thought -> thought -> answer -> done) and an ``xgr.GrammarMatcher`` pe
 bitmask for the whole batch (applied on the logits' device with ``xgr.apply_token_bitmask_inplace``).
 
 "Schema-valid, always" needs the answer to end inside its budget: strings and lists get caps in the grammar, and in
-the last ``WRAP_UP`` tokens of a row's budget the allowed tokens that close the JSON (quotes, brackets, ``null``)
-are favoured, so a looping model still closes its object instead of being cut off.
+the last ``WRAP_UP`` tokens of a row's budget the allowed tokens that close the JSON are favoured, so a looping model
+still closes its object instead of being cut off. Which tokens close depends on where the row is: inside a string
+only a closing quote does (a ``}`` there is just more string: a GPU run at a 256-token budget spent its last 48
+tokens writing ``}}}}`` into a string and was cut off unterminated), outside one ``]``, ``}`` and ``null`` do. The
+processor follows each row's string/escape state from the bytes of the tokens it accepted.
 """
 
 from __future__ import annotations
@@ -54,8 +57,10 @@ class TokenSet:
     channel_open: int  # <|channel>
     channel_close: int  # <channel|>
     control: tuple[int, ...]  # every special token: banned inside thoughts (except channel_close)
-    closers: tuple[int, ...]  # tokens made only of '"', ']', '}' or exactly 'null'
+    closers: tuple[int, ...]  # outside a string: tokens made only of ']' and '}', or exactly 'null'
+    quote_closers: tuple[int, ...]  # inside a string: '"' followed only by ']' and '}'
     vocab_size: int
+    decoded: tuple[bytes, ...] = ()  # each token's bytes (to follow the string state of JSON rows)
 
 
 class Grammars:
@@ -69,13 +74,15 @@ class Grammars:
         self._cache: dict[str, Any] = {}
         ids = tokenizer.convert_tokens_to_ids
         decoded = self.info.decoded_vocab
-        closers = [i for i, b in enumerate(decoded)
-                   if (b and all(c in b'"]}' for c in b)) or b == b"null"]
+        closers = [i for i, b in enumerate(decoded) if (b and all(c in b"]}" for c in b)) or b == b"null"]
+        quote_closers = [i for i, b in enumerate(decoded) if b[:1] == b'"' and all(c in b"]}" for c in b[1:])]
         special = set(tokenizer.all_special_ids) | {i for i, t in tokenizer.added_tokens_decoder.items()
                                                      if getattr(t, "special", False)}
         self.tokens = TokenSet(stops=tuple(stops), channel_open=ids("<|channel>"), channel_close=ids("<channel|>"),
                                control=tuple(sorted(i for i in special if i < vocab_size)),
-                               closers=tuple(i for i in closers if i not in special), vocab_size=vocab_size)
+                               closers=tuple(i for i in closers if i not in special),
+                               quote_closers=tuple(i for i in quote_closers if i not in special),
+                               vocab_size=vocab_size, decoded=tuple(decoded))
 
     def compile(self, schema: dict[str, Any]) -> Any:
         key = json.dumps(schema, sort_keys=True)
@@ -112,7 +119,10 @@ class BatchProcessor:
         self._control = torch.tensor([c for c in tokens.control if c != tokens.channel_close], dtype=torch.long)
         self._free_ban = torch.tensor([c for c in tokens.control if c not in tokens.stops], dtype=torch.long)
         self._closers = torch.tensor(tokens.closers, dtype=torch.long)
+        self._quote_closers = torch.tensor(tokens.quote_closers, dtype=torch.long)
         self.failed = [False] * len(rows)
+        self.in_string = [False] * len(rows)  # JSON rows: inside a string literal / right after its backslash
+        self.escape = [False] * len(rows)
 
     def _advance(self, i: int, tok: int) -> None:
         st = self.state[i]
@@ -130,6 +140,24 @@ class BatchProcessor:
                 self.state[i] = _DONE
             elif m.is_terminated():
                 self.state[i] = _DONE
+            else:
+                self._track_string(i, tok)
+
+    def _track_string(self, i: int, tok: int) -> None:
+        if tok >= len(self.t.decoded):
+            return
+        in_string, escape = self.in_string[i], self.escape[i]
+        for c in self.t.decoded[tok]:
+            if escape:
+                escape = False
+            elif in_string:
+                if c == 0x5C:  # backslash
+                    escape = True
+                elif c == 0x22:  # '"'
+                    in_string = False
+            elif c == 0x22:
+                in_string = True
+        self.in_string[i], self.escape[i] = in_string, escape
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
@@ -166,7 +194,8 @@ class BatchProcessor:
                 self.matchers[i].fill_next_token_bitmask(self.bitmask, i)
                 # xgrammar lets a control token's text (e.g. "<|turn>") inside a JSON string: never in an answer
                 scores[i, self._free_ban.to(scores.device)] = neg
-                if left <= WRAP_UP:
-                    scores[i, self._closers.to(scores.device)] += 1e4
+                if left <= WRAP_UP and not self.escape[i]:
+                    closers = self._quote_closers if self.in_string[i] else self._closers
+                    scores[i, closers.to(scores.device)] += 1e4
         xgr.apply_token_bitmask_inplace(scores, self.bitmask.to(scores.device, non_blocking=True))
         return scores

@@ -27,7 +27,9 @@ def grouped_experts_forward(self: Any, hidden_states: Any, top_k_index: Any, top
     n_tok, k = top_k_index.shape
     flat = top_k_index.reshape(-1)
     order = torch.argsort(flat, stable=True)
-    counts = torch.bincount(flat, minlength=self.num_experts)
+    # a fixed-size count (bincount's output size depends on the data, which breaks a compiled graph)
+    counts = torch.zeros(self.num_experts, dtype=torch.long, device=flat.device).scatter_add_(0, flat,
+                                                                                            torch.ones_like(flat))
     offs = torch.cumsum(counts, 0, dtype=torch.int32)
     x = hidden_states[order // k].to(self.gate_up_proj.dtype)
     gate_up = mm(x, self.gate_up_proj.transpose(-2, -1), offs=offs)
