@@ -26,3 +26,28 @@ def test_every_ingest_option_is_in_the_readme() -> None:
 def test_every_command_has_help_with_an_example_or_description() -> None:
     for name, cmd in typer.main.get_group(app).commands.items():
         assert cmd.help and len(cmd.help) > 20, name
+
+
+def test_readme_sql_examples_run(tmp_path) -> None:
+    """Every statement in the README's ```sql block runs against a real store."""
+    import re
+
+    from conftest import INVOICE_TEXT, make_pdf
+    from typer.testing import CliRunner
+
+    from docpipe.store import Store
+
+    pdf = make_pdf(tmp_path / "inv.pdf", [INVOICE_TEXT])
+    db = tmp_path / "r.duckdb"
+    res = CliRunner().invoke(app, ["ingest", str(pdf), "--db", str(db), "-e", "offline", "-w", "1", "-q"])
+    assert res.exit_code == 0, res.output
+    statements = []
+    for block in re.findall(r"```sql\n(.*?)```", README, re.S):
+        for stmt in block.split(";"):
+            sql = "\n".join(line for line in stmt.splitlines() if not line.strip().startswith("--")).strip()
+            if sql:
+                statements.append(sql)
+    assert len(statements) >= 5
+    with Store.open(db, read_only=True) as store:
+        for sql in statements:
+            store.query(sql)
