@@ -294,6 +294,8 @@ def eval_cmd(
     workers: Annotated[int, typer.Option("--workers", "-w")] = min(2, os.cpu_count() or 1),
     model: Annotated[Optional[str], typer.Option("--model", "-m", envvar="DOCPIPE_MODEL")] = None,
     fmt: Annotated[OutFormat, typer.Option("--format", "-f")] = OutFormat.table,
+    mismatches: Annotated[bool, typer.Option("--mismatches", help="Also list every wrong field: file, field, "
+                                             "truth, extracted.")] = False,
 ) -> None:
     """Per-field accuracy against ground truth (ingests what is not yet in the store first).
 
@@ -323,6 +325,10 @@ def eval_cmd(
     rows: list[tuple[Any, ...]] = [(f, s.correct, s.total, round(s.accuracy, 3)) for f, s in result.fields.items()]
     rows.append(("ALL", result.correct, result.total, round(result.accuracy, 3)))
     render_rows(cols, rows, fmt.value, title=f"{folder} ({report.engine}, {len(result.documents)} documents)")
+    if mismatches:
+        render_rows(["file", "field", "truth", "extracted"],
+                    [(f, n, json.dumps(t, ensure_ascii=False), json.dumps(p, ensure_ascii=False))
+                     for f, n, t, p in result.mismatches], fmt.value, title="wrong fields")
     if result.missing:
         _err(f"{len(result.missing)} truth file(s) without an ok/invalid extraction: {', '.join(result.missing[:5])}")
 
