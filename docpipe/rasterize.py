@@ -158,17 +158,19 @@ class Document:
         self.page_count = getattr(img, "n_frames", 1)
 
     # -- pages --------------------------------------------------------------------------------------------------
-    def pages(self) -> Iterator[RasterPage]:
-        """Yield pages one by one; nothing is rendered until RasterPage.render is called."""
+    def pages(self, start: int = 0, stop: int | None = None) -> Iterator[RasterPage]:
+        """Yield pages ``start`` (0-based) up to ``stop`` one by one; nothing is rendered until RasterPage.render is
+        called."""
+        end = self.page_count if stop is None else min(stop, self.page_count)
         if self.pdf is not None:
-            yield from self._pdf_pages()
+            yield from self._pdf_pages(start, end)
         else:
-            yield from self._image_pages()
+            yield from self._image_pages(start, end)
 
-    def _pdf_pages(self) -> Iterator[RasterPage]:
+    def _pdf_pages(self, start: int, end: int) -> Iterator[RasterPage]:
         import pymupdf
 
-        for i in range(self.page_count):
+        for i in range(start, end):
             try:
                 page = self.pdf.load_page(i)
                 rect = page.rect  # points, /Rotate already applied
@@ -201,11 +203,11 @@ class Document:
 
             yield RasterPage(info, renderer, text_layer_usable(text, coverage, content_bytes))
 
-    def _image_pages(self) -> Iterator[RasterPage]:
+    def _image_pages(self, start: int, end: int) -> Iterator[RasterPage]:
         from PIL import ImageOps
 
         img = self._image
-        for i in range(self.page_count):
+        for i in range(start, end):
             try:
                 img.seek(i)
                 frame = ImageOps.exif_transpose(img.copy()) if i == 0 else img.copy()

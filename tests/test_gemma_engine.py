@@ -58,12 +58,12 @@ def tiny_models(tmp_path_factory, tokenizer):
 
 
 def ingest(monkeypatch, db: Path, model: Path, *paths: Path, extra: tuple[str, ...] = (),
-           settings: dict | None = None) -> str:
+           settings: dict | None = None, code: int = 0) -> str:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("DOCPIPE_GEMMA", json.dumps({**TEST_SETTINGS, **(settings or {})}))
     res = CliRunner().invoke(app, ["ingest", *map(str, paths), "--engine", "gemma", "--model", str(model),
                                    "--image-tokens", "70", "--db", str(db), "--quiet", *extra])
-    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert res.exit_code == code, res.output + repr(res.exception)
     return res.output
 
 
@@ -103,6 +103,24 @@ def test_single_and_multi_page_documents_give_schema_valid_rows_and_summaries(mo
     # a second run skips what is done
     out = ingest(monkeypatch, db, tiny_models["dense"], one, two)
     assert len(rows(db, "SELECT * FROM extractions")) == 3
+
+
+def test_pages_prepared_in_worker_processes_and_a_broken_file_is_that_documents_status(monkeypatch, tmp_path,
+                                                                                        tiny_models):
+    """prep_workers=2: pages rendered and preprocessed in spawned processes; a 3-page document split in page ranges
+    under a tight page bound keeps its page order, and a broken file gets its own failed row, not a stopped run."""
+    good = make_pdf(tmp_path / "three.pdf", [INVOICE_TEXT, "Page two\n" + INVOICE_TEXT[:300], "Seite drei"])
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(b"%PDF-1.7\n1 0 obj <</Type /Catalog /Pages 2 0 R>> endobj\n" + os.urandom(300))
+    db = tmp_path / "w.duckdb"
+    ingest(monkeypatch, db, tiny_models["dense"], broken, good,
+           settings={"prep_workers": 2, "max_pages_in_memory": 3}, code=1)  # 1: a file failed, the run finished
+    got = dict(rows(db, "SELECT split_part(d.path, '/', -1), e.status FROM extractions e "
+                        "JOIN documents d ON d.doc_id = e.doc_id"))
+    assert got["three.pdf"] == "ok" and got["broken.pdf"] in ("failed", "empty"), got
+    pages = rows(db, "SELECT page_no, width_px FROM pages p JOIN documents d ON d.doc_id = p.doc_id "
+                     "WHERE d.path LIKE '%three.pdf' ORDER BY page_no")
+    assert [p for p, _ in pages] == [1, 2, 3] and all(w for _, w in pages)
 
 
 def test_thinking_is_split_off_and_stored_apart_moe(monkeypatch, tmp_path, tiny_models):

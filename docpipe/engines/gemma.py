@@ -23,6 +23,7 @@ import os
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +57,10 @@ DEFAULTS: dict[str, Any] = {
     "graph_backend": "inductor",  # torch.compile backend of that decode step ("inductor": reduce-overhead graphs)
     "vision_chunk": 16,  # pages per vision-tower call inside a batch (bounds prefill memory)
     "batch_wait_s": 1.0,  # how long a partial batch waits for the rasterizing thread before it runs
+    # processes that render pages and run the image processor (gemma_prep). Opt-in: no gain measured on 2 cores
+    # (each page returns ~31 MB of float32 through a pipe), not yet measured on a GPU host. 1 keeps it all in the
+    # rasterizing thread; the page-memory bound (max_pages_in_memory) holds either way.
+    "prep_workers": 1,
     "moe_grouped": True,  # docpipe's grouped-GEMM experts forward on CUDA (gemma_moe)
 }
 _STOP = object()
@@ -134,6 +139,7 @@ class GemmaEngine(Engine):
         self.model: Any = None
         self.processor: Any = None
         self._seq = itertools.count()
+        self._pool: Any = None
 
     # -- availability and loading --------------------------------------------------------------------------------
     @classmethod
@@ -200,6 +206,7 @@ class GemmaEngine(Engine):
         bs = self.cfg["batch_size"] or (16 if self._device == "cuda" else 4)
         self.batch_size = max(1, int(bs))
         self.max_pages = int(self.cfg["max_pages_in_memory"] or 2 * self.batch_size + 8)
+        self.prep_workers = max(1, int(self.cfg["prep_workers"] or 1))
         self.stats: dict[str, float] = {"prefill_tokens": 0, "new_tokens": 0, "generate_s": 0.0, "batches": 0,
                                         "rows": 0, "peak_batch": 0}
         if self._device == "cuda" and self.cfg["vision_chunk"]:
@@ -218,6 +225,9 @@ class GemmaEngine(Engine):
         torch.set_grad_enabled(False)
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
         self.model = None
         self.processor = None
         try:
@@ -298,50 +308,158 @@ class GemmaEngine(Engine):
 
     def _produce(self, jobs: Iterator[DocJob], q: queue.Queue[Any], slots: threading.Semaphore,
                  stop: threading.Event, budget: int) -> None:
+        try:
+            if self.prep_workers > 1:
+                self._produce_pool(jobs, q, slots, stop, budget)
+            else:
+                self._produce_here(jobs, q, slots, stop, budget)
+        except BaseException as e:  # a bug: surface it in the consumer
+            q.put(e)
+
+    def _produce_here(self, jobs: Iterator[DocJob], q: queue.Queue[Any], slots: threading.Semaphore,
+                      stop: threading.Event, budget: int) -> None:
+        """One document after another in this thread (prep_workers=1)."""
+        spec = render_spec_for_tokens(self.options.image_tokens)
+        for job in jobs:
+            if stop.is_set():
+                return
+            b = _Builder(self, _Doc(job, time.perf_counter()), q, slots, budget)
+            try:
+                with open_document(job.source, password=job.password, max_pages=job.max_pages) as d:
+                    for page in d.pages():
+                        while not slots.acquire(timeout=0.2):
+                            if stop.is_set():
+                                return
+                        try:
+                            img = page.render(spec)
+                            px = self.prompts.pixels(img, self.options.image_tokens, self.dtype)
+                        except BaseException:
+                            slots.release()
+                            raise
+                        del img
+                        b.add(page.info, px, page.text_usable)
+                b.end()
+            except (DocpipeError, MemoryError) as e:
+                b.fail(*_failure(e))
+        q.put(_STOP)
+
+    def _produce_pool(self, jobs: Iterator[DocJob], q: queue.Queue[Any], slots: threading.Semaphore,
+                      stop: threading.Event, budget: int) -> None:
+        """Page ranges of the next documents prepared in ``prep_workers`` processes (gemma_prep), results taken
+        back strictly in submission order, so each document's groups and its end reach the consumer in order.
+        A chunk holds its pages' slots from submission until its groups are answered (or it is dropped)."""
+        from .gemma_prep import prepare_pages
+
         spec = render_spec_for_tokens(self.options.image_tokens)
         per_group = max(1, self.max_pages // 2)
+        # a chunk never needs more slots than a document's unflushed group leaves free (no wait on ourselves)
+        chunk = max(1, min(4, self.max_pages - per_group))
+        window: deque[list[Any]] = deque()  # ["chunk", builder, future, n_pages, args] | ["end", b] | ["fail", b, e]
         try:
             for job in jobs:
                 if stop.is_set():
                     return
-                doc = _Doc(job, time.perf_counter())
-                n = 0
+                b = _Builder(self, _Doc(job, time.perf_counter()), q, slots, budget)
                 try:
                     with open_document(job.source, password=job.password, max_pages=job.max_pages) as d:
-                        cur: list[Any] = []
-                        texts: list[str] = []
-                        used = 0
-                        for page in d.pages():
-                            while not slots.acquire(timeout=0.2):
-                                if stop.is_set():
-                                    return
-                            img = page.render(spec)
-                            px = self.prompts.pixels(img, self.options.image_tokens, self.dtype)
-                            del img
-                            text = page.info.text if (self.cfg["page_text"] and page.text_usable) else ""
-                            text = text.strip()[: int(self.cfg["page_text_chars"])]
-                            cost = px.n_tokens + 8 + (self.prompts.count(text) + 12 if text else 0)
-                            if cur and (used + cost > budget or len(cur) >= per_group):
-                                q.put(("group", doc, _Group(doc, n, cur, texts)))
-                                n, cur, texts, used = n + 1, [], [], 0
-                            doc.pages.append(page.info)
-                            cur.append(px)
-                            texts.append(text)
-                            used += cost
-                        if cur:
-                            q.put(("group", doc, _Group(doc, n, cur, texts)))
-                            n += 1
-                    doc.render_ms = sum(p.render_ms for p in doc.pages)
-                    q.put(("end", doc, n))
-                except InputError as e:
-                    q.put(("failed", doc, (Status(getattr(e, "status", "failed")), ErrorItem("rasterize", str(e)))))
-                except DocpipeError as e:
-                    q.put(("failed", doc, (Status.FAILED, ErrorItem("engine", str(e)))))
-                except MemoryError:
-                    q.put(("failed", doc, (Status.TOO_LARGE, ErrorItem("rasterize", "out of memory reading it"))))
-            q.put(_STOP)
-        except BaseException as e:  # a bug: surface it in the consumer
-            q.put(e)
+                        count = d.page_count
+                except (DocpipeError, MemoryError) as e:
+                    window.append(["fail", b, e])
+                    self._drain(window, stop, block=False)
+                    continue
+                for first in range(0, count, chunk):
+                    m = min(chunk, count - first)
+                    for _ in range(m):
+                        while not slots.acquire(timeout=0.02):
+                            if stop.is_set():
+                                return
+                            self._drain(window, stop, block=False)
+                    args = (job.source, job.password, job.max_pages, first, first + m, spec,
+                            self.options.image_tokens)
+                    window.append(["chunk", b, self._prep_pool().submit(prepare_pages, *args), m, args])
+                    self._drain(window, stop, block=False)
+                window.append(["end", b])
+                self._drain(window, stop, block=False)
+            self._drain(window, stop, block=True)
+            if not stop.is_set():
+                q.put(_STOP)
+        finally:
+            for e in window:
+                if e[0] == "chunk":
+                    e[2].cancel()
+
+    def _prep_pool(self) -> Any:
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            from .gemma_prep import init_worker
+
+            self._pool = ProcessPoolExecutor(self.prep_workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=init_worker, initargs=(self.processor.image_processor,))
+        return self._pool
+
+    def _drain(self, window: deque[list[Any]], stop: threading.Event, block: bool) -> None:
+        """Hand on, in order, every entry at the head of the window whose work is done (all of them if block)."""
+        from concurrent.futures import wait
+        from concurrent.futures.process import BrokenProcessPool
+
+        import torch
+
+        from .gemma_inputs import PagePixels
+
+        while window and not stop.is_set():
+            e = window[0]
+            if e[0] == "end":
+                window.popleft()
+                e[1].end()
+                continue
+            if e[0] == "fail":
+                window.popleft()
+                e[1].fail(*_failure(e[2]))
+                continue
+            _, b, fut, m, args = e
+            if not fut.done():
+                if not block:
+                    return
+                wait([fut], timeout=0.2)
+                continue
+            window.popleft()
+            try:
+                pages = [] if b.failed else fut.result()
+            except BrokenProcessPool:
+                # a worker died (a crash in MuPDF on this or a neighbouring chunk): blame the head, restart the
+                # pool and send the rest of the window again
+                for _ in range(m):
+                    self._release(b)
+                b.fail(Status.FAILED, ErrorItem("rasterize", "page preparation worker crashed on this document"))
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+                from .gemma_prep import prepare_pages
+
+                for later in window:
+                    if later[0] == "chunk":
+                        later[2] = self._prep_pool().submit(prepare_pages, *later[4])
+                continue
+            except (DocpipeError, MemoryError) as err:
+                for _ in range(m):
+                    self._release(b)
+                b.fail(*_failure(err))
+                continue
+            except Exception as err:  # e.g. the image processor refusing a degenerate page: this document only
+                for _ in range(m):
+                    self._release(b)
+                b.fail(Status.FAILED, ErrorItem("engine", f"page preparation failed: {type(err).__name__}: {err}"))
+                continue
+            for _ in range(m - len(pages)):
+                self._release(b)
+            for info, pv, pos, n, usable in pages:
+                px = PagePixels(torch.from_numpy(pv).to(self.dtype), torch.from_numpy(pos), n)
+                b.add(info, px, usable)
+
+    @staticmethod
+    def _release(b: _Builder) -> None:
+        b.slots.release()
 
     # -- requests ------------------------------------------------------------------------------------------------
     def _messages(self, schema: SchemaInfo, n_pages: int, texts: list[str], instructions: str | None = None,
@@ -545,6 +663,65 @@ class GemmaEngine(Engine):
     def _output(self, doc: _Doc, status: Status, err: ErrorItem) -> EngineOutput:
         return EngineOutput(source=doc.job.source, status=status, engine=self.kind, model=self.model_name,
                             pages=doc.pages, errors=[err])
+
+
+class _Builder:
+    """Groups one document's prepared pages, in page order, into contexts that fit the window and hands them to
+    the consumer: ("group", doc, _Group) ..., then ("end", doc, n_groups) or ("failed", doc, (status, error))."""
+
+    def __init__(self, eng: GemmaEngine, doc: _Doc, q: queue.Queue[Any], slots: threading.Semaphore,
+                 budget: int) -> None:
+        self.eng, self.doc, self.q, self.slots, self.budget = eng, doc, q, slots, budget
+        self.per_group = max(1, eng.max_pages // 2)
+        self.cur: list[Any] = []
+        self.texts: list[str] = []
+        self.used = 0
+        self.n = 0
+        self.failed = False
+
+    def add(self, info: PageInfo, px: Any, text_usable: bool) -> None:
+        """One page whose slot is already held."""
+        cfg = self.eng.cfg
+        text = info.text if (cfg["page_text"] and text_usable) else ""
+        text = text.strip()[: int(cfg["page_text_chars"])]
+        cost = px.n_tokens + 8 + (self.eng.prompts.count(text) + 12 if text else 0)
+        if self.cur and (self.used + cost > self.budget or len(self.cur) >= self.per_group):
+            self._flush()
+        self.doc.pages.append(info)
+        self.cur.append(px)
+        self.texts.append(text)
+        self.used += cost
+
+    def _flush(self) -> None:
+        self.q.put(("group", self.doc, _Group(self.doc, self.n, self.cur, self.texts)))
+        self.n, self.cur, self.texts, self.used = self.n + 1, [], [], 0
+
+    def end(self) -> None:
+        if self.failed:
+            return
+        if self.cur:
+            self._flush()
+        self.doc.render_ms = sum(p.render_ms for p in self.doc.pages)
+        self.q.put(("end", self.doc, self.n))
+
+    def fail(self, status: Status, err: ErrorItem) -> None:
+        """The document failed: its unsent pages give their slots back; groups already sent finish as usual."""
+        if self.failed:
+            return
+        self.failed = True
+        for _ in self.cur:
+            self.slots.release()
+        self.cur, self.texts = [], []
+        self.q.put(("failed", self.doc, (status, err)))
+
+
+def _failure(e: BaseException) -> tuple[Status, ErrorItem]:
+    """A document's status and error for what stopped its preparation."""
+    if isinstance(e, InputError):
+        return Status(getattr(e, "status", "failed")), ErrorItem("rasterize", str(e))
+    if isinstance(e, MemoryError):
+        return Status.TOO_LARGE, ErrorItem("rasterize", "out of memory reading it")
+    return Status.FAILED, ErrorItem("engine", str(e))
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------

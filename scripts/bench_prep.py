@@ -1,0 +1,122 @@
+"""Benchmark the Gemma engine's page preparation stage alone (no model, no GPU) and print one table.
+
+What is timed: ``GemmaEngine._produce`` exactly as a run uses it (open each document, render its pages at
+``render_spec_for_tokens(image_tokens)``, the Gemma 4 image processor -> pixel_values / position ids, bf16
+tensors, text layer and grouping), with a consumer that frees every page group as soon as it arrives (an
+infinitely fast GPU), over ``--copies`` copies of ``samples/*.pdf``. For ``prep_workers`` > 1 the process pool
+is started and warmed by one untimed pass first (its start-up, ~seconds of importing transformers per worker,
+happens once per engine); the best of ``--repeat`` passes is reported.
+
+Usage:  python scripts/bench_prep.py [--workers 1 2] [--image-tokens 1120] [--copies 4] [--processor pil|torch]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import platform
+import queue
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def make_engine(workers: int, image_tokens: int, processor_kind: str):
+    import torch
+    from gemma_tiny import build_processor, build_tokenizer
+
+    from docpipe.engines import EngineOptions
+    from docpipe.engines.gemma import GemmaEngine
+    from docpipe.engines.gemma_inputs import PromptBuilder
+
+    proc = build_processor(build_tokenizer(), max_soft_tokens=image_tokens)
+    if processor_kind == "torch":
+        from transformers import Gemma4ImageProcessor
+
+        proc.image_processor = Gemma4ImageProcessor(max_soft_tokens=image_tokens)
+    eng = GemmaEngine(EngineOptions(image_tokens=image_tokens, extra={"prep_workers": workers}))
+    # what _setup sets and _produce reads, without a model
+    eng.processor, eng.prompts, eng.dtype, eng._device = proc, PromptBuilder(proc), torch.bfloat16, "cpu"
+    eng.batch_size = 16
+    eng.max_pages = 2 * eng.batch_size + 8  # the GPU default bound
+    eng.prep_workers = workers
+    return eng
+
+
+def one_pass(eng, jobs) -> tuple[int, float]:
+    q: queue.Queue = queue.Queue()
+    slots = threading.Semaphore(eng.max_pages)
+    stop = threading.Event()
+    t = time.perf_counter()
+    th = threading.Thread(target=eng._produce, args=(iter(jobs), q, slots, stop, 10**9), daemon=True)
+    th.start()
+    pages = failed = 0
+    while True:
+        item = q.get()
+        if isinstance(item, BaseException):
+            raise item
+        if not isinstance(item, tuple):
+            break
+        kind, _doc, payload = item
+        if kind == "group":
+            pages += len(payload.pages)
+            for _ in payload.pages:
+                slots.release()
+        elif kind == "failed":
+            failed += 1
+    dt = time.perf_counter() - t
+    th.join()
+    assert failed == 0, f"{failed} documents failed"
+    return pages, dt
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--image-tokens", type=int, default=1120)
+    ap.add_argument("--copies", type=int, default=4)
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--processor", choices=["pil", "torch"], default="pil",
+                    help="pil: Gemma4ImageProcessorPil (what bench_gemma.py and the tests build); "
+                         "torch: the torchvision Gemma4ImageProcessor")
+    args = ap.parse_args()
+
+    import torch
+
+    from docpipe.discover import describe
+    from docpipe.engines import DocJob
+
+    files = sorted(glob.glob(str(ROOT / "samples" / "*.pdf")))
+    jobs = [DocJob(source=describe(Path(f)), schema_ref="invoice") for f in files] * args.copies
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"machine: {platform.processor() or platform.machine()}, {cpus} CPUs, Python {platform.python_version()}, "
+          f"torch {torch.__version__} ({torch.get_num_threads()} threads in the main process)")
+    print(f"{len(jobs)} documents ({len(files)} sample PDFs x {args.copies}), {args.image_tokens} image tokens, "
+          f"processor {args.processor}, page bound {2 * 16 + 8}")
+    rows = []
+    for w in args.workers:
+        eng = make_engine(w, args.image_tokens, args.processor)
+        t = time.perf_counter()
+        one_pass(eng, jobs[: max(w, 2)])  # warm-up (and, with workers, the pool's start)
+        warm = time.perf_counter() - t
+        best = None
+        for _ in range(args.repeat):
+            pages, dt = one_pass(eng, jobs)
+            best = dt if best is None else min(best, dt)
+        eng.close()
+        rows.append((w, pages, best, warm))
+    base = rows[0][1] / rows[0][2]
+    print("| prep workers | pages | seconds (best) | pages/s | vs first row | warm-up pass s |")
+    print("|---|---|---|---|---|---|")
+    for w, pages, dt, warm in rows:
+        print(f"| {w} | {pages} | {dt:.2f} | {pages / dt:.2f} | {pages / dt / base:.2f}x | {warm:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
