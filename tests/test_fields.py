@@ -494,3 +494,55 @@ Total inkl. MWST                 3'945.65
 """
     r = run(INVOICE, text)
     assert (r["subtotal"], r["tax"], r["total"], r["currency"]) == ("3650.00", "295.65", "3945.65", "CHF")
+
+
+def test_day_month_name_year_with_dashes_or_slashes() -> None:
+    assert [h.value for h in find_dates("Bill Date: 29-Jul-2024  Due: 05/Mar/25")] == [
+        dt.date(2024, 7, 29), dt.date(2025, 3, 5)]
+
+
+def test_totals_with_label_above_value() -> None:
+    text = """Harbour Lane Studio Ltd
+9 Quay Street, Hull HU1 1AA
+
+Inv. No.
+HL-2207
+Date of issue
+14-Feb-2025
+
+Net amount
+£500.00
+VAT 20%
+£100.00
+Balance Due
+£600.00
+"""
+    r = run(INVOICE, text)
+    assert r["invoice_number"] == "HL-2207" and r["invoice_date"] == "2025-02-14"
+    assert (r["subtotal"], r["tax"], r["total"], r["currency"]) == ("500.00", "100.00", "600.00", "GBP")
+
+
+def test_sender_line_with_one_bullet_and_rechnung_an() -> None:
+    text = """Weiss Fensterbau GmbH · Feldweg 3, 01067 Dresden
+
+Gasthaus Krone
+Marktstraße 1, 01069 Dresden
+
+Rechnungs-Nr.: 2025-118
+Belegdatum: 07.03.2025
+
+Netto          200,00 EUR
+zzgl. 19% USt   38,00 EUR
+Endbetrag      238,00 EUR
+"""
+    r = run(INVOICE, text)
+    assert r["customer_name"] == "Gasthaus Krone" and r["vendor_name"] == "Weiss Fensterbau GmbH"
+    r2 = run(INVOICE, text.replace("Weiss Fensterbau GmbH · Feldweg 3, 01067 Dresden\n",
+                                   "Weiss Fensterbau GmbH\nFeldweg 3, 01067 Dresden\n\nRechnung an:"))
+    assert r2["customer_name"] == "Gasthaus Krone"
+
+
+def test_label_ending_in_hash_takes_glued_number_and_totals_row_is_no_vendor() -> None:
+    r = run(INVOICE, "Facture N°F-88\nMontant HT   1\u202f000,00\nTVA (20%)   200,00\nNet à payer   1\u202f200,00")
+    assert r["invoice_number"] == "F-88" and r["total"] == "1200.00"
+    assert "vendor_name" not in r

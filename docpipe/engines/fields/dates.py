@@ -30,6 +30,8 @@ _MONTH_ALT = "|".join(sorted(_MONTHS, key=len, reverse=True))
 _DATE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("ymd", re.compile(r"(?<![\d.,/])(\d{4})([-/.])(\d{1,2})\2(\d{1,2})(?![\d]|[.,/-]\d)")),
     ("num", re.compile(r"(?<![\d.,/])(\d{1,2})([./-])(\d{1,2})\2(\d{4}|\d{2})(?![\d]|[.,/-]\d)")),
+    # "05-Mar-2025", "5/Mar/25": one separator, the same on both sides
+    ("dmy_name", re.compile(rf"(?<![\w.,/-])(\d{{1,2}})([-/])({_MONTH_ALT})\.?\2(\d{{4}}|\d{{2}})(?![\d]|[.,/-]\d)")),
     ("dmy_name", re.compile(rf"(?<![\d.])(\d{{1,2}})(?:\.|er|st|nd|rd|th)?[^\S\n]*(?:of[^\S\n]+|de[^\S\n]+)?"
                             rf"({_MONTH_ALT})\b\.?,?[^\S\n]*(?:de[^\S\n]+)?'?(\d{{4}}|\d{{2}})(?![\d])")),
     ("mdy_name", re.compile(rf"\b({_MONTH_ALT})\b\.?[^\S\n]+(\d{{1,2}})(?:st|nd|rd|th)?,?[^\S\n]+(\d{{4}})(?!\d)")),
@@ -59,7 +61,7 @@ def _mk_date(y: int, m: int, d: int) -> dt.date | None:
 
 def find_dates(text: str, day_first: bool = True) -> list[DateHit]:
     """All dates in ``text``: ISO, d.m.y, d/m/y or m/d/y (``day_first``), '5 March 2025', 'March 5, 2025',
-    '5. März 2025', '5 mars 2025', two-digit years. Dots always mean day first."""
+    '5. März 2025', '5 mars 2025', '05-Mar-2025', two-digit years. Dots always mean day first."""
     folded = fold(text)
     hits: list[DateHit] = []
     taken = bytearray(len(text))  # characters already part of a date (earlier patterns win)
@@ -74,7 +76,8 @@ def find_dates(text: str, day_first: bool = True) -> list[DateHit]:
                 dayfirst = day_first or m.group(2) == "."
                 d = _mk_date(y, b, a) if dayfirst else _mk_date(y, a, b)
             elif kind == "dmy_name":
-                d = _mk_date(_year(m.group(3)), _MONTHS[m.group(2)], int(m.group(1)))
+                day, mon, yr = m.group(1), m.groups()[-2], m.groups()[-1]
+                d = _mk_date(_year(yr), _MONTHS[mon], int(day))
             else:
                 d = _mk_date(int(m.group(3)), _MONTHS[m.group(1)], int(m.group(2)))
             if d is not None:

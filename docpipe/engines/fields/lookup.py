@@ -30,8 +30,9 @@ class Hit:
 
 @lru_cache(maxsize=64)
 def _compile_labels(labels: tuple[Label, ...]) -> tuple[re.Pattern[str], list[tuple[re.Pattern[str], int]]]:
-    """One regex per label, plus their union as a cheap first test for a cell."""
-    parts = [(r"(?<![^\W\d_])" if lab.anywhere else r"^[^\w]*") + rf"(?:{lab.rx})(?![^\W\d_])" for lab in labels]
+    """One regex per label, plus their union as a cheap first test for a cell. A label ends at a non-letter, or
+    at its own '#'/'°' ('Invoice #A-17')."""
+    parts = [(r"(?<![^\W\d_])" if lab.anywhere else r"^[^\w]*") + rf"(?:{lab.rx})(?:(?<=[#°])|(?![^\W\d_]))" for lab in labels]
     anywhere = "|".join(f"(?:{lab.rx})" for lab in labels if lab.anywhere) or "(?!)"
     anchored = "|".join(f"(?:{lab.rx})" for lab in labels if not lab.anywhere) or "(?!)"
     # lookbehind hoisted out of the alternation: only word starts get to try the alternatives

@@ -128,6 +128,7 @@ def labelled_party(doc: Doc, label_re: re.Pattern[str], prefer_company: bool,
 
 
 _BULLET_RE = re.compile(r"[●•·|∙▪]")
+_ONE_BULLET_RE = re.compile(r"[●•·|∙▪][^●•·|∙▪,]+,\s*(?:[A-Z]{1,2}-?)?\d{4,5}\s+\w")
 _BANK_RE = re.compile(r"(?i)bank|sparkasse|iban|bic\b|swift|raiffeisen|credit agricole|caisse")
 
 
@@ -138,7 +139,10 @@ def bullet_senders(doc: Doc) -> list[tuple[Line, str]]:
     """
     out = []
     for ln in doc.head_tail():
-        if len(_BULLET_RE.findall(ln.text)) < 2 or not re.search(r"\b\d{4,5}\b", ln.text):
+        bullets = len(_BULLET_RE.findall(ln.text))
+        # 'Firma GmbH · Straße 1 · 12345 Ort', or with one bullet: 'Firma GmbH · Straße 1, 12345 Ort'
+        if not (bullets >= 2 or (bullets == 1 and _ONE_BULLET_RE.search(ln.text))) \
+                or not re.search(r"\b\d{4,5}\b", ln.text):
             continue
         first = next((s for s in ln.segs if not _BULLET_RE.fullmatch(s.text)), None)
         if first is None:
@@ -194,6 +198,8 @@ def letterhead_vendor(doc: Doc, exclude: set[tuple[int, int]], customer: str | N
 def top_line_name(doc: Doc, exclude: set[tuple[int, int]]) -> str | None:
     """Last resort for the issuer: a short capitalised cell among the first lines that is no title or label."""
     for ln in list(doc.nonempty())[:3]:
+        if any(a.is_money for a in doc.amounts(ln)):
+            continue  # "Montant HT   1 234,56" is a totals row, not a letterhead
         for seg in ln.segs:
             if re.match(rf"\W*{DOC_WORDS}\b", seg.folded):
                 continue  # "FACTURE D'ACOMPTE" is a title

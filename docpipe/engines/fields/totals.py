@@ -32,9 +32,20 @@ def amount_candidates(doc: Doc, lines: Iterable[Line] | None = None,
                       ) -> dict[str, list[Cand]]:
     """Split each line into (label, amounts) groups and file each group's amounts under the label's field."""
     cands: dict[str, list[Cand]] = {"total": [], "subtotal": [], "tax": []}
+    pending: tuple[int, str, bool] | None = None  # a label alone on its line: (line, label, has_rate)
     for ln in lines if lines is not None else doc.nonempty():
         amounts = doc.amounts(ln)
+        below = pending
+        pending = None
         if not amounts:
+            if len(ln.segs) == 1 and not doc.dates(ln) and (label := norm_label(ln.text)):
+                pending = (ln.idx, label, bool(_RATE_RE.search(fold(ln.text))))
+            continue
+        if below and _stacked_value(doc, ln, amounts, below[0]):
+            # "Balance Due" on one line, "$1,035.67" alone on the next: a little less sure than side by side
+            cls = classify(below[1])
+            if cls is not None:
+                cands[cls[0]].append(Cand(amounts[0].value, cls[1] - 0.5, ln.idx, amounts[0].currency))
             continue
         text = blank_dates(ln.text, doc.dates(ln))
         groups: list[tuple[str, bool, list[Amount]]] = []
@@ -61,6 +72,15 @@ def amount_candidates(doc: Doc, lines: Iterable[Line] | None = None,
             for i, a in enumerate(money):
                 cands[fname].append(Cand(a.value, score - (0 if i == pref else 1.5), ln.idx, a.currency))
     return cands
+
+
+def _stacked_value(doc: Doc, ln: Line, amounts: list[Amount], label_line: int) -> bool:
+    """The line right under a lone label holds one money amount and nothing else."""
+    prev = next(iter(doc.nonempty(label_line + 1, ln.idx)), None)
+    if prev is not None or len(amounts) != 1 or not amounts[0].is_money or len(ln.segs) != 1:
+        return False
+    text = ln.text
+    return not norm_label(text[:amounts[0].start] + " " + text[amounts[0].end:])
 
 
 def pick_totals(cands: dict[str, list[Cand]], printed: set[Decimal]) -> dict[str, Cand]:
