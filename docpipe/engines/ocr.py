@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -80,28 +81,103 @@ def _vertical_share(items: list[tuple[Any, str, float]]) -> float:
     return tall / total if total else 0.0
 
 
-def rows_to_text(items: list[tuple[Any, str, float]]) -> str:
-    """Boxes -> text in reading order: cluster boxes into rows by vertical centre, sort each row by x."""
-    boxes = []
+@dataclass
+class _Box:
+    x0: float  # left and right edge, along the text line
+    x1: float
+    y: float  # centre, with the page's skew taken out
+    h: float  # text height
+    text: str
+
+
+#: A gap between two boxes of a row narrower than this share of the text height is a word space, not a column gap.
+WORD_GAP = 0.6
+#: Rows whose centres lie further apart than this many text heights had an empty line between them (or less,
+#: 1.5 times the page's usual line pitch: small print has more box padding per point of text).
+BLANK_LINE_GAP = 1.8
+
+
+#: A lone full stop between words is a misread middle dot, the separator of letterhead sender lines
+#: ("Firma GmbH · Straße 1 · 12345 Ort"): parties read such lines by their dots.
+_LONE_DOT_RE = re.compile(r"(?<=\w) \. (?=\w)")
+
+
+def _page_slope(items: list[tuple[Any, str, float]]) -> float:
+    """The page's skew as dy/dx: the median slope of the top edges of boxes wide enough to measure."""
+    slopes = []
     for box, txt, _ in items:
-        ys = [p[1] for p in box]
-        xs = [p[0] for p in box]
-        boxes.append(((min(ys) + max(ys)) / 2, max(ys) - min(ys), min(xs), txt))
-    boxes.sort(key=lambda b: (b[0], b[2]))
-    rows: list[list[tuple[float, float, float, str]]] = []
+        (x0, y0), (x1, y1) = box[0][:2], box[1][:2]
+        if len(txt) >= 4 and x1 - x0 > 3 * abs(box[3][1] - y0):
+            slopes.append((y1 - y0) / (x1 - x0))
+    if not slopes:
+        return 0.0
+    slopes.sort()
+    s = slopes[len(slopes) // 2]
+    return s if abs(s) < 0.2 else 0.0  # beyond ~11 degrees the boxes are not aligned text lines
+
+
+def _median(values: list[float]) -> float:
+    values = sorted(values)
+    return values[len(values) // 2] if values else 0.0
+
+
+def rows_to_text(items: list[tuple[Any, str, float]]) -> str:
+    """Boxes -> text laid out like a text layer: rows in reading order, columns kept by their x position.
+
+    Boxes are rapidocr's 4-point polygons (top-left, top-right, bottom-right, bottom-left). The page's skew is
+    measured from the boxes' top edges and taken out before boxes are grouped into rows, so a label and its value
+    far to the right stay on one line of a tilted scan. In a row, a small gap (a word space) joins boxes with one
+    space; a wider one starts a new cell, placed at the column its x position maps to (at least 3 spaces), so that
+    cells stacked on the page stay stacked in the text. A vertical gap of an empty line gives an empty line.
+    """
+    slope = _page_slope(items)
+    boxes: list[_Box] = []
+    for box, txt, _ in items:
+        xs = [float(p[0]) for p in box]
+        ys = [float(p[1]) for p in box]
+        cx, cy = sum(xs) / len(xs), sum(ys) / len(ys)
+        h = (abs(float(box[3][1]) - float(box[0][1])) + abs(float(box[2][1]) - float(box[1][1]))) / 2
+        if h <= 0 or h > max(ys) - min(ys) + 1:  # not a regular polygon: fall back to the bounding box
+            h = max(ys) - min(ys)
+        boxes.append(_Box(min(xs), max(xs), cy - slope * cx, max(h, 1.0), _LONE_DOT_RE.sub(" · ", txt.strip())))
+    if not boxes:
+        return ""
+    boxes.sort(key=lambda b: (b.y, b.x0))
+    rows: list[list[_Box]] = []
     for b in boxes:
         if rows:
             row = rows[-1]
-            cy = sum(x[0] for x in row) / len(row)
-            h = max(x[1] for x in row)
-            if abs(b[0] - cy) < 0.5 * max(h, b[1], 1.0):
+            cy = sum(x.y for x in row) / len(row)
+            if abs(b.y - cy) < 0.5 * max(max(x.h for x in row), b.h):
                 row.append(b)
                 continue
         rows.append([b])
-    lines = []
+    # character width: the page's median over boxes of several characters
+    cw = _median([(b.x1 - b.x0) / len(b.text) for b in boxes if len(b.text) >= 3]) or _median([b.h for b in boxes]) / 2
+    left = min(b.x0 for b in boxes)
     for row in rows:
-        row.sort(key=lambda x: x[2])
-        lines.append("   ".join(x[3] for x in row))
+        row.sort(key=lambda x: x.x0)
+    # vertical pitch between rows in text heights; the page's own line spacing (the median) tells a gap apart
+    ys = [sum(x.y for x in row) / len(row) for row in rows]
+    hs = [_median([x.h for x in row]) for row in rows]
+    pitch = [(ys[i] - ys[i - 1]) / max(hs[i], hs[i - 1]) for i in range(1, len(rows))]
+    blank_at = min(BLANK_LINE_GAP, max(1.1, 1.5 * _median(pitch))) if pitch else 0.0
+    lines: list[str] = []
+    for i, row in enumerate(rows):
+        if i and pitch[i - 1] > blank_at:
+            lines.append("")
+        line = ""
+        last: _Box | None = None
+        for b in row:
+            if last is None:
+                line = " " * max(0, round((b.x0 - left) / cw))
+            elif b.x0 - last.x1 < WORD_GAP * max(b.h, last.h):
+                line += " "
+            else:
+                line += " " * max(3, round((b.x0 - left) / cw) - len(line))
+            line += b.text
+            last = b
+        lines.append(line.rstrip())
     return "\n".join(lines)
 
 
