@@ -83,21 +83,24 @@ class Engine(ABC):
         self.close()
 
 
-def mark_unreadable(out: EngineOutput, exc: BaseException, stage: str = "rasterize") -> EngineOutput:
-    """Record why a document could not be read as its status and reason: bad input is a status, not a crash.
+def unreadable(exc: BaseException) -> tuple[Status, ErrorItem]:
+    """A document's status and error for what stopped it being read: bad input is a status, not a crash.
 
     InputError subclasses carry their status (encrypted, empty, too_large); MemoryError means too large;
     anything else from docpipe is a plain failure, retried on the next run.
     """
     if isinstance(exc, InputError):
-        out.status = Status(getattr(exc, "status", "failed"))
-    elif isinstance(exc, MemoryError):
-        out.status = Status.TOO_LARGE
-        exc = MemoryError("out of memory while reading this file")
-    else:
-        out.status = Status.FAILED
+        return Status(getattr(exc, "status", "failed")), ErrorItem("rasterize", str(exc))
+    if isinstance(exc, MemoryError):
+        return Status.TOO_LARGE, ErrorItem("rasterize", "out of memory while reading this file")
+    return Status.FAILED, ErrorItem("engine", str(exc) or type(exc).__name__)
+
+
+def mark_unreadable(out: EngineOutput, exc: BaseException) -> EngineOutput:
+    """Record ``unreadable(exc)`` on an engine output (no data)."""
+    out.status, item = unreadable(exc)
     out.data = None
-    out.errors.append(ErrorItem(stage, str(exc) or type(exc).__name__))
+    out.errors.append(item)
     return out
 
 

@@ -28,11 +28,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import DocpipeError, EngineUnavailable, InputError
+from ..errors import DocpipeError, EngineUnavailable
 from ..models import EngineOutput, ErrorItem, PageInfo, Status
 from ..rasterize import open_document
 from ..schemas import SchemaInfo
-from . import DocJob, Engine, EngineOptions
+from . import DocJob, Engine, EngineOptions, unreadable
 from .gemma_models import ModelChoice, canonical, choose_model
 from .prompting import (SUMMARY_INSTRUCTIONS, SYSTEM_PROMPT, extraction_instructions, parse_json_object,
                         render_spec_for_tokens, repair_instructions, split_thinking)
@@ -340,7 +340,7 @@ class GemmaEngine(Engine):
                         b.add(page.info, px, page.text_usable)
                 b.end()
             except (DocpipeError, MemoryError) as e:
-                b.fail(*_failure(e))
+                b.fail(*unreadable(e))
         q.put(_STOP)
 
     def _produce_pool(self, jobs: Iterator[DocJob], q: queue.Queue[Any], slots: threading.Semaphore,
@@ -416,7 +416,7 @@ class GemmaEngine(Engine):
                 continue
             if e[0] == "fail":
                 window.popleft()
-                e[1].fail(*_failure(e[2]))
+                e[1].fail(*unreadable(e[2]))
                 continue
             _, b, fut, m, args = e
             if not fut.done():
@@ -444,7 +444,7 @@ class GemmaEngine(Engine):
             except (DocpipeError, MemoryError) as err:
                 for _ in range(m):
                     self._release(b)
-                b.fail(*_failure(err))
+                b.fail(*unreadable(err))
                 continue
             except Exception as err:  # e.g. the image processor refusing a degenerate page: this document only
                 for _ in range(m):
@@ -713,15 +713,6 @@ class _Builder:
             self.slots.release()
         self.cur, self.texts = [], []
         self.q.put(("failed", self.doc, (status, err)))
-
-
-def _failure(e: BaseException) -> tuple[Status, ErrorItem]:
-    """A document's status and error for what stopped its preparation."""
-    if isinstance(e, InputError):
-        return Status(getattr(e, "status", "failed")), ErrorItem("rasterize", str(e))
-    if isinstance(e, MemoryError):
-        return Status.TOO_LARGE, ErrorItem("rasterize", "out of memory reading it")
-    return Status.FAILED, ErrorItem("engine", str(e))
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------

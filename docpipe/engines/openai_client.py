@@ -164,8 +164,6 @@ class ServerPool:
     async def chat(self, messages: list[dict[str, Any]], *, model: str, schema: dict[str, Any] | None = None,
                    schema_name: str = "answer", thinking: bool = False, max_tokens: int | None = None) -> Reply:
         """One completion, retried on transient errors; ServerError with the last reason when it fails for good."""
-        import httpx
-
         t0 = time.perf_counter()
         attempt = 0
         refusals = 0
