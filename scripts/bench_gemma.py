@@ -235,7 +235,9 @@ MOE_GROUPED = True
 
 
 def run_engine(model, proc, image_tokens: int, batch: int, new_tokens: int, jobs: list, grammar: bool,
-               static: bool = False) -> dict:
+               decode: str = "loop") -> dict:
+    """One engine run over jobs. decode: "loop" (docpipe's CUDA-graph loop), "generate" (transformers'
+    generate(), eager) or "generate-static" (generate() with the static cache + compiled step of gemma_graph)."""
     import torch
 
     from docpipe.engines import EngineOptions
@@ -245,7 +247,8 @@ def run_engine(model, proc, image_tokens: int, batch: int, new_tokens: int, jobs
 
     extra = {"batch_size": batch, "page_text": False, "repair": False, "grammar": grammar,
              "max_new_tokens": new_tokens, "min_new_tokens": 0 if grammar else new_tokens,
-             "max_pages_in_memory": 2 * batch + 8, "static_cache": static, "batch_wait_s": 20.0,
+             "max_pages_in_memory": 2 * batch + 8, "batch_wait_s": 20.0,
+             "decode": "loop" if decode == "loop" else "generate", "static_cache": decode == "generate-static",
              "vision_chunk": VISION_CHUNK, "moe_grouped": MOE_GROUPED}
     eng = GemmaEngine.from_loaded(model, proc, EngineOptions(image_tokens=image_tokens, extra=extra))
     graph = getattr(model, _MARK, None)
@@ -261,6 +264,8 @@ def run_engine(model, proc, image_tokens: int, batch: int, new_tokens: int, jobs
     failed = [{"doc": str(o.source.path.name), "raw": (o.raw_text or "")[:600],
                "errors": [str(e) for e in o.errors][:3]} for o in outs if o.data is None]
     steps = {k: (graph.calls[k] if graph is not None else 0) - before[k] for k in before}
+    if eng.decoder is not None:
+        steps = {"graph": eng.decoder.stats["graph_steps"], "eager": eng.decoder.stats["eager_steps"]}
     return {"wall_s": wall, "pages": pages, "docs": len(outs), "docs_with_data": ok, "failed": failed,
             "graph_steps": steps["graph"], "eager_steps": steps["eager"],
             "peak_GiB": torch.cuda.max_memory_allocated() / 2**30, **eng.stats}
@@ -287,9 +292,10 @@ def main() -> None:
     ap.add_argument("--batches-per-run", type=int, default=2, help="pages per run = batch x this")
     ap.add_argument("--experts", default="grouped_mm")
     ap.add_argument("--grammar-run", action="store_true", help="also one run with constrained JSON (real stops)")
-    ap.add_argument("--static-cache", choices=["off", "on", "both"], default="off",
-                    help="static KV cache + compiled CUDA-graph decode step (gemma_graph); on: an untimed first "
-                         "run (compiles) before the timed one")
+    ap.add_argument("--decode", nargs="+", choices=["loop", "generate", "generate-static"], default=["loop"],
+                    help="loop: docpipe's decode loop (one CUDA graph a batch); generate: transformers' generate(), "
+                         "eager; generate-static: generate() with gemma_graph's compiled step (an untimed first "
+                         "run compiles before the timed one)")
     ap.add_argument("--grammar-only", action="store_true", help="only the grammar run (no timing rows)")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--vision-chunk", type=int, default=16, help="pages per vision-tower call")
@@ -316,7 +322,6 @@ def main() -> None:
         for n in (1, 17):
             print(f"profile, {n} new tokens:\n" + profile_run(model, proc, a.image_tokens[0], a.batch[0], n,
                                                                  a.out)[:5000], flush=True)
-    modes = {"off": [False], "on": [True], "both": [False, True]}[a.static_cache]
     for it in a.image_tokens:
         for b in a.batch:
             jobs = jobs_for(b * a.batches_per_run)
@@ -332,15 +337,15 @@ def main() -> None:
                 print(json.dumps(row, default=str), flush=True)
                 (a.out / f"grammar_{a.model}.json").write_text(json.dumps(results, indent=1, default=str))
                 continue
-            for static in modes:
+            for mode in a.decode:
                 row = {"model": a.model, "image_tokens": it, "batch": b, "card": card["card"], "moe": a.moe,
-                       "static_cache": static}
+                       "decode": mode}
                 try:
-                    pre = run_engine(model, proc, it, b, 1, jobs, grammar=False, static=static)
-                    if static:  # compile (and CUDA-graph recording) for this shape, untimed
-                        cold = run_engine(model, proc, it, b, a.new_tokens, jobs, grammar=False, static=True)
+                    pre = run_engine(model, proc, it, b, 1, jobs, grammar=False, decode=mode)
+                    if mode == "generate-static":  # compile (and CUDA-graph recording) for this shape, untimed
+                        cold = run_engine(model, proc, it, b, a.new_tokens, jobs, grammar=False, decode=mode)
                         row.update(cold_wall_s=cold["wall_s"], cold_generate_s=cold["generate_s"])
-                    full = run_engine(model, proc, it, b, a.new_tokens, jobs, grammar=False, static=static)
+                    full = run_engine(model, proc, it, b, a.new_tokens, jobs, grammar=False, decode=mode)
                 except torch.OutOfMemoryError as e:
                     row["error"] = f"OOM: {str(e)[:120]}"
                     print(row, flush=True)
@@ -363,7 +368,7 @@ def main() -> None:
                 print(json.dumps(row, default=str), flush=True)
                 (a.out / f"bench_{a.model}.json").write_text(json.dumps(results, indent=1, default=str))
                 if a.grammar_run:
-                    g = run_engine(model, proc, it, b, a.new_tokens, jobs, grammar=True, static=static)
+                    g = run_engine(model, proc, it, b, a.new_tokens, jobs, grammar=True, decode=mode)
                     row.update(grammar_pages_s=g["pages"] / g["wall_s"],
                                grammar_new_tokens=g["new_tokens"] / g["rows"],
                                grammar_valid_docs=f"{g['docs_with_data']}/{g['docs']}", failed=g["failed"])
@@ -371,13 +376,13 @@ def main() -> None:
                     (a.out / f"bench_{a.model}.json").write_text(json.dumps(results, indent=1, default=str))
     if a.grammar_only:
         return
-    print("\n| model | card | static | image tokens | batch | pages/s | prefill tok/s | decode tok/s | decode ms/step | "
+    print("\n| model | card | decode | image tokens | batch | pages/s | prefill tok/s | decode tok/s | decode ms/step | "
           "peak GiB | roofline pages/s | of roofline |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         if "error" in r:
             continue
-        print(f"| {r['model']} | {r['card']} | {'on' if r['static_cache'] else 'off'} | {r['image_tokens']} | {r['batch']} | {r['pages_s']:.2f} | "
+        print(f"| {r['model']} | {r['card']} | {r['decode']} | {r['image_tokens']} | {r['batch']} | {r['pages_s']:.2f} | "
               f"{r['prefill_tok_s']:.0f} | {r['decode_tok_s']:.0f} | {r['decode_ms_step']:.0f} | "
               f"{r['peak_GiB']:.1f} | {r['roof_pages_s']:.1f} | {100 * r['of_roofline']:.0f}% |")
 

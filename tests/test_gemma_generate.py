@@ -1,0 +1,138 @@
+"""docpipe's decode loop (gemma_generate.Decoder) gives the tokens transformers' ``generate()`` gives.
+
+The loop replaces ``generate()`` on the GPU (one CUDA graph per batch, sliding windows as ring buffers, masks built
+from a device counter). On CPU the same loop runs without the graph, so the ring indexing, the masks, the position
+ids, stopping and the logits-processor hand-off are checked here against greedy ``generate()`` on tiny random
+models: dense (31B-style, bidirectional image mask), MoE (26B-A4B-style) and E-style (per-layer embeddings,
+kv-shared layers), with left padding, prompts shorter and longer than the sliding window (64 in the tiny config),
+and with real page images.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("transformers")
+pytest.importorskip("torchvision")
+
+sys.path.insert(0, str(Path(__file__).parent))
+from gemma_tiny import build_model, build_processor, build_tokenizer  # noqa: E402
+
+SAMPLES = Path(__file__).parent.parent / "samples"
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_tokenizer()
+
+
+def _reference(model, tok, inputs, max_new, stops, processors=None):
+    from transformers import GenerationConfig
+
+    gen = GenerationConfig(max_new_tokens=max_new, do_sample=False, eos_token_id=stops, pad_token_id=tok.pad_token_id)
+    saved = model.generation_config.eos_token_id
+    model.generation_config.eos_token_id = stops  # no stops: fixed length, not the config's own eos
+    try:
+        out = model.generate(**inputs, generation_config=gen, logits_processor=processors)
+    finally:
+        model.generation_config.eos_token_id = saved
+    return out[:, inputs["input_ids"].shape[1]:]
+
+
+def _text_batch(tok, widths_pads, seed=3):
+    import torch
+
+    torch.manual_seed(seed)
+    width = max(w for w, _ in widths_pads)
+    ids = torch.randint(300, len(tok), (len(widths_pads), width))
+    mask = torch.ones_like(ids)
+    for r, (w, pad) in enumerate(widths_pads):
+        pad = pad + width - w
+        ids[r, :pad] = tok.pad_token_id
+        mask[r, :pad] = 0
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+@pytest.mark.parametrize("variant", ["dense", "moe", "e"])
+@pytest.mark.parametrize("width", [40, 64, 90, 150])  # below, at, above and past twice the window
+def test_text_prompts_give_the_tokens_of_generate(tokenizer, variant, width):
+    from docpipe.engines.gemma_generate import Decoder
+
+    model = build_model(tokenizer, variant)
+    inputs = _text_batch(tokenizer, [(width, 0), (width, 11), (width - 5, 0)])
+    ref = _reference(model, tokenizer, inputs, 40, None)
+    got = Decoder(model).generate(inputs, 40, None, tokenizer.pad_token_id)
+    assert got.tolist() == ref.tolist()
+
+
+def test_rows_stop_and_are_padded_as_generate_pads_them(tokenizer):
+    """Stop tokens picked from what the model really says, so that rows stop at different steps."""
+    from docpipe.engines.gemma_generate import Decoder
+
+    model = build_model(tokenizer, "dense")
+    inputs = _text_batch(tokenizer, [(70, 0), (70, 9), (61, 0), (70, 30)])
+    free = _reference(model, tokenizer, inputs, 30, None)
+    stops = sorted({int(free[0, 5]), int(free[1, 12]), int(free[2, 20])})
+    ref = _reference(model, tokenizer, inputs, 30, stops)
+    got = Decoder(model).generate(inputs, 30, stops, tokenizer.pad_token_id)
+    n = got.shape[1]
+    assert got.tolist() == ref[:, :n].tolist()
+    assert (ref[:, n:] == tokenizer.pad_token_id).all()  # generate() ran on only because a row had not stopped
+
+
+def test_a_logits_processor_sees_what_it_sees_in_generate(tokenizer):
+    """The processor gets the tokens so far and the step's scores; here it bans whatever token came last, which
+    changes every later token, so any misalignment of the hand-off shows."""
+    import torch
+    from transformers import LogitsProcessorList
+
+    from docpipe.engines.gemma_generate import Decoder
+
+    class BanLast:
+        def __init__(self):
+            self.widths = []
+
+        def __call__(self, input_ids, scores):
+            self.widths.append(input_ids.shape[1])
+            scores[torch.arange(len(scores)), input_ids[:, -1]] = float("-inf")
+            return scores
+
+    model = build_model(tokenizer, "e")
+    inputs = _text_batch(tokenizer, [(80, 0), (80, 13)])
+    ref_p, got_p = BanLast(), BanLast()
+    ref = _reference(model, tokenizer, inputs, 25, None, LogitsProcessorList([ref_p]))
+    got = Decoder(model).generate(inputs, 25, None, tokenizer.pad_token_id, processor=got_p)
+    assert got.tolist() == ref.tolist()
+    assert got_p.widths == ref_p.widths
+
+
+@pytest.mark.parametrize("variant", ["dense", "moe"])
+def test_page_images_give_the_tokens_of_generate(tokenizer, variant):
+    """Prefill with real page pixels (vision tower, bidirectional image-token mask) then decode."""
+    from docpipe.engines.gemma_inputs import PromptBuilder, collate
+    from docpipe.discover import describe
+    from docpipe.engines.gemma_generate import Decoder
+    from docpipe.engines.prompting import render_spec_for_tokens
+    from docpipe.rasterize import open_document
+
+    import torch
+
+    model = build_model(tokenizer, variant)
+    proc = build_processor(tokenizer, max_soft_tokens=70)
+    prompts = PromptBuilder(proc)
+    pages = []
+    for name in ("receipt_en_harbor_bean.png", "scan_invoice_fr_moderne_grey.png"):
+        with open_document(describe(SAMPLES / name)) as d:
+            page = next(iter(d.pages()))
+            pages.append(prompts.pixels(page.render(render_spec_for_tokens(70)), 70, torch.float32))
+    rows = []
+    for k, px in enumerate(pages):
+        msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Read it." * (k * 9 + 1)}]}]
+        rows.append((prompts.encode(msgs, [], [px]), [px]))
+    inputs = collate(rows, tokenizer.pad_token_id, prompts.image_id, torch.device("cpu"), torch.float32)
+    ref = _reference(model, tokenizer, inputs, 20, None)
+    got = Decoder(model).generate(inputs, 20, None, tokenizer.pad_token_id)
+    assert got.tolist() == ref.tolist()
