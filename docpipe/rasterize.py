@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from .errors import EmptyDocumentError, EncryptedError, InputError, TooLargeError
 from .models import PageInfo, SourceFile
@@ -36,6 +36,10 @@ class RenderSpec:
     max_dpi: float = 400.0  # never render tiny pages past this
     min_dpi: float = 0.0  # OCR wants at least ~150 dpi when the budget allows
     gray: bool = False
+    # (width, height) of the page in any unit -> the exact (width, height) in pixels to render at, overriding the
+    # budget and DPI bounds: a model's image processor resizes to sizes of its own (Gemma 4: multiples of 48 px),
+    # and rendering there directly saves that resize and a second resampling
+    exact_size: Callable[[float, float], tuple[int, int]] | None = None
 
     def zoom_for(self, width_pt: float, height_pt: float) -> float:
         """Scale from PDF points to pixels: fill the budget, respect the DPI bounds and the hard caps."""
@@ -191,15 +195,20 @@ class Document:
             def renderer(spec: RenderSpec, page: Any = page, rect: Any = rect) -> tuple[Any, float]:
                 from PIL import Image
 
-                z = spec.zoom_for(rect.width, rect.height)
+                zx = zy = spec.zoom_for(rect.width, rect.height)
+                size = spec.exact_size(rect.width, rect.height) if spec.exact_size else None
+                if size:
+                    zx, zy = size[0] / rect.width, size[1] / rect.height
                 cs = pymupdf.csGRAY if spec.gray else pymupdf.csRGB
                 try:
-                    pix = page.get_pixmap(matrix=pymupdf.Matrix(z, z), colorspace=cs, alpha=False)
+                    pix = page.get_pixmap(matrix=pymupdf.Matrix(zx, zy), colorspace=cs, alpha=False)
                 except Exception as e:
                     raise InputError(f"page {page.number + 1} cannot be rendered: {_one_line(e)}") from e
                 mode = "L" if spec.gray else "RGB"
                 img = Image.frombytes(mode, (pix.width, pix.height), pix.samples)
-                return img, z * 72.0
+                if size and img.size != tuple(size):  # MuPDF rounded a side outwards by a pixel
+                    img = img.resize(tuple(size), Image.Resampling.BICUBIC)
+                return img, 72.0 * math.sqrt(zx * zy)
 
             yield RasterPage(info, renderer, text_layer_usable(text, coverage, content_bytes))
 
@@ -244,10 +253,16 @@ def _fit_image(frame: Any, spec: RenderSpec, dpi: float) -> tuple[Any, float]:
     from PIL import Image
 
     w, h = frame.size
+    mode = "L" if spec.gray else "RGB"
+    if spec.exact_size is not None:  # one bicubic resize to the processor's own size, as it would do itself
+        size = tuple(spec.exact_size(w, h))
+        img = frame if frame.mode == mode else frame.convert(mode)
+        if img.size != size:
+            img = img.resize(size, Image.Resampling.BICUBIC)
+        return img, dpi * math.sqrt(size[0] * size[1] / max(w * h, 1))
     scale = min(1.0, math.sqrt(min(spec.max_pixels, HARD_MAX_PIXELS) / max(w * h, 1)), HARD_MAX_SIDE / max(w, h))
     if spec.max_dpi and dpi * scale > spec.max_dpi and dpi > 72.0:
         scale = min(scale, spec.max_dpi / dpi)
-    mode = "L" if spec.gray else "RGB"
     img = frame if frame.mode == mode else frame.convert(mode)
     if scale < 0.999:
         img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)

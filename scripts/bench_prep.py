@@ -1,13 +1,17 @@
 """Benchmark the Gemma engine's page preparation stage alone (no model, no GPU) and print one table.
 
 What is timed: ``GemmaEngine._produce`` exactly as a run uses it (open each document, render its pages at
-``render_spec_for_tokens(image_tokens)``, the Gemma 4 image processor -> pixel_values / position ids, bf16
-tensors, text layer and grouping), with a consumer that frees every page group as soon as it arrives (an
-infinitely fast GPU), over ``--copies`` copies of ``samples/*.pdf``. For ``prep_workers`` > 1 the process pool
-is started and warmed by one untimed pass first (its start-up, ~seconds of importing transformers per worker,
-happens once per engine); the best of ``--repeat`` passes is reported.
+``PromptBuilder.render_spec(image_tokens)`` (the processor's own target size), ``PromptBuilder.pixels`` -> uint8 patches and positions (or the
+processor's floats where bytes cannot be exact), text layer and grouping), with a consumer that frees every page
+group as soon as it arrives (an infinitely fast GPU), over ``--copies`` copies of ``samples/*.pdf``. For
+``prep_workers`` > 1 the process pool is started and warmed by one untimed pass first (its start-up, ~seconds of
+importing transformers per worker, happens once per engine); the best of ``--repeat`` passes is reported, with the
+CPU time of this process (steadier than wall time on a shared machine; pool workers' CPU is not in it).
+``--breakdown`` adds one-page-at-a-time ms per stage: render, the processor's float path (what pages cost before
+they were kept as bytes), the byte path, and patchify alone on a page already at the processor's target size.
 
 Usage:  python scripts/bench_prep.py [--workers 1 2] [--image-tokens 1120] [--copies 4] [--processor pil|torch]
+                                     [--breakdown]
 """
 
 from __future__ import annotations
@@ -49,11 +53,11 @@ def make_engine(workers: int, image_tokens: int, processor_kind: str):
     return eng
 
 
-def one_pass(eng, jobs) -> tuple[int, float]:
+def one_pass(eng, jobs) -> tuple[int, float, float]:
     q: queue.Queue = queue.Queue()
     slots = threading.Semaphore(eng.max_pages)
     stop = threading.Event()
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     th = threading.Thread(target=eng._produce, args=(iter(jobs), q, slots, stop, 10**9), daemon=True)
     th.start()
     pages = failed = 0
@@ -70,10 +74,57 @@ def one_pass(eng, jobs) -> tuple[int, float]:
                 slots.release()
         elif kind == "failed":
             failed += 1
-    dt = time.perf_counter() - t
+    dt, cpu = time.perf_counter() - t, time.process_time() - cpu
     th.join()
     assert failed == 0, f"{failed} documents failed"
-    return pages, dt
+    return pages, dt, cpu
+
+
+def breakdown(eng, files: list[str], image_tokens: int) -> None:
+    """Mean ms per page of each preparation stage, one page at a time in this thread."""
+    import numpy as np
+    import torch
+
+    from docpipe.discover import describe
+    from docpipe.engines.gemma_inputs import page_arrays, patchify, target_size
+    from docpipe.rasterize import open_document
+
+    ip = eng.processor.image_processor
+    spec = eng.prompts.render_spec(image_tokens)  # what the engine renders with: the processor's own size
+    as_bytes = eng.prompts.byte_values is not None
+    stages = {"open + page text layer (PyMuPDF)": 0.0, "render (PyMuPDF / image fit)": 0.0,
+              "processor -> float32 -> bf16 (before)": 0.0,
+              "page_arrays, bytes (patchify; a resize only if off-size)": 0.0,
+              "patchify alone, page at the target size": 0.0}
+    n = resized = 0
+    for f in files:
+        t00 = time.perf_counter()
+        with open_document(describe(Path(f))) as d:
+            pages = d.pages()
+            while (page := next(pages, None)) is not None:
+                t0 = time.perf_counter()
+                img = page.render(spec)
+                t1 = time.perf_counter()
+                ip([img], return_tensors="pt", max_soft_tokens=image_tokens)["pixel_values"][0].to(torch.bfloat16)
+                t2 = time.perf_counter()
+                page_arrays(ip, img, image_tokens, as_bytes)
+                t3 = time.perf_counter()
+                target = target_size(ip, img.height, img.width, image_tokens)
+                resized += target != img.size[::-1]
+                at = np.asarray(img.resize(target[::-1]))
+                t4 = time.perf_counter()
+                patchify(at, ip.patch_size)
+                t5 = time.perf_counter()
+                for k, v in zip(stages, (t0 - t00, t1 - t0, t2 - t1, t3 - t2, t5 - t4)):
+                    stages[k] += v * 1000
+                n += 1
+                t00 = time.perf_counter()
+    print(f"\nper page, {n} pages, {resized} of them rendered at another size than the processor's target "
+          f"(it resizes them), bytes path {'on' if as_bytes else 'OFF (processor not reproducible)'}")
+    print("| stage | ms/page |")
+    print("|---|---|")
+    for k, v in stages.items():
+        print(f"| {k} | {v / n:.1f} |")
 
 
 def main() -> None:
@@ -85,6 +136,7 @@ def main() -> None:
     ap.add_argument("--processor", choices=["pil", "torch"], default="pil",
                     help="pil: Gemma4ImageProcessorPil (what bench_gemma.py and the tests build); "
                          "torch: the torchvision Gemma4ImageProcessor")
+    ap.add_argument("--breakdown", action="store_true", help="also time each stage per page (one copy)")
     args = ap.parse_args()
 
     import torch
@@ -107,15 +159,19 @@ def main() -> None:
         warm = time.perf_counter() - t
         best = None
         for _ in range(args.repeat):
-            pages, dt = one_pass(eng, jobs)
-            best = dt if best is None else min(best, dt)
+            pages, dt, cpu = one_pass(eng, jobs)
+            best = (dt, cpu) if best is None else min(best, (dt, cpu))
+        if args.breakdown and w == args.workers[0]:
+            breakdown(eng, files, args.image_tokens)
         eng.close()
-        rows.append((w, pages, best, warm))
+        rows.append((w, pages, *best, warm))
     base = rows[0][1] / rows[0][2]
-    print("| prep workers | pages | seconds (best) | pages/s | vs first row | warm-up pass s |")
-    print("|---|---|---|---|---|---|")
-    for w, pages, dt, warm in rows:
-        print(f"| {w} | {pages} | {dt:.2f} | {pages / dt:.2f} | {pages / dt / base:.2f}x | {warm:.1f} |")
+    print("| prep workers | pages | seconds (best) | pages/s | vs first row | CPU ms/page (this process) "
+          "| warm-up pass s |")
+    print("|---|---|---|---|---|---|---|")
+    for w, pages, dt, cpu, warm in rows:
+        print(f"| {w} | {pages} | {dt:.2f} | {pages / dt:.2f} | {pages / dt / base:.2f}x | {cpu / pages * 1000:.0f} "
+              f"| {warm:.1f} |")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """The in-process Gemma 4 engine: page images (and their text layer) -> schema-valid JSON and summaries.
 
 How a run flows, and why:
-- A background thread opens documents, renders each page at its native aspect ratio with exactly the pixels the
-  image-token budget uses, turns it into pixel tensors and groups a document's pages into contexts that fit the
+- A background thread opens documents, renders each page at its native aspect ratio straight at the size the image
+  processor wants for the token budget (sides in multiples of 48 px, so it never resizes), keeps the page's patches
+  as bytes (``gemma_inputs``) and groups a document's pages into contexts that fit the
   model's window. It holds at most ``max_pages_in_memory`` pages (a semaphore), so a 2,000-page PDF or a folder of
   100k files never piles up in RAM, and the GPU is fed while the CPU rasterizes the next pages.
 - The main thread batches requests across documents (sorted by length, left-padded), one ``generate()`` per batch,
@@ -35,7 +36,7 @@ from ..schemas import SchemaInfo
 from . import DocJob, Engine, EngineOptions, unreadable
 from .gemma_models import ModelChoice, canonical, choose_model
 from .prompting import (SUMMARY_INSTRUCTIONS, SYSTEM_PROMPT, extraction_instructions, parse_json_object,
-                        render_spec_for_tokens, repair_instructions, split_thinking)
+                        repair_instructions, split_thinking)
 
 #: defaults for ``EngineOptions.extra`` keys (all optional)
 DEFAULTS: dict[str, Any] = {
@@ -51,11 +52,18 @@ DEFAULTS: dict[str, Any] = {
     "grammar": True,  # constrained JSON (off only for throughput measurements)
     "repair": True,
     "min_new_tokens": 0,  # fixed output length for benchmarks (with grammar off)
-    # static KV cache + compiled, CUDA-graph decode step (gemma_graph). Opt-in: 2.5-4x faster decode on an H200,
-    # but ~80 s of compiling per new batch shape, and not yet verified on a GPU together with the grammar.
+    # how a batch is decoded: "loop" = docpipe's own loop (gemma_generate: static cache with ring-buffer sliding
+    # windows; on CUDA the whole step is one CUDA graph replayed per token, no compiling); "generate" =
+    # transformers' generate() (with "static_cache" below if set)
+    "decode": "loop",
+    # generate() only: static KV cache + compiled, CUDA-graph decode step (gemma_graph), ~80 s compile per shape
     "static_cache": False,
     "graph_backend": "inductor",  # torch.compile backend of that decode step ("inductor": reduce-overhead graphs)
-    "vision_chunk": 16,  # pages per vision-tower call inside a batch (bounds prefill memory)
+    "vision_chunk": 16,  # pages per vision-tower call inside a batch (bounds prefill memory); 0: model's own path
+    # vision tower on CUDA (gemma_vision): padding patches trimmed, so SDPA runs without a mask. Compiling the encoder
+    # layers (false | "dynamic" | "static"; true = "dynamic") is opt-in until measured on a GPU.
+    "vision_compile": False,
+    "vision_sdpa_backend": None,  # None: PyTorch chooses; "flash" | "efficient" | "cudnn" | "math" (benchmarks)
     "batch_wait_s": 1.0,  # how long a partial batch waits for the rasterizing thread before it runs
     # processes that render pages and run the image processor (gemma_prep). Opt-in: no gain measured on 2 cores
     # (each page returns ~31 MB of float32 through a pipe), not yet measured on a GPU host. 1 keeps it all in the
@@ -210,13 +218,24 @@ class GemmaEngine(Engine):
         self.stats: dict[str, float] = {"prefill_tokens": 0, "new_tokens": 0, "generate_s": 0.0, "batches": 0,
                                         "rows": 0, "peak_batch": 0}
         if self._device == "cuda" and self.cfg["vision_chunk"]:
-            _chunk_vision(self.model, int(self.cfg["vision_chunk"]))
+            from .gemma_vision import install as install_vision
+
+            install_vision(self.model, int(self.cfg["vision_chunk"]), self.cfg["vision_compile"],
+                           self.cfg["vision_sdpa_backend"])
         if self._device == "cuda" and self.cfg["moe_grouped"]:
             from .gemma_moe import install
 
             install(self.model)
+        mode = str(self.cfg["decode"])
+        if mode not in ("loop", "generate"):
+            raise EngineUnavailable(f"decode must be 'loop' or 'generate', not {mode!r}")
+        self.decoder = None
+        if mode == "loop":
+            from .gemma_generate import Decoder
+
+            self.decoder = Decoder(self.model, graphs=self._device == "cuda")
         static = self.cfg["static_cache"]
-        self.static_cache = bool(self._device == "cuda" if static is None else static)
+        self.static_cache = mode == "generate" and bool(self._device == "cuda" if static is None else static)
         if self.static_cache and self._device == "cuda" and self.cfg["graph_backend"]:
             from . import gemma_graph
 
@@ -319,7 +338,7 @@ class GemmaEngine(Engine):
     def _produce_here(self, jobs: Iterator[DocJob], q: queue.Queue[Any], slots: threading.Semaphore,
                       stop: threading.Event, budget: int) -> None:
         """One document after another in this thread (prep_workers=1)."""
-        spec = render_spec_for_tokens(self.options.image_tokens)
+        spec = self.prompts.render_spec(self.options.image_tokens)
         for job in jobs:
             if stop.is_set():
                 return
@@ -350,7 +369,7 @@ class GemmaEngine(Engine):
         A chunk holds its pages' slots from submission until its groups are answered (or it is dropped)."""
         from .gemma_prep import prepare_pages
 
-        spec = render_spec_for_tokens(self.options.image_tokens)
+        spec = self.prompts.render_spec(self.options.image_tokens)
         per_group = max(1, self.max_pages // 2)
         # a chunk never needs more slots than a document's unflushed group leaves free (no wait on ourselves)
         chunk = max(1, min(4, self.max_pages - per_group))
@@ -404,10 +423,6 @@ class GemmaEngine(Engine):
         from concurrent.futures import wait
         from concurrent.futures.process import BrokenProcessPool
 
-        import torch
-
-        from .gemma_inputs import PagePixels
-
         while window and not stop.is_set():
             e = window[0]
             if e[0] == "end":
@@ -454,8 +469,7 @@ class GemmaEngine(Engine):
             for _ in range(m - len(pages)):
                 self._release(b)
             for info, pv, pos, n, usable in pages:
-                px = PagePixels(torch.from_numpy(pv).to(self.dtype), torch.from_numpy(pos), n)
-                b.add(info, px, usable)
+                b.add(info, self.prompts.page(pv, pos, n, self.options.image_tokens, self.dtype), usable)
 
     @staticmethod
     def _release(b: _Builder) -> None:
@@ -555,12 +569,15 @@ class GemmaEngine(Engine):
                                # (gemma_graph explains); gemma_graph compiles the decode step instead
                                disable_compile=True if self.static_cache else None)
         t = time.perf_counter()
-        out = self.model.generate(**inputs, generation_config=gen, logits_processor=processors)
+        if self.decoder is not None:
+            new = self.decoder.generate(inputs, max_new, None if min_new else self.stops, self.pad_id,
+                                        processor=processors or None).tolist()
+        else:
+            out = self.model.generate(**inputs, generation_config=gen, logits_processor=processors)
+            new = out[:, inputs["input_ids"].shape[1]:].tolist()
         if self._device == "cuda":
             torch.cuda.synchronize()
         dt = time.perf_counter() - t
-        width = inputs["input_ids"].shape[1]
-        new = out[:, width:].tolist()
         results = []
         stops = set(self.stops)
         for r, toks in zip(batch, new):
@@ -758,27 +775,3 @@ def _problem(e: Exception) -> str:
         items = errs(include_url=False)[:3]
         return "; ".join(f"{'.'.join(str(p) for p in i.get('loc', ()))}: {i.get('msg', '')}" for i in items)
     return str(e)
-
-
-def _chunk_vision(model: Any, chunk: int) -> None:
-    """Run the vision tower over at most ``chunk`` pages at a time inside one prefill: a batch of 32 pages at 1120
-    tokens is ~320k patches, whose activations alone overflow an 80 GB card when encoded at once."""
-    import torch
-
-    inner = model.model
-    if getattr(inner, "_docpipe_chunked", False):
-        return
-    original = inner.get_image_features
-
-    def chunked(pixel_values: Any, image_position_ids: Any = None, **kwargs: Any) -> Any:
-        if pixel_values.shape[0] <= chunk:
-            return original(pixel_values, image_position_ids, **kwargs)
-        outs = [original(pixel_values[i:i + chunk], image_position_ids[i:i + chunk], **kwargs)
-                for i in range(0, pixel_values.shape[0], chunk)]
-        first = outs[0]
-        first.pooler_output = tuple(t for o in outs for t in o.pooler_output)
-        first.last_hidden_state = torch.cat([o.last_hidden_state for o in outs])
-        return first
-
-    inner.get_image_features = chunked
-    inner._docpipe_chunked = True

@@ -159,7 +159,17 @@ class BatchProcessor:
                 in_string = True
         self.in_string[i], self.escape[i] = in_string, escape
 
+    def _on(self, device: Any) -> dict[str, Any]:
+        """The processor's token-id tensors on the scores' device (moved once, not every step)."""
+        if getattr(self, "_dev", None) is None or self._dev[0] != device:
+            self._dev = (device, {k: getattr(self, k).to(device) for k in
+                                  ("_control", "_free_ban", "_closers", "_quote_closers")})
+        return self._dev[1]
+
     def __call__(self, input_ids: Any, scores: Any) -> Any:
+        """Row masks for this step. Rows are sorted into a few groups and each group is edited with one indexed
+        write, so a step costs a handful of kernels whatever the batch size; the JSON rows' grammar masks are
+        filled by xgrammar's batch matcher (threads) and applied in one call."""
         import torch
         import xgrammar as xgr
 
@@ -171,31 +181,51 @@ class BatchProcessor:
         self.steps = input_ids.shape[1] - self.prompt_len
         self.bitmask.fill_(-1)  # all tokens allowed unless a JSON row says otherwise
         neg = torch.finfo(scores.dtype).min
+        dev = self._on(scores.device)
+        force: dict[int, list[int]] = {}  # token -> rows that must take exactly that token
+        ban: dict[str, list[int]] = {"_free_ban": [], "_control": []}
+        boost: dict[str, list[int]] = {"_closers": [], "_quote_closers": []}
+        grammar_rows: list[int] = []
         for i, row in enumerate(self.rows):
             st = self.state[i]
             left = row.max_new - self.steps
             if row.mode == FREE:  # plain prose: no control tokens, ends at its own budget, not the batch's
                 if left <= 1:
-                    scores[i, :] = neg
-                    scores[i, self.t.stops[-1]] = 0
+                    force.setdefault(self.t.stops[-1], []).append(i)
                 else:
-                    scores[i, self._free_ban.to(scores.device)] = neg
-                continue
-            if st == _OPEN:
-                scores[i, :] = neg
-                scores[i, self.t.channel_open] = 0
+                    ban["_free_ban"].append(i)
+            elif st == _OPEN:
+                force.setdefault(self.t.channel_open, []).append(i)
             elif st == _THOUGHT:
                 if self.thought[i] >= row.think_budget:
-                    scores[i, :] = neg
-                    scores[i, self.t.channel_close] = 0
+                    force.setdefault(self.t.channel_close, []).append(i)
                 else:
-                    scores[i, self._control.to(scores.device)] = neg
+                    ban["_control"].append(i)
             elif st == _ANSWER:
-                self.matchers[i].fill_next_token_bitmask(self.bitmask, i)
+                grammar_rows.append(i)
                 # xgrammar lets a control token's text (e.g. "<|turn>") inside a JSON string: never in an answer
-                scores[i, self._free_ban.to(scores.device)] = neg
+                ban["_free_ban"].append(i)
                 if left <= WRAP_UP and not self.escape[i]:
-                    closers = self._quote_closers if self.in_string[i] else self._closers
-                    scores[i, closers.to(scores.device)] += 1e4
+                    boost["_quote_closers" if self.in_string[i] else "_closers"].append(i)
+        if grammar_rows:
+            self._batch_matcher().batch_fill_next_token_bitmask(
+                [self.matchers[i] for i in grammar_rows], self.bitmask, indices=grammar_rows)
+        for key, rows in ban.items():
+            if rows:
+                scores[torch.tensor(rows, device=scores.device)[:, None], dev[key][None, :]] = neg
+        for key, rows in boost.items():
+            if rows:
+                scores[torch.tensor(rows, device=scores.device)[:, None], dev[key][None, :]] += 1e4
+        for tok, rows in force.items():
+            idx = torch.tensor(rows, device=scores.device)
+            scores[idx] = neg
+            scores[idx, tok] = 0
         xgr.apply_token_bitmask_inplace(scores, self.bitmask.to(scores.device, non_blocking=True))
         return scores
+
+    def _batch_matcher(self) -> Any:
+        import xgrammar as xgr
+
+        if getattr(self, "_batch", None) is None:
+            self._batch = xgr.BatchGrammarMatcher(max_threads="auto")
+        return self._batch
