@@ -232,6 +232,7 @@ def jobs_for(n_pages: int) -> list:
 
 VISION_CHUNK = 16
 MOE_GROUPED = True
+SETTINGS: dict = {}  # engine settings from --set
 
 
 def run_engine(model, proc, image_tokens: int, batch: int, new_tokens: int, jobs: list, grammar: bool,
@@ -249,7 +250,7 @@ def run_engine(model, proc, image_tokens: int, batch: int, new_tokens: int, jobs
              "max_new_tokens": new_tokens, "min_new_tokens": 0 if grammar else new_tokens,
              "max_pages_in_memory": 2 * batch + 8, "batch_wait_s": 20.0,
              "decode": "loop" if decode == "loop" else "generate", "static_cache": decode == "generate-static",
-             "vision_chunk": VISION_CHUNK, "moe_grouped": MOE_GROUPED}
+             "vision_chunk": VISION_CHUNK, "moe_grouped": MOE_GROUPED, **SETTINGS}
     eng = GemmaEngine.from_loaded(model, proc, EngineOptions(image_tokens=image_tokens, extra=extra))
     graph = getattr(model, _MARK, None)
     before = dict(graph.calls) if graph is not None else {"eager": 0, "graph": 0}
@@ -301,8 +302,11 @@ def main() -> None:
     ap.add_argument("--vision-chunk", type=int, default=16, help="pages per vision-tower call")
     ap.add_argument("--moe", choices=["docpipe", "transformers"], default="docpipe",
                     help="experts forward: docpipe's grouped GEMMs or transformers' --experts implementation")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON",
+                    help="engine settings (gemma.DEFAULTS keys), e.g. decode_compile=true vision_compile=true")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "bench_out")))
     a = ap.parse_args()
+    SETTINGS.update({k: json.loads(v) for k, v in (kv.split("=", 1) for kv in a.set)})
     import torch
 
     _checkout_schemas()
@@ -339,12 +343,13 @@ def main() -> None:
                 continue
             for mode in a.decode:
                 row = {"model": a.model, "image_tokens": it, "batch": b, "card": card["card"], "moe": a.moe,
-                       "decode": mode}
+                       "decode": mode, "settings": SETTINGS}
                 try:
-                    pre = run_engine(model, proc, it, b, 1, jobs, grammar=False, decode=mode)
-                    if mode == "generate-static":  # compile (and CUDA-graph recording) for this shape, untimed
+                    if mode == "generate-static" or SETTINGS.get("decode_compile") or SETTINGS.get("vision_compile"):
+                        # compile (and CUDA-graph recording) for this shape, untimed
                         cold = run_engine(model, proc, it, b, a.new_tokens, jobs, grammar=False, decode=mode)
                         row.update(cold_wall_s=cold["wall_s"], cold_generate_s=cold["generate_s"])
+                    pre = run_engine(model, proc, it, b, 1, jobs, grammar=False, decode=mode)
                     full = run_engine(model, proc, it, b, a.new_tokens, jobs, grammar=False, decode=mode)
                 except torch.OutOfMemoryError as e:
                     row["error"] = f"OOM: {str(e)[:120]}"

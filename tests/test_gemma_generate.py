@@ -66,6 +66,8 @@ def test_text_prompts_give_the_tokens_of_generate(tokenizer, variant, width):
     ref = _reference(model, tokenizer, inputs, 40, None)
     got = Decoder(model).generate(inputs, 40, None, tokenizer.pad_token_id)
     assert got.tolist() == ref.tolist()
+    got = Decoder(model, prefill_rows=2).generate(inputs, 40, None, tokenizer.pad_token_id)  # rows 0-1, then 2
+    assert got.tolist() == ref.tolist()
 
 
 def test_rows_stop_and_are_padded_as_generate_pads_them(tokenizer):
@@ -109,9 +111,10 @@ def test_a_logits_processor_sees_what_it_sees_in_generate(tokenizer):
     assert got_p.widths == ref_p.widths
 
 
-@pytest.mark.parametrize("variant", ["dense", "moe"])
-def test_page_images_give_the_tokens_of_generate(tokenizer, variant):
-    """Prefill with real page pixels (vision tower, bidirectional image-token mask) then decode."""
+@pytest.mark.parametrize("variant,prefill_rows", [("dense", 0), ("moe", 0), ("dense", 1)])
+def test_page_images_give_the_tokens_of_generate(tokenizer, variant, prefill_rows):
+    """Prefill with real page pixels (vision tower, bidirectional image-token mask) then decode; also with the
+    prefill done one row at a time into per-row caches copied into the batch's cache."""
     from docpipe.engines.gemma_inputs import PromptBuilder, collate
     from docpipe.discover import describe
     from docpipe.engines.gemma_generate import Decoder
@@ -129,10 +132,12 @@ def test_page_images_give_the_tokens_of_generate(tokenizer, variant):
             page = next(iter(d.pages()))
             pages.append(prompts.pixels(page.render(render_spec_for_tokens(70)), 70, torch.float32))
     rows = []
-    for k, px in enumerate(pages):
-        msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Read it." * (k * 9 + 1)}]}]
-        rows.append((prompts.encode(msgs, [], [px]), [px]))
+    for k, imgs in enumerate([pages[:1], pages, pages[1:]]):  # rows of 1, 2 and 1 pages
+        msgs = [{"role": "user", "content": [*({"type": "image"} for _ in imgs),
+                                             {"type": "text", "text": "Read it." * (k * 9 + 1)}]}]
+        rows.append((prompts.encode(msgs, [], imgs), imgs))
     inputs = collate(rows, tokenizer.pad_token_id, prompts.image_id, torch.device("cpu"), torch.float32)
     ref = _reference(model, tokenizer, inputs, 20, None)
-    got = Decoder(model).generate(inputs, 20, None, tokenizer.pad_token_id)
+    got = Decoder(model, prefill_rows=prefill_rows).generate(inputs, 20, None, tokenizer.pad_token_id,
+                                                            row_pages=[len(imgs) for _, imgs in rows])
     assert got.tolist() == ref.tolist()

@@ -24,6 +24,7 @@ without graphs) for the dense, MoE and E-model variants and for prompts shorter 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 from typing import Any, Callable
@@ -42,6 +43,54 @@ def _ring_update(self: Any, key_states: Any, value_states: Any, *args: Any, **kw
     return self.keys, self.values
 
 
+def decode_attention(original: Callable[..., Any]) -> Callable[..., Any]:
+    """transformers' "sdpa" attention, with one-token steps done as grouped-query attention without copies.
+
+    Why: given a mask, transformers expands every cached key and value once per query head (``repeat_kv``) before
+    SDPA; on an H200 that copying was 40% of a decode step (E4B, batch 32). A one-token step's query heads that
+    share a key/value head are instead passed to SDPA as that head's queries (``(batch, kv_heads, group, dim)``),
+    so each cached key and value is read once, by SDPA's fused kernels. Anything else goes to ``original``."""
+
+    def attend(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, dropout: float = 0.0,
+               scaling: float | None = None, **kwargs: Any) -> tuple[Any, None]:
+        import torch
+
+        if query.shape[2] != 1 or attention_mask is None or attention_mask.dtype != torch.bool:
+            return original(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
+        b, hq, _, d = query.shape
+        hkv, n = key.shape[1], key.shape[2]
+        q = query.reshape(b, hkv, hq // hkv, d)  # query head h uses key/value head h // group
+        out = torch.nn.functional.scaled_dot_product_attention(q, key, value, attn_mask=attention_mask[:, :, :, :n],
+                                                               scale=scaling)
+        return out.reshape(b, 1, hq, d), None
+
+    return attend
+
+
+_WRAPPED: dict[Any, Any] = {}
+
+
+class _DecodeAttention:
+    """While active, transformers' "sdpa" attention entry is ``decode_attention`` (restored on exit)."""
+
+    def __enter__(self) -> None:
+        from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+        self.saved = ALL_ATTENTION_FUNCTIONS._local_mapping.get("sdpa")
+        original = ALL_ATTENTION_FUNCTIONS["sdpa"]
+        if original not in _WRAPPED:  # one function object per original: a compiled step guards on it
+            _WRAPPED[original] = decode_attention(original)
+        ALL_ATTENTION_FUNCTIONS["sdpa"] = _WRAPPED[original]
+
+    def __exit__(self, *exc: object) -> None:
+        from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+        if self.saved is None:
+            del ALL_ATTENTION_FUNCTIONS["sdpa"]
+        else:
+            ALL_ATTENTION_FUNCTIONS["sdpa"] = self.saved
+
+
 _RING_CLASSES: dict[type, type] = {}
 
 
@@ -54,8 +103,24 @@ def _ring_class(base: type) -> type:
 class Decoder:
     """Runs batches for one model; ``graphs`` captures the decode step as a CUDA graph (CUDA only)."""
 
-    def __init__(self, model: Any, graphs: bool = True) -> None:
+    def __init__(self, model: Any, graphs: bool = True, attention: str = "docpipe", compile: bool = False,
+                 prefill_rows: int = 0) -> None:
+        if attention not in ("docpipe", "sdpa"):
+            raise ValueError(f"decode attention must be 'docpipe' or 'sdpa', not {attention!r}")
         self.model = model
+        self.attention = attention
+        # rows per prefill forward (0: all): a big batch's prefill activations (26B-A4B's experts: ~0.2 GB a row)
+        # would otherwise sit beside its whole KV cache
+        self.prefill_rows = prefill_rows
+        # torch.compile (inductor) of the one-token forward: fuses the step's thousands of small elementwise
+        # kernels; compiled on the first step of a batch shape (dynamic shapes after the first recompile)
+        self.step_forward = model.forward
+        if compile:  # one compiled forward per model, so every batch's decoder reuses its compiled code
+            import torch
+
+            if getattr(model, "_docpipe_step_forward", None) is None:
+                model._docpipe_step_forward = torch.compile(model.forward, fullgraph=False)
+            self.step_forward = model._docpipe_step_forward
         text = model.config.get_text_config()
         self.window = int(getattr(text, "sliding_window", 0) or 0)
         params = inspect.signature(model.forward).parameters
@@ -85,22 +150,64 @@ class Decoder:
             layer._docpipe_ring_t = t
 
     # -- one batch -----------------------------------------------------------------------------------------------
-    def generate(self, inputs: dict[str, Any], max_new: int, stops: list[int] | None, pad_id: int,
-                 processor: Callable[[Any, Any], Any] | None = None) -> Any:
-        """New token ids (batch, n <= max_new) on the host; rows that stopped are padded with pad_id after their
-        stop token, as ``generate()`` pads them. ``processor(input_ids, scores)`` is a logits processor."""
+    def _prefill(self, inputs: dict[str, Any], pos0: Any, length: int, row_pages: list[int] | None) -> Any:
+        """(filled static cache, last-position logits in float32). Rows go through the model ``prefill_rows`` at a
+        time, each into a cache of its own that is then copied into the batch's rows of the big one."""
         import torch
 
-        model = self.model
+        b = inputs["input_ids"].shape[0]
+        step = self.prefill_rows if self.prefill_rows > 0 else b
+        if "pixel_values" in inputs and row_pages is None:
+            step = b  # which pages belong to which row is unknown
+        if step >= b:
+            cache = self._cache(length)
+            out = self.model(**inputs, position_ids=pos0, use_cache=True, logits_to_keep=1,
+                             **{self.cache_kw: cache})
+            return cache, out.logits[:, -1].float()
+        big = self._cache(length)
+        logits = []
+        page = 0
+        for r0 in range(0, b, step):
+            r1 = min(b, r0 + step)
+            sub = {k: v[r0:r1] for k, v in inputs.items() if k not in ("pixel_values", "image_position_ids")}
+            if "pixel_values" in inputs:
+                n = sum(row_pages[r0:r1])
+                sub["pixel_values"] = inputs["pixel_values"][page: page + n]
+                sub["image_position_ids"] = inputs["image_position_ids"][page: page + n]
+                page += n
+            part = self._cache(length)
+            out = self.model(**sub, position_ids=pos0[r0:r1], use_cache=True, logits_to_keep=1,
+                             **{self.cache_kw: part})
+            logits.append(out.logits[:, -1].float())
+            del out
+            for whole, piece in zip(big.layers, part.layers):
+                if not getattr(piece, "is_initialized", False) or getattr(piece, "keys", None) is None:
+                    continue  # kv-shared layers (E models) hold nothing of their own
+                if not whole.is_initialized:  # allocates (b, heads, len, dim) from the shapes it is shown
+                    whole.lazy_initialization(piece.keys[:1].expand(b, -1, -1, -1),
+                                              piece.values[:1].expand(b, -1, -1, -1))
+                whole.keys[r0:r1].copy_(piece.keys)
+                whole.values[r0:r1].copy_(piece.values)
+                if hasattr(piece, "cumulative_length") and torch.is_tensor(piece.cumulative_length):
+                    whole.cumulative_length.copy_(piece.cumulative_length)
+                if hasattr(piece, "cumulative_length_int"):
+                    whole.cumulative_length_int = piece.cumulative_length_int
+            del part
+        return big, torch.cat(logits)
+
+    def generate(self, inputs: dict[str, Any], max_new: int, stops: list[int] | None, pad_id: int,
+                 processor: Callable[[Any, Any], Any] | None = None, row_pages: list[int] | None = None) -> Any:
+        """New token ids (batch, n <= max_new) on the host; rows that stopped are padded with pad_id after their
+        stop token, as ``generate()`` pads them. ``processor(input_ids, scores)`` is a logits processor;
+        ``row_pages`` (pages of each row, in ``pixel_values`` order) lets the prefill go in row chunks."""
+        import torch
+
         ids, mask = inputs["input_ids"], inputs["attention_mask"]
         dev = ids.device
         b, p = ids.shape
-        length = p + max_new
-        cache = self._cache(length)
+        length = -(-(p + max_new) // 64) * 64  # cache length aligned for SDPA's kernels (extra slots are masked)
         pos0 = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
-        out = model(**inputs, position_ids=pos0, use_cache=True, logits_to_keep=1, **{self.cache_kw: cache})
-        logits = out.logits[:, -1].float()
-        del out
+        cache, logits = self._prefill(inputs, pos0, length, row_pages)
 
         seq = torch.full((b, length), pad_id, dtype=torch.long, device=dev)
         seq[:, :p] = ids
@@ -143,8 +250,8 @@ class Decoder:
                 held = t - (t - ar_win).remainder(win)  # the position each ring slot holds
                 ring = attn.gather(1, held.clamp(min=0).expand(b, -1)) & (held >= 0)
                 masks["sliding_attention"] = ring[:, None, None, :]
-            o = model(input_ids=tok, position_ids=pos, attention_mask=masks, use_cache=True, logits_to_keep=1,
-                      **{self.cache_kw: cache})
+            o = self.step_forward(input_ids=tok, position_ids=pos, attention_mask=masks, use_cache=True,
+                                  logits_to_keep=1, **{self.cache_kw: cache})
             logits_buf.copy_(o.logits[:, -1])
 
         def advance(nxt: Any) -> None:
@@ -159,28 +266,29 @@ class Decoder:
             advance(pick(logits_buf))
 
         body = forward if processor is not None else full_step
-        graph = None
-        if self.graphs and dev.type == "cuda":
-            graph = self._capture(body)  # runs step 1 eagerly as its warm-up
-            self.stats["eager_steps"] += 1
-        else:
-            body()
-            self.stats["eager_steps"] += 1
-        n = 1
-        while True:
-            if processor is not None:
-                advance(host_pick(n))
-            n += 1
-            if n >= max_new:
-                break
-            if stops and (processor is not None or n % CHECK_EVERY == 0) and bool(done.all()):
-                break
-            if graph is not None:
-                graph.replay()
-                self.stats["graph_steps"] += 1
+        with _DecodeAttention() if self.attention == "docpipe" else contextlib.nullcontext():
+            graph = None
+            if self.graphs and dev.type == "cuda":
+                graph = self._capture(body)  # runs step 1 eagerly as its warm-up
+                self.stats["eager_steps"] += 1
             else:
                 body()
                 self.stats["eager_steps"] += 1
+            n = 1
+            while True:
+                if processor is not None:
+                    advance(host_pick(n))
+                n += 1
+                if n >= max_new:
+                    break
+                if stops and (processor is not None or n % CHECK_EVERY == 0) and bool(done.all()):
+                    break
+                if graph is not None:
+                    graph.replay()
+                    self.stats["graph_steps"] += 1
+                else:
+                    body()
+                    self.stats["eager_steps"] += 1
         return seq[:, p: p + n].cpu()
 
     def _capture(self, body: Callable[[], None]) -> Any:
