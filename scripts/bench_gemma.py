@@ -160,27 +160,9 @@ def param_groups(model) -> dict:
     return g
 
 
-def _attn_shapes(model) -> list[tuple[str, int, int, bool]]:
-    """(layer type, q width, k width, stores its own KV) per text layer, read from the built modules."""
-    tc = model.config.get_text_config()
-    layers = model.model.language_model.layers
-    n_own = tc.num_hidden_layers - (tc.num_kv_shared_layers or 0)
-    out = []
-    for i, layer in enumerate(layers):
-        k = getattr(layer.self_attn, "k_proj", None)  # kv-shared layers (E models) have none
-        out.append((tc.layer_types[i], layer.self_attn.q_proj.weight.shape[0], k.weight.shape[0] if k else 0,
-                    i < n_own and k is not None))
-    return out
-
-
-def kv_bytes_per_row(model, ctx: int) -> float:
-    """K and V bytes one row's cache holds (and a decode step reads) at context length ctx."""
-    window = model.config.get_text_config().sliding_window
-    return sum((min(ctx, window) if t == "sliding_attention" else ctx) * kw * 2 * 2
-               for t, _, kw, own in _attn_shapes(model) if own)
-
-
 def roofline(model, card: dict, prompt_tokens: float, patches: float, batch: int, new_tokens: int) -> dict:
+    from docpipe.engines.gemma_memory import attention_shapes, kv_bytes_per_row
+
     tc = model.config.get_text_config()
     vc = model.config.vision_config
     g = param_groups(model)
@@ -188,7 +170,7 @@ def roofline(model, card: dict, prompt_tokens: float, patches: float, batch: int
     active = g["text"] + g["experts"] * k_frac
     # prefill FLOPs of one page: text matmuls + causal attention (sliding capped) + vision matmuls + attention
     attn = 0.0
-    for t, qw, _, _ in _attn_shapes(model):
+    for t, qw, _, _ in attention_shapes(model):
         span = min(prompt_tokens, tc.sliding_window) if t == "sliding_attention" else prompt_tokens / 2
         attn += 4 * prompt_tokens * span * qw
     vis = 2 * g["vision"] * patches + 4 * patches**2 * vc.hidden_size * vc.num_hidden_layers
@@ -237,23 +219,20 @@ SETTINGS: dict = {}  # engine settings from --set
 
 def run_engine(model, proc, image_tokens: int, batch: int, new_tokens: int, jobs: list, grammar: bool,
                decode: str = "loop") -> dict:
-    """One engine run over jobs. decode: "loop" (docpipe's CUDA-graph loop), "generate" (transformers'
-    generate(), eager) or "generate-static" (generate() with the static cache + compiled step of gemma_graph)."""
+    """One engine run over jobs. decode: "loop" (docpipe's CUDA-graph loop) or "generate" (transformers'
+    generate(), eager)."""
     import torch
 
     from docpipe.engines import EngineOptions
     from docpipe.engines.gemma import GemmaEngine
-    from docpipe.engines.gemma_graph import _MARK
     from docpipe.schemas import resolve
 
     extra = {"batch_size": batch, "page_text": False, "repair": False, "grammar": grammar,
              "max_new_tokens": new_tokens, "min_new_tokens": 0 if grammar else new_tokens,
              "max_pages_in_memory": 2 * batch + 8, "batch_wait_s": 20.0,
-             "decode": "loop" if decode == "loop" else "generate", "static_cache": decode == "generate-static",
+             "decode": decode,
              "vision_chunk": VISION_CHUNK, "moe_grouped": MOE_GROUPED, **SETTINGS}
     eng = GemmaEngine.from_loaded(model, proc, EngineOptions(image_tokens=image_tokens, extra=extra))
-    graph = getattr(model, _MARK, None)
-    before = dict(graph.calls) if graph is not None else {"eager": 0, "graph": 0}
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     t = time.perf_counter()
@@ -264,7 +243,7 @@ def run_engine(model, proc, image_tokens: int, batch: int, new_tokens: int, jobs
     ok = sum(1 for o in outs if o.data is not None)
     failed = [{"doc": str(o.source.path.name), "raw": (o.raw_text or "")[:600],
                "errors": [str(e) for e in o.errors][:3]} for o in outs if o.data is None]
-    steps = {k: (graph.calls[k] if graph is not None else 0) - before[k] for k in before}
+    steps = {"graph": 0, "eager": 0}
     if eng.decoder is not None:
         steps = {"graph": eng.decoder.stats["graph_steps"], "eager": eng.decoder.stats["eager_steps"]}
     return {"wall_s": wall, "pages": pages, "docs": len(outs), "docs_with_data": ok, "failed": failed,
@@ -293,10 +272,10 @@ def main() -> None:
     ap.add_argument("--batches-per-run", type=int, default=2, help="pages per run = batch x this")
     ap.add_argument("--experts", default="grouped_mm")
     ap.add_argument("--grammar-run", action="store_true", help="also one run with constrained JSON (real stops)")
-    ap.add_argument("--decode", nargs="+", choices=["loop", "generate", "generate-static"], default=["loop"],
+    ap.add_argument("--decode", nargs="+", choices=["loop", "generate"], default=["loop"],
                     help="loop: docpipe's decode loop (one CUDA graph a batch); generate: transformers' generate(), "
-                         "eager; generate-static: generate() with gemma_graph's compiled step (an untimed first "
-                         "run compiles before the timed one)")
+                         "eager. With --set decode_compile=true or vision_compile=true an untimed first run "
+                         "compiles before the timed ones")
     ap.add_argument("--grammar-only", action="store_true", help="only the grammar run (no timing rows)")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--vision-chunk", type=int, default=16, help="pages per vision-tower call")
@@ -345,7 +324,7 @@ def main() -> None:
                 row = {"model": a.model, "image_tokens": it, "batch": b, "card": card["card"], "moe": a.moe,
                        "decode": mode, "settings": SETTINGS}
                 try:
-                    if mode == "generate-static" or SETTINGS.get("decode_compile") or SETTINGS.get("vision_compile"):
+                    if SETTINGS.get("decode_compile") or SETTINGS.get("vision_compile"):
                         # compile (and CUDA-graph recording) for this shape, untimed
                         cold = run_engine(model, proc, it, b, a.new_tokens, jobs, grammar=False, decode=mode)
                         row.update(cold_wall_s=cold["wall_s"], cold_generate_s=cold["generate_s"])

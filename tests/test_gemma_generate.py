@@ -141,3 +141,45 @@ def test_page_images_give_the_tokens_of_generate(tokenizer, variant, prefill_row
     got = Decoder(model, prefill_rows=prefill_rows).generate(inputs, 20, None, tokenizer.pad_token_id,
                                                             row_pages=[len(imgs) for _, imgs in rows])
     assert got.tolist() == ref.tolist()
+
+
+@pytest.mark.parametrize("variant", ["e", "moe"])
+def test_compiled_step_gives_the_same_tokens_and_compiles_once_per_shape(tokenizer, variant):
+    """decode_compile: the one-token forward through torch.compile (dynamo's eager backend here, so it runs on CPU)
+    gives the tokens of the plain loop and is not recompiled every step (transformers' own static-cache compile
+    was, on Gemma 4's sliding layers), only for a new batch shape."""
+    import torch
+    from torch._dynamo.utils import counters
+
+    from docpipe.engines import gemma_moe
+    from docpipe.engines.gemma_generate import Decoder
+
+    torch._dynamo.reset()
+    model = build_model(tokenizer, variant)
+    if variant == "moe":  # docpipe's grouped experts forward (the GPU path) inside the graph; grouped_mm is bf16
+        model = model.to(torch.bfloat16)
+        assert gemma_moe.install(model) == 2
+    cases = [_text_batch(tokenizer, [(90, 0), (90, 17), (80, 0)]), _text_batch(tokenizer, [(97, 0), (97, 5)], 4)]
+    refs = [Decoder(model).generate(c, 12, None, tokenizer.pad_token_id) for c in cases]
+    counters.clear()
+    for c, ref in zip(cases, refs):
+        got = Decoder(model, compile="eager").generate(c, 12, None, tokenizer.pad_token_id)
+        assert got.tolist() == ref.tolist()
+    assert 1 <= counters["stats"]["unique_graphs"] <= 2  # first shape, then one dynamic recompile; not one a step
+
+
+def test_default_batch_is_what_the_free_memory_holds(tokenizer):
+    """The batch-size planner: a request's cache bytes come from the model's own layers (sliding layers hold only
+    their window), and the batch is the free memory after a prefill reserve divided by them, within 1..128."""
+    from docpipe.engines.gemma_memory import GiB, MAX_ROWS, kv_bytes_per_row, prefill_bytes_per_row, rows_that_fit
+
+    model = build_model(tokenizer, "dense")  # [sliding (window 64), full] layers, one 32-wide KV head each
+    assert kv_bytes_per_row(model, 100) == (64 + 100) * 32 * 2 * 2  # K and V in bf16
+    assert kv_bytes_per_row(model, 1000) - kv_bytes_per_row(model, 900) == 100 * 32 * 2 * 2  # only the full layer
+
+    per_row = 1.15 * kv_bytes_per_row(model, 300 + 200) + 262_144 * 4
+    reserve = 4 * GiB + 8 * prefill_bytes_per_row(model, 300)
+    assert rows_that_fit(model, reserve + 10 * per_row + 1, 300, 200, 8) == 10
+    assert rows_that_fit(model, reserve + 10 * per_row - 1, 300, 200, 8) == 9
+    assert rows_that_fit(model, 1 * GiB, 300, 200, 8) == 1  # never 0: the engine halves on out-of-memory anyway
+    assert rows_that_fit(model, 10_000 * GiB, 300, 200, 8) == MAX_ROWS

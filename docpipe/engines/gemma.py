@@ -40,7 +40,7 @@ from .prompting import (SUMMARY_INSTRUCTIONS, SYSTEM_PROMPT, extraction_instruct
 
 #: defaults for ``EngineOptions.extra`` keys (all optional)
 DEFAULTS: dict[str, Any] = {
-    "batch_size": None,  # requests per generate(); None: 4 on CPU, 16 on GPU
+    "batch_size": None,  # requests per batch; None: 4 on CPU, on CUDA what the free memory holds (gemma_memory)
     "max_new_tokens": 2048,  # answer budget of one extraction request
     "thinking_tokens": 1024,  # thought budget when --thinking
     "summary_tokens": 384,
@@ -53,20 +53,18 @@ DEFAULTS: dict[str, Any] = {
     "repair": True,
     "min_new_tokens": 0,  # fixed output length for benchmarks (with grammar off)
     # how a batch is decoded: "loop" = docpipe's own loop (gemma_generate: static cache with ring-buffer sliding
-    # windows; on CUDA the whole step is one CUDA graph replayed per token, no compiling); "generate" =
-    # transformers' generate() (with "static_cache" below if set)
+    # windows, grouped-query attention; on CUDA the whole step is one CUDA graph replayed per token);
+    # "generate" = transformers' generate() (eager; 3-6x slower decode on an H200, kept as a reference)
     "decode": "loop",
-    # loop only: torch.compile the one-token forward (fuses its ~4,000 small kernels: E4B 17 -> ~6 ms a step on an
-    # H200) at the cost of ~1.5 min of compiling when a process starts and once more for the second batch shape;
-    # worth it for long runs, so off by default
+    # loop only: torch.compile the one-token forward (fuses its ~4,000 small kernels; E4B at batch 32 on an H200:
+    # 17 -> ~6 ms a step with the loop's attention, 29 -> 12.7 with transformers'). Costs ~1.5-3 min of compiling
+    # when a process starts (and once more for the second batch shape): worth it for long runs, so opt-in.
     "decode_compile": False,
-    "prefill_rows": 32,  # loop only: rows per prefill forward (bounds prefill memory in big batches); 0: all
-    # generate() only: static KV cache + compiled, CUDA-graph decode step (gemma_graph), ~80 s compile per shape
-    "static_cache": False,
-    "graph_backend": "inductor",  # torch.compile backend of that decode step ("inductor": reduce-overhead graphs)
+    "prefill_rows": 16,  # loop only: rows per prefill forward (bounds prefill memory in big batches); 0: all
     "vision_chunk": 16,  # pages per vision-tower call inside a batch (bounds prefill memory); 0: model's own path
-    # vision tower on CUDA (gemma_vision): padding patches trimmed, so SDPA runs without a mask. Compiling the encoder
-    # layers (false | "dynamic" | "static"; true = "dynamic") is opt-in until measured on a GPU.
+    # vision tower on CUDA (gemma_vision): padding patches trimmed, so SDPA runs without a mask (1.3-1.5x).
+    # Compiling its layers (false | "dynamic" | "static"; true = "dynamic") gave 2.2x (26B-A4B) and 2.7x (E4B) on an
+    # H200 for ~12-18 s of compiling; opt-in like decode_compile.
     "vision_compile": False,
     "vision_sdpa_backend": None,  # None: PyTorch chooses; "flash" | "efficient" | "cudnn" | "math" (benchmarks)
     "batch_wait_s": 1.0,  # how long a partial batch waits for the rasterizing thread before it runs
@@ -216,8 +214,7 @@ class GemmaEngine(Engine):
         self.window = int(self.cfg["max_context_tokens"] or text_cfg.max_position_embeddings)
         self.dtype = next(self.model.parameters()).dtype
         self.input_device = self.model.get_input_embeddings().weight.device
-        bs = self.cfg["batch_size"] or (16 if self._device == "cuda" else 4)
-        self.batch_size = max(1, int(bs))
+        self.batch_size = max(1, int(self.cfg["batch_size"] or self._default_batch()))
         self.max_pages = int(self.cfg["max_pages_in_memory"] or 2 * self.batch_size + 8)
         self.prep_workers = max(1, int(self.cfg["prep_workers"] or 1))
         self.stats: dict[str, float] = {"prefill_tokens": 0, "new_tokens": 0, "generate_s": 0.0, "batches": 0,
@@ -238,17 +235,24 @@ class GemmaEngine(Engine):
         if mode == "loop":
             from .gemma_generate import Decoder
 
+            compile_step = self.cfg["decode_compile"]
             self.decoder = Decoder(self.model, graphs=self._device == "cuda",
-                                   compile=bool(self.cfg["decode_compile"]) and self._device == "cuda",
+                                   compile=compile_step if isinstance(compile_step, str) else
+                                   bool(compile_step) and self._device == "cuda",
                                    prefill_rows=int(self.cfg["prefill_rows"] or 0))
-        static = self.cfg["static_cache"]
-        self.static_cache = mode == "generate" and bool(self._device == "cuda" if static is None else static)
-        if self.static_cache and self._device == "cuda" and self.cfg["graph_backend"]:
-            from . import gemma_graph
-
-            backend = str(self.cfg["graph_backend"])
-            gemma_graph.install(self.model, backend=backend, mode="reduce-overhead" if backend == "inductor" else None)
         torch.set_grad_enabled(False)
+
+    def _default_batch(self) -> int:
+        """4 on CPU; on CUDA as many requests of one page as the free memory holds (gemma_memory)."""
+        import torch
+
+        if self._device != "cuda":
+            return 4
+        from .gemma_memory import rows_that_fit
+
+        free, _ = torch.cuda.mem_get_info(self.input_device)
+        prompt = self.options.image_tokens + 700  # one page, instructions and schema
+        return rows_that_fit(self.model, free, prompt, int(self.cfg["max_new_tokens"]), int(self.cfg["prefill_rows"]))
 
     def close(self) -> None:
         if self._pool is not None:
@@ -570,11 +574,7 @@ class GemmaEngine(Engine):
             processors.append(BatchProcessor(rows, self.grammars.tokens))
         min_new = int(self.cfg["min_new_tokens"])
         gen = GenerationConfig(max_new_tokens=max_new, min_new_tokens=min_new or None, do_sample=False,
-                               eos_token_id=None if min_new else self.stops, pad_token_id=self.pad_id,
-                               cache_implementation="static" if self.static_cache else None,
-                               # transformers' own compile of the static-cache step recompiles every step on Gemma 4
-                               # (gemma_graph explains); gemma_graph compiles the decode step instead
-                               disable_compile=True if self.static_cache else None)
+                               eos_token_id=None if min_new else self.stops, pad_token_id=self.pad_id)
         t = time.perf_counter()
         if self.decoder is not None:
             new = self.decoder.generate(inputs, max_new, None if min_new else self.stops, self.pad_id,

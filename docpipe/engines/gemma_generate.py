@@ -103,7 +103,7 @@ def _ring_class(base: type) -> type:
 class Decoder:
     """Runs batches for one model; ``graphs`` captures the decode step as a CUDA graph (CUDA only)."""
 
-    def __init__(self, model: Any, graphs: bool = True, attention: str = "docpipe", compile: bool = False,
+    def __init__(self, model: Any, graphs: bool = True, attention: str = "docpipe", compile: bool | str = False,
                  prefill_rows: int = 0) -> None:
         if attention not in ("docpipe", "sdpa"):
             raise ValueError(f"decode attention must be 'docpipe' or 'sdpa', not {attention!r}")
@@ -118,8 +118,9 @@ class Decoder:
         if compile:  # one compiled forward per model, so every batch's decoder reuses its compiled code
             import torch
 
-            if getattr(model, "_docpipe_step_forward", None) is None:
-                model._docpipe_step_forward = torch.compile(model.forward, fullgraph=False)
+            if getattr(model, "_docpipe_step_forward", None) is None:  # a str names the backend (tests: "eager")
+                backend = compile if isinstance(compile, str) else "inductor"
+                model._docpipe_step_forward = torch.compile(model.forward, fullgraph=False, backend=backend)
             self.step_forward = model._docpipe_step_forward
         text = model.config.get_text_config()
         self.window = int(getattr(text, "sliding_window", 0) or 0)
@@ -305,6 +306,8 @@ class Decoder:
         try:
             with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 body()
+        except torch.OutOfMemoryError:
+            raise  # the engine halves the batch
         except Exception as e:  # an op that syncs with the host: keep decoding eagerly
             log.warning("decode step could not be captured as a CUDA graph (%s: %s); decoding eagerly",
                         type(e).__name__, e)
