@@ -15,7 +15,7 @@ What this does instead:
   layer sees slots ``<= t`` that are not padding; a ring slot ``k`` holds position ``t - ((t - k) % window)``.
 - Nothing in a step reads a Python number that changes or syncs with the host, so on CUDA the whole step (forward,
   greedy pick, stop bookkeeping, counters) is captured once per batch and replayed. Without a logits processor the
-  loop only looks at the host every ``check_every`` steps to stop early when every row is done. With one (the JSON
+  loop only looks at the host every ``CHECK_EVERY`` steps to stop early when every row is done. With one (the JSON
   grammar), the graph computes logits and the processor and the pick run between replays, as in ``generate()``.
 
 The tokens are those of ``generate()`` with greedy decoding; tests compare the two on CPU (where the same loop runs
