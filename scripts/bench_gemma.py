@@ -274,8 +274,8 @@ def main() -> None:
     ap.add_argument("--grammar-run", action="store_true", help="also one run with constrained JSON (real stops)")
     ap.add_argument("--decode", nargs="+", choices=["loop", "generate"], default=["loop"],
                     help="loop: docpipe's decode loop (one CUDA graph a batch); generate: transformers' generate(), "
-                         "eager. With --set decode_compile=true or vision_compile=true an untimed first run "
-                         "compiles before the timed ones")
+                         "eager. When decode_compile or vision_compile is on (vision_compile is by default), an "
+                         "untimed first run compiles before the timed ones")
     ap.add_argument("--grammar-only", action="store_true", help="only the grammar run (no timing rows)")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--vision-chunk", type=int, default=16, help="pages per vision-tower call")
@@ -324,7 +324,10 @@ def main() -> None:
                 row = {"model": a.model, "image_tokens": it, "batch": b, "card": card["card"], "moe": a.moe,
                        "decode": mode, "settings": SETTINGS}
                 try:
-                    if SETTINGS.get("decode_compile") or SETTINGS.get("vision_compile"):
+                    from docpipe.engines.gemma import DEFAULTS
+
+                    eff = {**DEFAULTS, **SETTINGS}
+                    if eff["decode_compile"] or eff["vision_compile"]:
                         # compile (and CUDA-graph recording) for this shape, untimed
                         cold = run_engine(model, proc, it, b, a.new_tokens, jobs, grammar=False, decode=mode)
                         row.update(cold_wall_s=cold["wall_s"], cold_generate_s=cold["generate_s"])

@@ -64,8 +64,8 @@ DEFAULTS: dict[str, Any] = {
     "vision_chunk": 16,  # pages per vision-tower call inside a batch (bounds prefill memory); 0: model's own path
     # vision tower on CUDA (gemma_vision): padding patches trimmed, so SDPA runs without a mask (1.3-1.5x).
     # Compiling its layers (false | "dynamic" | "static"; true = "dynamic") gave 2.2x (26B-A4B) and 2.7x (E4B) on an
-    # H200 for ~12-18 s of compiling; opt-in like decode_compile.
-    "vision_compile": False,
+    # H200 for ~12-18 s of compiling once per process, little beside loading the weights: on by default.
+    "vision_compile": True,
     "vision_sdpa_backend": None,  # None: PyTorch chooses; "flash" | "efficient" | "cudnn" | "math" (benchmarks)
     "batch_wait_s": 1.0,  # how long a partial batch waits for the rasterizing thread before it runs
     # processes that render pages and run the image processor (gemma_prep). Opt-in: no gain measured on 2 cores
