@@ -1,8 +1,8 @@
 """Benchmark the Gemma engine's page preparation stage alone (no model, no GPU) and print one table.
 
 What is timed: ``GemmaEngine._produce`` exactly as a run uses it (open each document, render its pages at
-``PromptBuilder.render_spec(image_tokens)`` (the processor's own target size), ``PromptBuilder.pixels`` -> uint8 patches and positions (or the
-processor's floats where bytes cannot be exact), text layer and grouping), with a consumer that frees every page
+``PromptBuilder.render_spec(image_tokens)`` (the processor's own target size), ``PromptBuilder.pixels`` -> uint8
+patches and positions (or the processor's floats where bytes cannot be exact), text layer and grouping), with a consumer that frees every page
 group as soon as it arrives (an infinitely fast GPU), over ``--copies`` copies of ``samples/*.pdf``. For
 ``prep_workers`` > 1 the process pool is started and warmed by one untimed pass first (its start-up, ~seconds of
 importing transformers per worker, happens once per engine); the best of ``--repeat`` passes is reported, with the
