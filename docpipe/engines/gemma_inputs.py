@@ -83,7 +83,7 @@ def page_arrays(image_processor: Any, image: Any, image_tokens: int, as_bytes: b
     ``byte_values``) and an RGB image the patches are uint8: patchified here when the image has the size the
     processor resizes it to (or, PIL backend, once resized here by the same PIL call), else resized and patchified
     by the processor itself with ``do_rescale=False``. Otherwise they are the processor's float32 output, as before.
-    Rendered pages are never quite at the target size (it is a multiple of 48 pixels a side), so most pay a resize."""
+    Pages rendered with ``PromptBuilder.render_spec`` are at the target size already: they are only patchified."""
     ip = image_processor
     k2 = ip.pooling_kernel_size ** 2
     kwargs: dict[str, Any] = {}
