@@ -6,9 +6,10 @@ How a run flows, and why:
   as bytes (``gemma_inputs``) and groups a document's pages into contexts that fit the
   model's window. It holds at most ``max_pages_in_memory`` pages (a semaphore), so a 2,000-page PDF or a folder of
   100k files never piles up in RAM, and the GPU is fed while the CPU rasterizes the next pages.
-- The main thread batches requests across documents (sorted by length, left-padded), one ``generate()`` per batch,
-  greedy, with xgrammar constraining each JSON row to the schema (``gemma_decoding``). Thinking, when on, happens in
-  the same call: the thought channel is free text, the grammar starts when it closes.
+- The main thread batches requests across documents (sorted by length, left-padded; as many as the GPU's memory
+  holds, ``gemma_memory``) and decodes each batch greedily in docpipe's loop (``gemma_generate``: one CUDA graph
+  per batch), with xgrammar constraining each JSON row to the schema (``gemma_decoding``). Thinking, when on,
+  happens in the same call: the thought channel is free text, the grammar starts when it closes.
 - A document that fits one context is answered in one request. A longer one is map-reduced: one request per page
   group, then the group answers are merged in Python (lists concatenated, scalars first non-null, totals from the
   last group that has them) and the group summaries summarised again in a text-only request.
