@@ -37,7 +37,7 @@ CHECK_EVERY = 16
 
 def _ring_update(self: Any, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> Any:
     """A sliding-window cache layer's update during the decode loop: one token written at slot t % window."""
-    slot = self._docpipe_ring_t.remainder(self.max_cache_len)
+    slot = self._docpipe_ring_t.to(self.keys.device).remainder(self.max_cache_len)  # no-op on one device
     self.keys.index_copy_(2, slot, key_states)
     self.values.index_copy_(2, slot, value_states)
     return self.keys, self.values
@@ -126,7 +126,9 @@ class Decoder:
         self.window = int(getattr(text, "sliding_window", 0) or 0)
         params = inspect.signature(model.forward).parameters
         self.cache_kw = "past_key_values" if "past_key_values" in params else "cache"
-        self.graphs = graphs
+        # one CUDA graph per batch assumes one device; a model split over GPUs (device_map) decodes eagerly
+        devices = set((getattr(model, "hf_device_map", None) or {}).values()) - {"cpu", "disk"}
+        self.graphs = graphs and len(devices) <= 1
         self.stats = {"graph_steps": 0, "eager_steps": 0, "captures": 0}
 
     # -- the cache ---------------------------------------------------------------------------------------------
