@@ -38,17 +38,6 @@ class PagePixels:
     byte_values: Any = None  # float32 tensor (256,): the processor's value of each byte, for uint8 patches
 
 
-def target_size(image_processor: Any, height: int, width: int, image_tokens: int) -> tuple[int, int] | None:
-    """(height, width) the processor resizes an image to at the budget, by its own function (the same name in its
-    PIL and torchvision modules, transformers 5.17..5.24); None if its module has none."""
-    import importlib
-
-    ip = image_processor
-    fn = getattr(importlib.import_module(type(ip).__module__), "get_aspect_ratio_preserving_size", None)
-    k = ip.pooling_kernel_size
-    return None if fn is None else tuple(fn(height, width, ip.patch_size, image_tokens * k * k, k))
-
-
 @dataclass(frozen=True)
 class ExactSize:
     """``RenderSpec.exact_size`` for a Gemma 4 image processor: (width, height) of a page -> the pixel size the
@@ -66,6 +55,23 @@ class ExactSize:
         fn = importlib.import_module(self.module).get_aspect_ratio_preserving_size
         h, w = fn(height, width, self.patch_size, self.image_tokens * self.pooling ** 2, self.pooling)
         return int(w), int(h)
+
+
+def exact_size(image_processor: Any, image_tokens: int) -> ExactSize | None:
+    """The processor's own resize rule at the budget (the same function name in its PIL and torchvision modules,
+    transformers 5.17..5.24); None if its module has none."""
+    import importlib
+
+    ip = image_processor
+    if getattr(importlib.import_module(type(ip).__module__), "get_aspect_ratio_preserving_size", None) is None:
+        return None
+    return ExactSize(type(ip).__module__, ip.patch_size, ip.pooling_kernel_size, image_tokens)
+
+
+def target_size(image_processor: Any, height: int, width: int, image_tokens: int) -> tuple[int, int] | None:
+    """(height, width) the processor resizes an image to at the budget; None if it has no such rule."""
+    size = exact_size(image_processor, image_tokens)
+    return None if size is None else size(width, height)[::-1]
 
 
 def patchify(rgb: np.ndarray, patch_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -159,11 +165,8 @@ class PromptBuilder:
         from .prompting import render_spec_for_tokens
 
         spec = render_spec_for_tokens(image_tokens)
-        ip = self.processor.image_processor
-        if target_size(ip, 1000, 700, image_tokens) is None:
-            return spec
-        return replace(spec, exact_size=ExactSize(type(ip).__module__, ip.patch_size, ip.pooling_kernel_size,
-                                                  image_tokens))
+        size = exact_size(self.processor.image_processor, image_tokens)
+        return spec if size is None else replace(spec, exact_size=size)
 
     def pixels(self, image: Any, image_tokens: int, dtype: Any) -> PagePixels:
         """Pixels of one page image at the budget (the image is rendered close to that budget)."""
@@ -228,12 +231,16 @@ def collate(rows: list[tuple[list[int], list[PagePixels]]], pad_id: int, image_i
         # the processor's layout: every page padded to max_patches (one budget per batch), zero rows at position -1
         pv = torch.zeros((len(pages), pages[0].max_patches, pages[0].patches.shape[1]), dtype=dtype, device=device)
         pos = torch.full((len(pages), pages[0].max_patches, 2), -1, dtype=torch.long)
+        tables: dict[int, Any] = {}  # each page's byte table in dtype on the device, made once a batch
         for i, p in enumerate(pages):
             n = p.patches.shape[0]
             pos[i, :n] = p.position_ids
             x = p.patches.to(device)
             if x.dtype == torch.uint8:  # bytes -> the processor's float32 values -> dtype: a lookup, no arithmetic
-                pv[i, :n] = p.byte_values.to(dtype).to(device)[x.int()]
+                key = id(p.byte_values)
+                if key not in tables:
+                    tables[key] = p.byte_values.to(dtype).to(device)
+                pv[i, :n] = tables[key][x.int()]
             else:
                 pv[i, :n] = x.to(dtype)
         batch["pixel_values"], batch["image_position_ids"] = pv, pos.to(device)
