@@ -168,6 +168,39 @@ def test_compiled_step_gives_the_same_tokens_and_compiles_once_per_shape(tokeniz
     assert 1 <= counters["stats"]["unique_graphs"] <= 2  # first shape, then one dynamic recompile; not one a step
 
 
+@pytest.mark.parametrize("variant", ["e", "moe"])
+def test_fused_text_modules_give_the_same_tokens(tokenizer, variant):
+    """text_compile: RMSNorm, MLP, router and RoPE through torch.compile (dynamo's eager backend here, so it runs
+    on CPU) give the tokens of the plain model, with prefill and decode through the compiled modules, and a
+    run of shapes seen before compiles nothing."""
+    import torch
+    from torch._dynamo.utils import counters
+
+    from docpipe.engines import gemma_fusion
+    from docpipe.engines.gemma_generate import Decoder
+
+    torch._dynamo.reset()
+    model = build_model(tokenizer, variant)
+    cases = [_text_batch(tokenizer, [(90, 0), (90, 17), (80, 0)]), _text_batch(tokenizer, [(97, 0), (97, 5)], 4)]
+    refs = [Decoder(model).generate(c, 12, None, tokenizer.pad_token_id) for c in cases]
+    counters.clear()
+    switched = gemma_fusion.install(model, backend="eager")
+    layers = model.config.get_text_config().num_hidden_layers
+    assert switched >= 5 * layers  # at least the four layer norms and the MLP of every layer
+    assert gemma_fusion.install(model, backend="eager") == 0  # installing twice changes nothing
+    for c, ref in zip(cases, refs):
+        got = Decoder(model, prefill_rows=2).generate(c, 12, None, tokenizer.pad_token_id)
+        assert got.tolist() == ref.tolist()
+    graphs = counters["stats"]["unique_graphs"]
+    assert graphs > 0
+    Decoder(model, prefill_rows=2).generate(cases[1], 12, None, tokenizer.pad_token_id)
+    assert counters["stats"]["unique_graphs"] == graphs  # shapes seen before: nothing compiles again
+    gemma_fusion.uninstall(model)  # the model's own forwards and RoPE again, as the other tests expect
+    counters.clear()
+    assert Decoder(model).generate(cases[0], 12, None, tokenizer.pad_token_id).tolist() == refs[0].tolist()
+    assert counters["stats"]["unique_graphs"] == 0
+
+
 def test_default_batch_is_what_the_free_memory_holds(tokenizer):
     """The batch-size planner: a request's cache bytes come from the model's own layers (sliding layers hold only
     their window), and the batch is the free memory after a prefill reserve divided by them, within 1..128."""
@@ -182,4 +215,8 @@ def test_default_batch_is_what_the_free_memory_holds(tokenizer):
     assert rows_that_fit(model, reserve + 10 * per_row + 1, 300, 200, 8) == 10
     assert rows_that_fit(model, reserve + 10 * per_row - 1, 300, 200, 8) == 9
     assert rows_that_fit(model, 1 * GiB, 300, 200, 8) == 1  # never 0: the engine halves on out-of-memory anyway
+    # when fewer rows than a prefill chunk fit, the reserve is for the rows that fit, not for a whole chunk
+    free = 4 * GiB + 10 * prefill_bytes_per_row(model, 300) + 10 * per_row + 1
+    assert rows_that_fit(model, free, 300, 200, 16) == 10
+    assert rows_that_fit(model, free - 2, 300, 200, 16) == 9
     assert rows_that_fit(model, 10_000 * GiB, 300, 200, 8) == MAX_ROWS

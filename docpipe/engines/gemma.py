@@ -67,6 +67,9 @@ DEFAULTS: dict[str, Any] = {
     # Compiling its layers (false | "dynamic" | "static"; true = "dynamic") gave 2.2x (26B-A4B) and 2.7x (E4B) on an
     # H200 for ~12-18 s of compiling once per process, little beside loading the weights: on by default.
     "vision_compile": True,
+    # text model on CUDA (gemma_fusion): RMSNorm, MLP and router forwards compiled into fused kernels (the norms'
+    # float32 passes were half of a text prefill on an H100); compiles a few small graphs once per process
+    "text_compile": True,
     "vision_sdpa_backend": None,  # None: PyTorch chooses; "flash" | "efficient" | "cudnn" | "math" (benchmarks)
     "batch_wait_s": 1.0,  # how long a partial batch waits for the rasterizing thread before it runs
     # processes that render pages and run the image processor (gemma_prep). Opt-in: no gain measured on 2 cores
@@ -229,6 +232,10 @@ class GemmaEngine(Engine):
             from .gemma_moe import install
 
             install(self.model)
+        if self._device == "cuda" and self.cfg["text_compile"]:
+            from .gemma_fusion import install as install_fusion
+
+            install_fusion(self.model)
         mode = str(self.cfg["decode"])
         if mode not in ("loop", "generate"):
             raise EngineUnavailable(f"decode must be 'loop' or 'generate', not {mode!r}")

@@ -179,6 +179,8 @@ class Decoder:
                 sub["image_position_ids"] = inputs["image_position_ids"][page: page + n]
                 page += n
             part = self._cache(length)
+            if r0 > 0:  # the chunk writes straight into its rows of the big cache
+                self._rows_of(big, part, r0, r1)
             out = self.model(**sub, position_ids=pos0[r0:r1], use_cache=True, logits_to_keep=1,
                              **{self.cache_kw: part})
             logits.append(out.logits[:, -1].float())
@@ -189,14 +191,27 @@ class Decoder:
                 if not whole.is_initialized:  # allocates (b, heads, len, dim) from the shapes it is shown
                     whole.lazy_initialization(piece.keys[:1].expand(b, -1, -1, -1),
                                               piece.values[:1].expand(b, -1, -1, -1))
-                whole.keys[r0:r1].copy_(piece.keys)
-                whole.values[r0:r1].copy_(piece.values)
+                if r0 == 0:
+                    whole.keys[r0:r1].copy_(piece.keys)
+                    whole.values[r0:r1].copy_(piece.values)
                 if hasattr(piece, "cumulative_length") and torch.is_tensor(piece.cumulative_length):
                     whole.cumulative_length.copy_(piece.cumulative_length)
                 if hasattr(piece, "cumulative_length_int"):
                     whole.cumulative_length_int = piece.cumulative_length_int
             del part
         return big, torch.cat(logits)
+
+    @staticmethod
+    def _rows_of(big: Any, part: Any, r0: int, r1: int) -> None:
+        """Make part's layers views of rows r0:r1 of big's (initialized) layers, so a chunk's prefill writes its
+        keys and values in place: no second cache of the chunk's size beside the big one, and no copy."""
+        for whole, piece in zip(big.layers, part.layers):
+            if not getattr(whole, "is_initialized", False) or getattr(whole, "keys", None) is None:
+                continue
+            # the layer's own set-up (device, head counts, lengths, flags), shown zero-length rows of the big cache;
+            # its own buffers are then replaced by the views
+            piece.lazy_initialization(whole.keys[r0:r1, :, :0], whole.values[r0:r1, :, :0])
+            piece.keys, piece.values = whole.keys[r0:r1], whole.values[r0:r1]
 
     def generate(self, inputs: dict[str, Any], max_new: int, stops: list[int] | None, pad_id: int,
                  processor: Callable[[Any, Any], Any] | None = None, row_pages: list[int] | None = None) -> Any:

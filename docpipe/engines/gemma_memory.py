@@ -36,20 +36,25 @@ def kv_bytes_per_row(model: Any, context: int, dtype_bytes: int = 2) -> float:
 
 
 def prefill_bytes_per_row(model: Any, prompt: int) -> float:
-    """One request's prefill activations, roughly: 32 hidden-size bf16 vectors a token (residual, norms, attention,
-    MLP), plus for MoE 8 per routed expert (the routed copies and their float32 sum). Calibrated on an H200: 31B
-    peaked ~0.7 GiB a row over weights and cache at 1,770 prompt tokens, 26B-A4B ~1 GiB."""
+    """One request's prefill activations, roughly: 16 hidden-size bf16 vectors a token (residual, norms, attention,
+    MLP), plus for MoE 2 per routed expert (the routed copies, freed as the experts' forward goes). Measured on an
+    H100 (scripts/profile_prefill.py, chunks write into the batch's cache in place): 26B-A4B peaked 0.235 GiB a
+    row over weights and cache in a 16-row forward of 1,750 tokens; this gives 0.29."""
     tc = model.config.get_text_config()
-    per_token = tc.hidden_size * 2 * 32
+    per_token = tc.hidden_size * 2 * 16
     if getattr(tc, "enable_moe_block", False):
-        per_token += tc.top_k_experts * tc.hidden_size * 2 * 8
+        per_token += tc.top_k_experts * tc.hidden_size * 2 * 2
     return prompt * per_token
 
 
 def rows_that_fit(model: Any, free_bytes: float, prompt: int, new_tokens: int, prefill_rows: int) -> int:
     """Requests of ``prompt`` + ``new_tokens`` tokens whose caches fit in ``free_bytes`` beside a prefill of
-    ``prefill_rows`` requests and a fixed 4 GiB (CUDA graphs, logits, the vision tower), with 15% of slack on the
-    caches (the allocator's fragmentation)."""
-    reserve = 4 * GiB + max(1, prefill_rows) * prefill_bytes_per_row(model, prompt)
+    ``prefill_rows`` requests (0: all; fewer when fewer fit) and a fixed 4 GiB (CUDA graphs, logits, the vision tower),
+    with 15% of slack on the caches (the allocator's fragmentation)."""
     per_row = 1.15 * kv_bytes_per_row(model, prompt + new_tokens) + 262_144 * 4  # + a row of float32 logits
-    return max(1, min(MAX_ROWS, int((free_bytes - reserve) // per_row)))
+    act = prefill_bytes_per_row(model, prompt)
+    chunk = prefill_rows if prefill_rows > 0 else MAX_ROWS  # 0: the whole batch in one prefill forward
+    rows = int((free_bytes - 4 * GiB - chunk * act) // per_row)
+    if rows < chunk:  # then the prefill holds only those rows at once
+        rows = int((free_bytes - 4 * GiB) // (per_row + act))
+    return max(1, min(MAX_ROWS, rows))

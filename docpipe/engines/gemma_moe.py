@@ -31,14 +31,21 @@ def grouped_experts_forward(self: Any, hidden_states: Any, top_k_index: Any, top
     counts = torch.zeros(self.num_experts, dtype=torch.long, device=flat.device).scatter_add_(0, flat,
                                                                                             torch.ones_like(flat))
     offs = torch.cumsum(counts, 0, dtype=torch.int32)
+    # the routed copies are (tokens x k) rows each: in a prefill chunk, ~1 GB apiece, so each goes when used
     x = hidden_states[order // k].to(self.gate_up_proj.dtype)
-    gate_up = mm(x, self.gate_up_proj.transpose(-2, -1), offs=offs)
-    gate, up = gate_up.chunk(2, dim=-1)
+    gate, up = mm(x, self.gate_up_proj.transpose(-2, -1), offs=offs).chunk(2, dim=-1)
+    del x
     h = self.act_fn(gate) * up
+    del gate, up
     out = mm(h, self.down_proj.transpose(-2, -1), offs=offs)
-    out = out * top_k_weights.reshape(-1)[order].unsqueeze(-1).to(out.dtype)
-    final = torch.zeros((n_tok, hidden_states.shape[-1]), dtype=torch.float32, device=hidden_states.device)
-    final.index_add_(0, order // k, out.float())
+    del h
+    # back to (token, slot) order, then each token's k outputs weighted and summed by one batched matmul
+    # (accumulates in float32); a float32 index_add over the routed rows moved 4x the bytes, with atomics
+    back = torch.empty_like(order)
+    back[order] = torch.arange(order.numel(), device=order.device)
+    per_slot = out[back].view(n_tok, k, -1)
+    del out
+    final = torch.bmm(top_k_weights.to(per_slot.dtype).unsqueeze(1), per_slot).squeeze(1)
     return final.to(hidden_states.dtype)
 
 
