@@ -123,6 +123,38 @@ def test_pages_prepared_in_worker_processes_and_a_broken_file_is_that_documents_
     assert [p for p, _ in pages] == [1, 2, 3] and all(w for _, w in pages)
 
 
+def test_out_of_memory_splits_the_batch_loses_nothing_and_the_batch_grows_back(monkeypatch, tmp_path, tiny_models):
+    """A batch that runs out of GPU memory runs as two halves, after the failed attempt is released (its frames
+    held the GPU tensors while the exception was being handled; retrying inside the handler made a 31B batch of
+    10 fall to batch 1 on an H100), and later batches grow back to the planned size."""
+    import torch
+
+    from docpipe.engines import gemma
+
+    calls: list[tuple[int, object]] = []
+    original = gemma.GemmaEngine._generate_once
+
+    def once(self, batch):
+        calls.append((len(batch), sys.exc_info()[0]))
+        if len(batch) >= 2 and not any(n == -1 for n, _ in calls):
+            calls.append((-1, None))
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return original(self, batch)
+
+    monkeypatch.setattr(gemma.GemmaEngine, "_generate_once", once)
+    monkeypatch.setattr(gemma, "GROW_AFTER", 1)
+    pdfs = [make_pdf(tmp_path / f"inv{i}.pdf", [INVOICE_TEXT + f"\nReference {i}"]) for i in range(8)]
+    db = tmp_path / "oom.duckdb"
+    ingest(monkeypatch, db, tiny_models["dense"], *pdfs, settings={"batch_wait_s": 5.0})
+    assert_valid(db, 8)  # every document stored, none lost to the failed batch
+    fail = next(i for i, (n, _) in enumerate(calls) if n == -1)
+    failed_size = calls[fail - 1][0]
+    later = calls[fail + 1:]
+    assert later[0][0] == failed_size // 2
+    assert all(exc is None for _, exc in later)  # no retry ran while the out-of-memory error was being handled
+    assert max(n for n, _ in later) > failed_size // 2  # the batch size grew back
+
+
 def test_thinking_is_split_off_and_stored_apart_moe(monkeypatch, tmp_path, tiny_models):
     db = tmp_path / "t.duckdb"
     ingest(monkeypatch, db, tiny_models["moe"], make_pdf(tmp_path / "a.pdf", [INVOICE_TEXT]), extra=("--thinking",))

@@ -204,19 +204,20 @@ def test_fused_text_modules_give_the_same_tokens(tokenizer, variant):
 def test_default_batch_is_what_the_free_memory_holds(tokenizer):
     """The batch-size planner: a request's cache bytes come from the model's own layers (sliding layers hold only
     their window), and the batch is the free memory after a prefill reserve divided by them, within 1..128."""
-    from docpipe.engines.gemma_memory import GiB, MAX_ROWS, kv_bytes_per_row, prefill_bytes_per_row, rows_that_fit
+    from docpipe.engines.gemma_memory import (GiB, MAX_ROWS, RESERVE, kv_bytes_per_row, prefill_bytes_per_row,
+                                              rows_that_fit)
 
     model = build_model(tokenizer, "dense")  # [sliding (window 64), full] layers, one 32-wide KV head each
     assert kv_bytes_per_row(model, 100) == (64 + 100) * 32 * 2 * 2  # K and V in bf16
     assert kv_bytes_per_row(model, 1000) - kv_bytes_per_row(model, 900) == 100 * 32 * 2 * 2  # only the full layer
 
     per_row = 1.15 * kv_bytes_per_row(model, 300 + 200) + 262_144 * 4
-    reserve = 4 * GiB + 8 * prefill_bytes_per_row(model, 300)
+    reserve = RESERVE + 8 * prefill_bytes_per_row(model, 300)
     assert rows_that_fit(model, reserve + 10 * per_row + 1, 300, 200, 8) == 10
     assert rows_that_fit(model, reserve + 10 * per_row - 1, 300, 200, 8) == 9
     assert rows_that_fit(model, 1 * GiB, 300, 200, 8) == 1  # never 0: the engine halves on out-of-memory anyway
     # when fewer rows than a prefill chunk fit, the reserve is for the rows that fit, not for a whole chunk
-    free = 4 * GiB + 10 * prefill_bytes_per_row(model, 300) + 10 * per_row + 1
+    free = RESERVE + 10 * prefill_bytes_per_row(model, 300) + 10 * per_row + 1
     assert rows_that_fit(model, free, 300, 200, 16) == 10
     assert rows_that_fit(model, free - 2, 300, 200, 16) == 9
     assert rows_that_fit(model, 10_000 * GiB, 300, 200, 8) == MAX_ROWS

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import queue
 import threading
@@ -38,6 +39,8 @@ from . import DocJob, Engine, EngineOptions, unreadable
 from .gemma_models import ModelChoice, canonical, choose_model
 from .prompting import (SUMMARY_INSTRUCTIONS, SYSTEM_PROMPT, extraction_instructions, parse_json_object,
                         repair_instructions, split_thinking)
+
+log = logging.getLogger(__name__)
 
 #: defaults for ``EngineOptions.extra`` keys (all optional)
 DEFAULTS: dict[str, Any] = {
@@ -79,6 +82,8 @@ DEFAULTS: dict[str, Any] = {
     "moe_grouped": True,  # docpipe's grouped-GEMM experts forward on CUDA (gemma_moe)
 }
 _STOP = object()
+#: batches in a row that must go through after an out-of-memory split before the batch size doubles back
+GROW_AFTER = 4
 #: JSON object of DEFAULTS keys, for tuning without flags, e.g. DOCPIPE_GEMMA='{"batch_size": 32}'
 SETTINGS_ENV = "DOCPIPE_GEMMA"
 
@@ -219,10 +224,11 @@ class GemmaEngine(Engine):
         self.dtype = next(self.model.parameters()).dtype
         self.input_device = self.model.get_input_embeddings().weight.device
         self.batch_size = max(1, int(self.cfg["batch_size"] or self._default_batch()))
+        self.planned_batch, self._fits = self.batch_size, 0  # batches through since the last out-of-memory split
         self.max_pages = int(self.cfg["max_pages_in_memory"] or 2 * self.batch_size + 8)
         self.prep_workers = max(1, int(self.cfg["prep_workers"] or 1))
         self.stats: dict[str, float] = {"prefill_tokens": 0, "new_tokens": 0, "generate_s": 0.0, "batches": 0,
-                                        "rows": 0, "peak_batch": 0}
+                                        "rows": 0, "peak_batch": 0, "oom_splits": 0}
         if self._device == "cuda" and self.cfg["vision_chunk"]:
             from .gemma_vision import install as install_vision
 
@@ -550,20 +556,33 @@ class GemmaEngine(Engine):
 
     # -- generation ----------------------------------------------------------------------------------------------
     def _generate(self, batch: list[_Request]) -> list[tuple[_Request, str]]:
-        """One padded generate() for the batch; halves the batch on GPU out-of-memory."""
+        """One padded generate() for the batch. On GPU out-of-memory its two halves run one after the other and
+        later batches are half as big, until ``GROW_AFTER`` batches in a row went through: then the batch size
+        doubles back towards the planned one (what runs out is usually one batch's long rows, not every batch)."""
         import torch
 
         try:
-            return self._generate_once(batch)
+            results = self._generate_once(batch)
         except torch.OutOfMemoryError:
-            torch.cuda.empty_cache()
-            if len(batch) == 1:
-                req = batch[0]
-                req.doc.errors.append(ErrorItem("engine", "GPU out of memory for this document's pages"))
-                return [(req, "")]
-            half = len(batch) // 2
-            self.batch_size = max(1, half)
-            return self._generate(batch[:half]) + self._generate(batch[half:])
+            # retried below, outside this block: the exception's traceback holds the failed attempt's frames and
+            # with them its GPU tensors (the cache, activations) until the block is left
+            results = None
+        if results is not None:
+            self._fits += 1
+            if self.batch_size < self.planned_batch and self._fits >= GROW_AFTER:
+                self.batch_size, self._fits = min(self.planned_batch, 2 * self.batch_size), 0
+            return results
+        torch.cuda.empty_cache()
+        self.stats["oom_splits"] += 1
+        if len(batch) == 1:
+            req = batch[0]
+            req.doc.errors.append(ErrorItem("engine", "GPU out of memory for this document's pages"))
+            return [(req, "")]
+        half = len(batch) // 2
+        log.warning("GPU out of memory with %d requests in a batch; running them as %d + %d", len(batch), half,
+                    len(batch) - half)
+        self.batch_size, self._fits = max(1, min(self.batch_size, half)), 0
+        return self._generate(batch[:half]) + self._generate(batch[half:])
 
     def _generate_once(self, batch: list[_Request]) -> list[tuple[_Request, str]]:
         import torch

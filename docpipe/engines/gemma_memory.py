@@ -13,6 +13,8 @@ from typing import Any
 GiB = 2**30
 #: never batch more than this many requests (beyond it the first batch waits long for pages, for little gain)
 MAX_ROWS = 128
+#: memory kept free beside the caches and a prefill chunk's activations (4 GiB let 31B at 10 rows run out on an H100)
+RESERVE = 5 * GiB
 
 
 def attention_shapes(model: Any) -> list[tuple[str, int, int, bool]]:
@@ -36,12 +38,13 @@ def kv_bytes_per_row(model: Any, context: int, dtype_bytes: int = 2) -> float:
 
 
 def prefill_bytes_per_row(model: Any, prompt: int) -> float:
-    """One request's prefill activations, roughly: 16 hidden-size bf16 vectors a token (residual, norms, attention,
-    MLP), plus for MoE 2 per routed expert (the routed copies, freed as the experts' forward goes). Measured on an
-    H100 (scripts/profile_prefill.py, chunks write into the batch's cache in place): 26B-A4B peaked 0.235 GiB a
-    row over weights and cache in a 16-row forward of 1,750 tokens; this gives 0.29."""
+    """One request's prefill activations, roughly: 16 hidden-size bf16 vectors a token (residual, norms, attention),
+    3 of the dense MLP's width (gate, up, their product), and for MoE 2 per routed expert (the routed copies, freed
+    as the experts' forward goes). Measured on an H100 (scripts/profile_prefill.py, chunks write into the batch's
+    cache in place): 26B-A4B peaked 0.235 GiB a row over weights and cache in a 16-row forward of 1,750 tokens; this
+    gives 0.31. 31B at 10 rows ran out of memory on an H100 with the MLP's width left out."""
     tc = model.config.get_text_config()
-    per_token = tc.hidden_size * 2 * 16
+    per_token = tc.hidden_size * 2 * 16 + tc.intermediate_size * 2 * 3
     if getattr(tc, "enable_moe_block", False):
         per_token += tc.top_k_experts * tc.hidden_size * 2 * 2
     return prompt * per_token
@@ -49,12 +52,12 @@ def prefill_bytes_per_row(model: Any, prompt: int) -> float:
 
 def rows_that_fit(model: Any, free_bytes: float, prompt: int, new_tokens: int, prefill_rows: int) -> int:
     """Requests of ``prompt`` + ``new_tokens`` tokens whose caches fit in ``free_bytes`` beside a prefill of
-    ``prefill_rows`` requests (0: all; fewer when fewer fit) and a fixed 4 GiB (CUDA graphs, logits, the vision tower),
-    with 15% of slack on the caches (the allocator's fragmentation)."""
+    ``prefill_rows`` requests (0: all; fewer when fewer fit) and a fixed ``RESERVE`` (CUDA graphs, logits, the vision
+    tower, cuBLAS workspaces), with 15% of slack on the caches (the allocator's fragmentation)."""
     per_row = 1.15 * kv_bytes_per_row(model, prompt + new_tokens) + 262_144 * 4  # + a row of float32 logits
     act = prefill_bytes_per_row(model, prompt)
     chunk = prefill_rows if prefill_rows > 0 else MAX_ROWS  # 0: the whole batch in one prefill forward
-    rows = int((free_bytes - 4 * GiB - chunk * act) // per_row)
+    rows = int((free_bytes - RESERVE - chunk * act) // per_row)
     if rows < chunk:  # then the prefill holds only those rows at once
-        rows = int((free_bytes - 4 * GiB) // (per_row + act))
+        rows = int((free_bytes - RESERVE) // (per_row + act))
     return max(1, min(MAX_ROWS, rows))
