@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-KINDS = [("experts grouped GEMM", ("GroupedGemm", "grouped", "Grouped")),
+KINDS = [("experts grouped GEMM", ("GroupProblemShape", "GroupedGemm", "grouped", "Grouped")),
          ("attention", ("fmha", "sdpa", "flash", "attention", "Attention", "cudnn")),
          ("dense GEMM", ("gemm", "Gemm", "nvjet", "cutlass", "splitK", "sm90_xmma")),
          ("sort / index / scatter", ("sort", "Sort", "index", "scatter", "gather", "Index", "cumsum", "topk",
