@@ -349,6 +349,10 @@ def main() -> None:
                            peak_GiB=max(pre["peak_GiB"], full["peak_GiB"]), prompt_tokens=prompt,
                            engine_batches=full["batches"], peak_batch=full["peak_batch"],
                            graph_steps=full["graph_steps"], eager_steps=full["eager_steps"])
+                if "prefill_s" in pre:  # the decode loop's stage clock (CUDA events): where the prefill went
+                    row.update(vision_ms_page=1e3 * pre.get("vision_s", 0.0) / pages,
+                               text_prefill_ms_page=1e3 * (pre["prefill_s"] - pre.get("vision_s", 0.0)) / pages,
+                               decode_ms_page=1e3 * full.get("decode_s", 0.0) / pages)
                 row.update(roofline(model, card, prompt, it * 9, b, a.new_tokens))
                 row["of_roofline"] = row["pages_s"] / row["roof_pages_s"]
                 results.append(row)
@@ -363,13 +367,15 @@ def main() -> None:
                     (a.out / f"bench_{a.model}.json").write_text(json.dumps(results, indent=1, default=str))
     if a.grammar_only:
         return
-    print("\n| model | card | decode | image tokens | batch | pages/s | prefill tok/s | decode tok/s | decode ms/step | "
-          "peak GiB | roofline pages/s | of roofline |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| model | card | decode | image tokens | batch | pages/s | prefill ms/page (vision + text) | "
+          "decode ms/page | prefill tok/s | decode tok/s | decode ms/step | peak GiB | roofline pages/s | of roofline |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         if "error" in r:
             continue
+        split = (f" ({r['vision_ms_page']:.0f} + {r['text_prefill_ms_page']:.0f})" if "vision_ms_page" in r else "")
         print(f"| {r['model']} | {r['card']} | {r['decode']} | {r['image_tokens']} | {r['batch']} | {r['pages_s']:.2f} | "
+              f"{r['prefill_ms_page']:.0f}{split} | {r.get('decode_ms_page', float('nan')):.0f} | "
               f"{r['prefill_tok_s']:.0f} | {r['decode_tok_s']:.0f} | {r['decode_ms_step']:.0f} | "
               f"{r['peak_GiB']:.1f} | {r['roof_pages_s']:.1f} | {100 * r['of_roofline']:.0f}% |")
 

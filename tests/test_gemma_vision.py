@@ -18,6 +18,7 @@ pytest.importorskip("torchvision")
 sys.path.insert(0, str(Path(__file__).parent))
 from gemma_tiny import build_model, build_processor, build_tokenizer  # noqa: E402
 
+from docpipe.engines.gemma_timing import StageClock  # noqa: E402
 from docpipe.engines.gemma_vision import VisionRunner, image_features, install  # noqa: E402
 
 SAMPLES = Path(__file__).parent.parent / "samples"
@@ -143,7 +144,9 @@ def test_installed_runner_gives_the_same_prefill_logits(tok, pages):
         ref = model(**batch).logits
         runner = install(model, chunk=2)
         assert install(model, chunk=2) is runner  # once per model
+        runner.clock = StageClock()  # the engine shares its decoder's clock: the tower's time is its own stage
         got = model(**batch).logits
+        assert runner.clock.settle()["vision"] > 0
         as_tuple = model.model.get_image_features(pv, pos, return_dict=False)
     torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4)
     assert isinstance(as_tuple, tuple)

@@ -229,11 +229,12 @@ class GemmaEngine(Engine):
         self.prep_workers = max(1, int(self.cfg["prep_workers"] or 1))
         self.stats: dict[str, float] = {"prefill_tokens": 0, "new_tokens": 0, "generate_s": 0.0, "batches": 0,
                                         "rows": 0, "peak_batch": 0, "oom_splits": 0}
+        vision = None
         if self._device == "cuda" and self.cfg["vision_chunk"]:
             from .gemma_vision import install as install_vision
 
-            install_vision(self.model, int(self.cfg["vision_chunk"]), self.cfg["vision_compile"],
-                           self.cfg["vision_sdpa_backend"])
+            vision = install_vision(self.model, int(self.cfg["vision_chunk"]), self.cfg["vision_compile"],
+                                    self.cfg["vision_sdpa_backend"])
         if self._device == "cuda" and self.cfg["moe_grouped"]:
             from .gemma_moe import install
 
@@ -254,6 +255,8 @@ class GemmaEngine(Engine):
                                    compile=compile_step if isinstance(compile_step, str) else
                                    bool(compile_step) and self._device == "cuda",
                                    prefill_rows=int(self.cfg["prefill_rows"] or 0))
+            if vision is not None:
+                vision.clock = self.decoder.clock
         torch.set_grad_enabled(False)
 
     def _default_batch(self) -> int:
@@ -613,6 +616,8 @@ class GemmaEngine(Engine):
         if self._device == "cuda":
             torch.cuda.synchronize()
         dt = time.perf_counter() - t
+        if self.decoder is not None:  # GPU seconds by stage: vision_s, prefill_s (vision included), decode_s
+            self.stats.update({f"{k}_s": v for k, v in self.decoder.clock.settle().items()})
         results = []
         stops = set(self.stops)
         for r, toks in zip(batch, new):

@@ -29,6 +29,8 @@ import inspect
 import logging
 from typing import Any, Callable
 
+from .gemma_timing import StageClock
+
 log = logging.getLogger(__name__)
 
 #: how often (steps) the processor-free loop checks on the host whether every row has stopped
@@ -130,6 +132,7 @@ class Decoder:
         devices = set((getattr(model, "hf_device_map", None) or {}).values()) - {"cpu", "disk"}
         self.graphs = graphs and len(devices) <= 1
         self.stats = {"graph_steps": 0, "eager_steps": 0, "captures": 0}
+        self.clock = StageClock()  # GPU seconds of prefill and decode (and the vision tower, when it shares it)
 
     # -- the cache ---------------------------------------------------------------------------------------------
     def _cache(self, max_len: int) -> Any:
@@ -225,7 +228,8 @@ class Decoder:
         b, p = ids.shape
         length = -(-(p + max_new) // 64) * 64  # cache length aligned for SDPA's kernels (extra slots are masked)
         pos0 = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
-        cache, logits = self._prefill(inputs, pos0, length, row_pages)
+        with self.clock.stage("prefill", dev):
+            cache, logits = self._prefill(inputs, pos0, length, row_pages)
 
         seq = torch.full((b, length), pad_id, dtype=torch.long, device=dev)
         seq[:, :p] = ids
@@ -284,7 +288,8 @@ class Decoder:
             advance(pick(logits_buf))
 
         body = forward if processor is not None else full_step
-        with _DecodeAttention() if self.attention == "docpipe" else contextlib.nullcontext():
+        with self.clock.stage("decode", dev), \
+                _DecodeAttention() if self.attention == "docpipe" else contextlib.nullcontext():
             graph = None
             if self.graphs and dev.type == "cuda":
                 graph = self._capture(body)  # runs step 1 eagerly as its warm-up

@@ -62,6 +62,7 @@ class VisionRunner:
             raise ValueError(f"vision_compile must be false, true or one of {COMPILE_MODES}, not {compile_mode!r}")
         self.inner, self.chunk, self.sdpa_backend, self.compile_mode = inner, max(1, int(chunk)), sdpa_backend, mode
         self.original = inner.get_image_features
+        self.clock: Any = None  # a gemma_timing.StageClock that gets the tower's time as "vision", when set
         self.step: Any = _layer_step
         if mode == "static":
             cfg = torch._dynamo.config
@@ -71,7 +72,10 @@ class VisionRunner:
             self.step = torch.compile(_layer_step, backend=compile_backend)
 
     def __call__(self, pixel_values: Any, image_position_ids: Any) -> Any:
-        return image_features(self, pixel_values, image_position_ids)
+        if self.clock is None:
+            return image_features(self, pixel_values, image_position_ids)
+        with self.clock.stage("vision", pixel_values.device):
+            return image_features(self, pixel_values, image_position_ids)
 
     def encode(self, pixel_values: Any, pos: Any) -> Any:
         """(pages, n, 3*p*p) pixels of pages with n real patches each, no padding -> (pages*n/k², hidden) soft
