@@ -155,6 +155,33 @@ def test_out_of_memory_splits_the_batch_loses_nothing_and_the_batch_grows_back(m
     assert max(n for n, _ in later) > failed_size // 2  # the batch size grew back
 
 
+def test_a_many_page_request_gets_a_batch_its_cache_fits_in(tokenizer):
+    """The batch size is planned for one-page requests; a long request (many pages in one context) pads every row
+    of its batch to its length, so its batch holds only as many rows as the planned KV cache does."""
+    from types import SimpleNamespace
+
+    from docpipe.engines.gemma import GemmaEngine
+    from docpipe.engines.gemma_memory import kv_bytes_per_row
+
+    model = build_model(tokenizer, "dense")
+    eng = GemmaEngine.from_loaded(model, build_processor(tokenizer),
+                                  EngineOptions(image_tokens=70, extra={"batch_size": 4, "max_new_tokens": 64}))
+    planned = 4 * kv_bytes_per_row(model, 70 + 700 + 64)
+
+    def req(seq: int, tokens: int) -> SimpleNamespace:
+        return SimpleNamespace(seq=seq, ids=[0] * tokens, max_new=64)
+
+    short = [req(i, 760) for i in range(1, 7)]
+    assert len(eng._pick(short)) == 4  # one-page requests: the batch size
+    rows_fit = int(planned // kv_bytes_per_row(model, 1400 + 64))
+    assert 1 < rows_fit < 4
+    medium = [req(0, 1400), *(req(i, 1400) for i in range(1, 5))]
+    assert len(eng._pick(medium)) == rows_fit
+    huge = req(0, 50 * 80 + 700)  # a 50-page document in one context: alone in its batch
+    assert eng._pick([huge, *short]) == [huge]
+    assert eng._pick(short)[0] is short[0]  # the oldest always goes first: nothing starves
+
+
 def test_thinking_is_split_off_and_stored_apart_moe(monkeypatch, tmp_path, tiny_models):
     db = tmp_path / "t.duckdb"
     ingest(monkeypatch, db, tiny_models["moe"], make_pdf(tmp_path / "a.pdf", [INVOICE_TEXT]), extra=("--thinking",))

@@ -111,10 +111,12 @@ def test_a_logits_processor_sees_what_it_sees_in_generate(tokenizer):
     assert got_p.widths == ref_p.widths
 
 
-@pytest.mark.parametrize("variant,prefill_rows", [("dense", 0), ("moe", 0), ("dense", 1)])
-def test_page_images_give_the_tokens_of_generate(tokenizer, variant, prefill_rows):
+@pytest.mark.parametrize("variant,prefill_rows,prefill_tokens", [("dense", 0, 0), ("moe", 0, 0), ("dense", 1, 0),
+                                                                  ("dense", 16, 1)])
+def test_page_images_give_the_tokens_of_generate(tokenizer, variant, prefill_rows, prefill_tokens):
     """Prefill with real page pixels (vision tower, bidirectional image-token mask) then decode; also with the
-    prefill done one row at a time into per-row caches copied into the batch's cache."""
+    prefill done one row at a time (by a row limit, or by a token limit that long rows exceed), each row writing
+    into its rows of the batch's cache."""
     from docpipe.engines.gemma_inputs import PromptBuilder, collate
     from docpipe.discover import describe
     from docpipe.engines.gemma_generate import Decoder
@@ -138,7 +140,7 @@ def test_page_images_give_the_tokens_of_generate(tokenizer, variant, prefill_row
         rows.append((prompts.encode(msgs, [], imgs), imgs))
     inputs = collate(rows, tokenizer.pad_token_id, prompts.image_id, torch.device("cpu"), torch.float32)
     ref = _reference(model, tokenizer, inputs, 20, None)
-    dec = Decoder(model, prefill_rows=prefill_rows)
+    dec = Decoder(model, prefill_rows=prefill_rows, prefill_tokens=prefill_tokens)
     got = dec.generate(inputs, 20, None, tokenizer.pad_token_id, row_pages=[len(imgs) for _, imgs in rows])
     assert got.tolist() == ref.tolist()
     spent = dec.clock.settle()  # where a batch's time went, for the engine's stats and bench_gemma.py

@@ -254,7 +254,8 @@ class GemmaEngine(Engine):
             self.decoder = Decoder(self.model, graphs=self._device == "cuda",
                                    compile=compile_step if isinstance(compile_step, str) else
                                    bool(compile_step) and self._device == "cuda",
-                                   prefill_rows=int(self.cfg["prefill_rows"] or 0))
+                                   prefill_rows=int(self.cfg["prefill_rows"] or 0),
+                                   prefill_tokens=int(self.cfg["prefill_rows"] or 0) * self._planned_prompt())
             if vision is not None:
                 vision.clock = self.decoder.clock
         torch.set_grad_enabled(False)
@@ -268,8 +269,19 @@ class GemmaEngine(Engine):
         from .gemma_memory import rows_that_fit
 
         free, _ = torch.cuda.mem_get_info(self.input_device)
-        prompt = self.options.image_tokens + 700  # one page, instructions and schema
-        return rows_that_fit(self.model, free, prompt, int(self.cfg["max_new_tokens"]), int(self.cfg["prefill_rows"]))
+        return rows_that_fit(self.model, free, self._planned_prompt(), int(self.cfg["max_new_tokens"]),
+                             int(self.cfg["prefill_rows"]))
+
+    def _planned_prompt(self) -> int:
+        """Prompt tokens of a typical request, which batch and prefill sizes are planned for: one page at the
+        budget, instructions and schema."""
+        return self.options.image_tokens + 700
+
+    def _row_bytes(self, tokens: int) -> float:
+        """KV-cache bytes of one row of a batch padded to ``tokens`` (prompt + new tokens)."""
+        from .gemma_memory import kv_bytes_per_row
+
+        return kv_bytes_per_row(self.model, tokens)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -552,10 +564,21 @@ class GemmaEngine(Engine):
                         seq=next(self._seq))
 
     def _pick(self, pending: list[_Request]) -> list[_Request]:
-        """The oldest request plus the ones nearest to it in length: little padding, nothing starves."""
+        """The oldest request plus the ones nearest to it in length (little padding, nothing starves), as many as
+        the batch size allows and as the planned KV cache holds: the batch size is planned for one-page requests,
+        and a many-page request pads every row of its batch to its length."""
         oldest = min(pending, key=lambda r: r.seq)
         others = sorted((r for r in pending if r is not oldest), key=lambda r: abs(len(r.ids) - len(oldest.ids)))
-        return [oldest, *others[: self.batch_size - 1]]
+        budget = self.planned_batch * self._row_bytes(self._planned_prompt() + int(self.cfg["max_new_tokens"]))
+        batch, longest, new = [oldest], len(oldest.ids), oldest.max_new
+        for r in others:
+            if len(batch) >= self.batch_size:
+                break
+            length, most = max(longest, len(r.ids)), max(new, r.max_new)
+            if (len(batch) + 1) * self._row_bytes(length + most) <= budget:
+                batch.append(r)
+                longest, new = length, most
+        return batch
 
     # -- generation ----------------------------------------------------------------------------------------------
     def _generate(self, batch: list[_Request]) -> list[tuple[_Request, str]]:

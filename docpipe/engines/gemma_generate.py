@@ -106,7 +106,7 @@ class Decoder:
     """Runs batches for one model; ``graphs`` captures the decode step as a CUDA graph (CUDA only)."""
 
     def __init__(self, model: Any, graphs: bool = True, attention: str = "docpipe", compile: bool | str = False,
-                 prefill_rows: int = 0) -> None:
+                 prefill_rows: int = 0, prefill_tokens: int = 0) -> None:
         if attention not in ("docpipe", "sdpa"):
             raise ValueError(f"decode attention must be 'docpipe' or 'sdpa', not {attention!r}")
         self.model = model
@@ -114,6 +114,9 @@ class Decoder:
         # rows per prefill forward (0: all): a big batch's prefill activations (26B-A4B's experts: ~0.2 GB a row)
         # would otherwise sit beside its whole KV cache
         self.prefill_rows = prefill_rows
+        # padded tokens per prefill forward (0: no limit): a batch of long rows (many pages) goes in fewer rows a
+        # forward, since activations grow with rows x length
+        self.prefill_tokens = prefill_tokens
         # torch.compile (inductor) of the one-token forward: fuses the step's thousands of small elementwise
         # kernels; compiled on the first step of a batch shape (dynamic shapes after the first recompile)
         self.step_forward = model.forward
@@ -161,8 +164,10 @@ class Decoder:
         time, each into a cache of its own that is then copied into the batch's rows of the big one."""
         import torch
 
-        b = inputs["input_ids"].shape[0]
+        b, p = inputs["input_ids"].shape
         step = self.prefill_rows if self.prefill_rows > 0 else b
+        if self.prefill_tokens > 0:
+            step = max(1, min(step, self.prefill_tokens // p))
         if "pixel_values" in inputs and row_pages is None:
             step = b  # which pages belong to which row is unknown
         if step >= b:
