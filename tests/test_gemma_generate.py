@@ -188,7 +188,13 @@ def test_fused_text_modules_give_the_same_tokens(tokenizer, variant):
     cases = [_text_batch(tokenizer, [(90, 0), (90, 17), (80, 0)]), _text_batch(tokenizer, [(97, 0), (97, 5)], 4)]
     refs = [Decoder(model).generate(c, 12, None, tokenizer.pad_token_id) for c in cases]
     counters.clear()
+    from accelerate.hooks import ModelHook, add_hook_to_module
+
+    final_norm = model.model.language_model.norm  # as if device_map had put it on a device of its own
+    add_hook_to_module(final_norm, ModelHook())
+    hooked = final_norm.forward
     switched = gemma_fusion.install(model, backend="eager")
+    assert final_norm.forward is hooked  # accelerate's hook (it moves inputs between GPUs) is left in place
     layers = model.config.get_text_config().num_hidden_layers
     assert switched >= 5 * layers  # at least the four layer norms and the MLP of every layer
     assert gemma_fusion.install(model, backend="eager") == 0  # installing twice changes nothing

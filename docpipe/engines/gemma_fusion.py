@@ -38,6 +38,8 @@ def install(model: Any, backend: str = "inductor") -> int:
         cls = type(module)
         if cls.__name__ not in FUSED or getattr(module, "_docpipe_fused", False):
             continue
+        if hasattr(module, "_hf_hook"):  # accelerate's device_map hook wraps this forward (moves inputs): keep it
+            continue
         key = (cls, backend)
         if key not in _COMPILED:
             _COMPILED[key] = torch.compile(cls.forward, backend=backend)

@@ -55,7 +55,8 @@ def install(model: Any) -> int:
         return 0
     n = 0
     for module in model.modules():
-        if type(module).__name__ == "Gemma4TextExperts" and hasattr(module, "gate_up_proj"):
+        if type(module).__name__ == "Gemma4TextExperts" and hasattr(module, "gate_up_proj") and \
+                not hasattr(module, "_hf_hook"):  # accelerate's device_map hook wraps the forward: keep it
             module.forward = types.MethodType(grouped_experts_forward, module)
             n += 1
     return n
