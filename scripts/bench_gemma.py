@@ -368,14 +368,15 @@ def main() -> None:
     if a.grammar_only:
         return
     print("\n| model | card | decode | image tokens | batch | pages/s | prefill ms/page (vision + text) | "
-          "decode ms/page | prefill tok/s | decode tok/s | decode ms/step | peak GiB | roofline pages/s | of roofline |")
+          "decode ms/page | prefill tok/s | decode tok/s | decode ms/step | peak GiB | roofline pages/s | "
+          "of roofline |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         if "error" in r:
             continue
         split = (f" ({r['vision_ms_page']:.0f} + {r['text_prefill_ms_page']:.0f})" if "vision_ms_page" in r else "")
-        print(f"| {r['model']} | {r['card']} | {r['decode']} | {r['image_tokens']} | {r['batch']} | {r['pages_s']:.2f} | "
-              f"{r['prefill_ms_page']:.0f}{split} | {r.get('decode_ms_page', float('nan')):.0f} | "
+        print(f"| {r['model']} | {r['card']} | {r['decode']} | {r['image_tokens']} | {r['batch']} | "
+              f"{r['pages_s']:.2f} | {r['prefill_ms_page']:.0f}{split} | {r.get('decode_ms_page', float('nan')):.0f} | "
               f"{r['prefill_tok_s']:.0f} | {r['decode_tok_s']:.0f} | {r['decode_ms_step']:.0f} | "
               f"{r['peak_GiB']:.1f} | {r['roof_pages_s']:.1f} | {100 * r['of_roofline']:.0f}% |")
 

@@ -161,7 +161,8 @@ class Decoder:
     # -- one batch -----------------------------------------------------------------------------------------------
     def _prefill(self, inputs: dict[str, Any], pos0: Any, length: int, row_pages: list[int] | None) -> Any:
         """(filled static cache, last-position logits in float32). Rows go through the model ``prefill_rows`` at a
-        time, each into a cache of its own that is then copied into the batch's rows of the big one."""
+        time (fewer when their padded length passes ``prefill_tokens``): the first chunk into a cache of its own,
+        copied into the batch's cache once that exists, the others straight into their rows of it."""
         import torch
 
         b, p = inputs["input_ids"].shape
