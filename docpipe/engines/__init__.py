@@ -39,6 +39,13 @@ class DocJob:
     summarize: bool = False
     max_pages: int = 2_000
 
+    def open(self) -> Any:
+        """The document, opened with this job's password and page limit (a ``rasterize.Document``; close it, or
+        use it in a ``with`` block)."""
+        from ..rasterize import open_document
+
+        return open_document(self.source, password=self.password, max_pages=self.max_pages)
+
 
 @dataclass
 class EngineOptions:

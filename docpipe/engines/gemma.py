@@ -33,7 +33,6 @@ from typing import Any
 
 from ..errors import DocpipeError, EngineUnavailable
 from ..models import EngineOutput, ErrorItem, PageInfo, Status
-from ..rasterize import open_document
 from ..schemas import SchemaInfo
 from . import DocJob, Engine, EngineOptions, unreadable
 from .gemma_models import ModelChoice, canonical, choose_model
@@ -75,9 +74,9 @@ DEFAULTS: dict[str, Any] = {
     "text_compile": True,
     "vision_sdpa_backend": None,  # None: PyTorch chooses; "flash" | "efficient" | "cudnn" | "math" (benchmarks)
     "batch_wait_s": 1.0,  # how long a partial batch waits for the rasterizing thread before it runs
-    # processes that render pages and run the image processor (gemma_prep). Opt-in: no gain measured on 2 cores
-    # (each page returns ~31 MB of float32 through a pipe), not yet measured on a GPU host. 1 keeps it all in the
-    # rasterizing thread; the page-memory bound (max_pages_in_memory) holds either way.
+    # processes that render pages and cut them into patches (gemma_prep). Opt-in: no gain measured on 2 cores,
+    # not yet measured on a GPU host. 1 keeps it all in the rasterizing thread; the page-memory bound
+    # (max_pages_in_memory) holds either way.
     "prep_workers": 1,
     "moe_grouped": True,  # docpipe's grouped-GEMM experts forward on CUDA (gemma_moe)
 }
@@ -226,6 +225,7 @@ class GemmaEngine(Engine):
         self.batch_size = max(1, int(self.cfg["batch_size"] or self._default_batch()))
         self.planned_batch, self._fits = self.batch_size, 0  # batches through since the last out-of-memory split
         self.max_pages = int(self.cfg["max_pages_in_memory"] or 2 * self.batch_size + 8)
+        self.group_pages = max(1, self.max_pages // 2)  # pages per context at most: two groups in memory at once
         self.prep_workers = max(1, int(self.cfg["prep_workers"] or 1))
         self.stats: dict[str, float] = {"prefill_tokens": 0, "new_tokens": 0, "generate_s": 0.0, "batches": 0,
                                         "rows": 0, "peak_batch": 0, "oom_splits": 0}
@@ -375,16 +375,21 @@ class GemmaEngine(Engine):
         except BaseException as e:  # a bug: surface it in the consumer
             q.put(e)
 
+    def _builders(self, jobs: Iterator[DocJob], q: queue.Queue[Any], slots: threading.Semaphore,
+                  stop: threading.Event, budget: int) -> Iterator[_Builder]:
+        """A builder for each document in turn, until ``stop`` is set."""
+        for job in jobs:
+            if stop.is_set():
+                return
+            yield _Builder(self, _Doc(job, time.perf_counter()), q, slots, budget)
+
     def _produce_here(self, jobs: Iterator[DocJob], q: queue.Queue[Any], slots: threading.Semaphore,
                       stop: threading.Event, budget: int) -> None:
         """One document after another in this thread (prep_workers=1)."""
         spec = self.prompts.render_spec(self.options.image_tokens)
-        for job in jobs:
-            if stop.is_set():
-                return
-            b = _Builder(self, _Doc(job, time.perf_counter()), q, slots, budget)
+        for b in self._builders(jobs, q, slots, stop, budget):
             try:
-                with open_document(job.source, password=job.password, max_pages=job.max_pages) as d:
+                with b.doc.job.open() as d:
                     for page in d.pages():
                         while not slots.acquire(timeout=0.2):
                             if stop.is_set():
@@ -400,7 +405,8 @@ class GemmaEngine(Engine):
                 b.end()
             except (DocpipeError, MemoryError) as e:
                 b.fail(*unreadable(e))
-        q.put(_STOP)
+        if not stop.is_set():
+            q.put(_STOP)
 
     def _produce_pool(self, jobs: Iterator[DocJob], q: queue.Queue[Any], slots: threading.Semaphore,
                       stop: threading.Event, budget: int) -> None:
@@ -410,17 +416,14 @@ class GemmaEngine(Engine):
         from .gemma_prep import prepare_pages
 
         spec = self.prompts.render_spec(self.options.image_tokens)
-        per_group = max(1, self.max_pages // 2)
         # a chunk never needs more slots than a document's unflushed group leaves free (no wait on ourselves)
-        chunk = max(1, min(4, self.max_pages - per_group))
+        chunk = max(1, min(4, self.max_pages - self.group_pages))
         window: deque[list[Any]] = deque()  # ["chunk", builder, future, n_pages, args] | ["end", b] | ["fail", b, e]
         try:
-            for job in jobs:
-                if stop.is_set():
-                    return
-                b = _Builder(self, _Doc(job, time.perf_counter()), q, slots, budget)
+            for b in self._builders(jobs, q, slots, stop, budget):
+                job = b.doc.job
                 try:
-                    with open_document(job.source, password=job.password, max_pages=job.max_pages) as d:
+                    with job.open() as d:
                         count = d.page_count
                 except (DocpipeError, MemoryError) as e:
                     window.append(["fail", b, e])
@@ -485,8 +488,7 @@ class GemmaEngine(Engine):
             except BrokenProcessPool:
                 # a worker died (a crash in MuPDF on this or a neighbouring chunk): blame the head, restart the
                 # pool and send the rest of the window again
-                for _ in range(m):
-                    self._release(b)
+                b.release(m)
                 b.fail(Status.FAILED, ErrorItem("rasterize", "page preparation worker crashed on this document"))
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = None
@@ -497,23 +499,16 @@ class GemmaEngine(Engine):
                         later[2] = self._prep_pool().submit(prepare_pages, *later[4])
                 continue
             except (DocpipeError, MemoryError) as err:
-                for _ in range(m):
-                    self._release(b)
+                b.release(m)
                 b.fail(*unreadable(err))
                 continue
             except Exception as err:  # e.g. the image processor refusing a degenerate page: this document only
-                for _ in range(m):
-                    self._release(b)
+                b.release(m)
                 b.fail(Status.FAILED, ErrorItem("engine", f"page preparation failed: {type(err).__name__}: {err}"))
                 continue
-            for _ in range(m - len(pages)):
-                self._release(b)
+            b.release(m - len(pages))
             for info, pv, pos, n, usable in pages:
                 b.add(info, self.prompts.page(pv, pos, n, self.options.image_tokens, self.dtype), usable)
-
-    @staticmethod
-    def _release(b: _Builder) -> None:
-        b.slots.release()
 
     # -- requests ------------------------------------------------------------------------------------------------
     def _messages(self, schema: SchemaInfo, n_pages: int, texts: list[str], instructions: str | None = None,
@@ -626,14 +621,14 @@ class GemmaEngine(Engine):
         if self.grammar is not None or any(r.mode == FREE and r.max_new < max_new for r in batch):
             processors.append(BatchProcessor(rows, self.grammars.tokens))
         min_new = int(self.cfg["min_new_tokens"])
-        gen = GenerationConfig(max_new_tokens=max_new, min_new_tokens=min_new or None, do_sample=False,
-                               eos_token_id=None if min_new else self.stops, pad_token_id=self.pad_id)
         t = time.perf_counter()
         if self.decoder is not None:
             new = self.decoder.generate(inputs, max_new, None if min_new else self.stops, self.pad_id,
                                         processor=processors or None,
                                         row_pages=[len(r.images) for r in batch]).tolist()
         else:
+            gen = GenerationConfig(max_new_tokens=max_new, min_new_tokens=min_new or None, do_sample=False,
+                                   eos_token_id=None if min_new else self.stops, pad_token_id=self.pad_id)
             out = self.model.generate(**inputs, generation_config=gen, logits_processor=processors)
             new = out[:, inputs["input_ids"].shape[1]:].tolist()
         if self._device == "cuda":
@@ -752,7 +747,6 @@ class _Builder:
     def __init__(self, eng: GemmaEngine, doc: _Doc, q: queue.Queue[Any], slots: threading.Semaphore,
                  budget: int) -> None:
         self.eng, self.doc, self.q, self.slots, self.budget = eng, doc, q, slots, budget
-        self.per_group = max(1, eng.max_pages // 2)
         self.cur: list[Any] = []
         self.texts: list[str] = []
         self.used = 0
@@ -765,7 +759,7 @@ class _Builder:
         text = info.text if (cfg["page_text"] and text_usable) else ""
         text = text.strip()[: int(cfg["page_text_chars"])]
         cost = px.n_tokens + 8 + (self.eng.prompts.count(text) + 12 if text else 0)
-        if self.cur and (self.used + cost > self.budget or len(self.cur) >= self.per_group):
+        if self.cur and (self.used + cost > self.budget or len(self.cur) >= self.eng.group_pages):
             self._flush()
         self.doc.pages.append(info)
         self.cur.append(px)
@@ -784,13 +778,17 @@ class _Builder:
         self.doc.render_ms = sum(p.render_ms for p in self.doc.pages)
         self.q.put(("end", self.doc, self.n))
 
+    def release(self, n: int) -> None:
+        """Give back the slots of n pages that will not be added (dropped or failed)."""
+        for _ in range(n):
+            self.slots.release()
+
     def fail(self, status: Status, err: ErrorItem) -> None:
         """The document failed: its unsent pages give their slots back; groups already sent finish as usual."""
         if self.failed:
             return
         self.failed = True
-        for _ in self.cur:
-            self.slots.release()
+        self.release(len(self.cur))
         self.cur, self.texts = [], []
         self.q.put(("failed", self.doc, (status, err)))
 

@@ -17,7 +17,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from ..errors import DocpipeError
 from ..models import EngineOutput, ErrorItem, PageInfo, Status
-from ..rasterize import OCR_SPEC, open_document
+from ..rasterize import OCR_SPEC
 from ..schemas import SchemaInfo, resolve
 from . import DocJob, Engine, EngineOptions, mark_unreadable
 
@@ -110,7 +110,7 @@ def read_page_texts(job: DocJob, threads: int, ocr: bool = True) -> tuple[list[P
     pages: list[PageInfo] = []
     texts: list[str] = []
     xml_data = None
-    with open_document(job.source, password=job.password, max_pages=job.max_pages) as doc:
+    with job.open() as doc:
         if doc.pdf is not None and _INVOICE_LIKE <= set(schema.model.model_fields):
             try:
                 xml_data = read_einvoice(doc.pdf)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..models import PageInfo
-from ..rasterize import Document, RenderSpec, open_document
+from ..rasterize import Document, RenderSpec
 from ..schemas import SchemaInfo
 from . import DocJob
 from .prompting import SUMMARY_INSTRUCTIONS, SYSTEM_PROMPT, extraction_instructions, neutralise
@@ -63,7 +63,7 @@ class PageStream:
     """An open document handing out its pages group by group (call only from the render thread)."""
 
     def __init__(self, job: DocJob) -> None:
-        self.doc: Document = open_document(job.source, password=job.password, max_pages=job.max_pages)
+        self.doc: Document = job.open()
         self.page_count: int = self.doc.page_count
         self._pages = self.doc.pages()
 
