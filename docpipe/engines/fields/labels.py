@@ -103,7 +103,8 @@ SELLER_LABELS = (r"verkaufer", r"lieferant", r"rechnungs?(?:er)?steller", r"auss
                  r"issued\s+by", r"sold\s+by", r"(?:[\w()]+\s+){0,2}provided\s+by", r"bill\s+from",
                  r"fournisseur", r"vendeur", r"emetteur", r"prestataire", r"expediteur", r"remit\s+to")
 BUYER_LABELS = (r"bill(?:ed)?\s+to", r"invoice(?:d)?\s+to", r"sold\s+to", r"customer", r"client", r"buyer",
-                r"recipient", r"to", r"kunde", r"rechnung\s+an", r"gutschrift\s+an", r"rechnungsempfanger", r"rechnungsadresse",
+                r"recipient", r"to", r"kunde", r"rechnung\s+an", r"gutschrift\s+an", r"rechnungsempfanger",
+                r"rechnungsadresse",
                 r"kaufer(?:\s*/\s*leistungsempfanger)?", r"leistungsempfanger", r"auftraggeber", r"an",
                 r"empfanger", r"facture\s+a", r"factures?\s+a", r"adresse\s+de\s+facturation", r"destinataire",
                 r"acheteur", r"billing\s+address", r"customer\s+details", r"client\s+factur[ée]")
@@ -114,7 +115,8 @@ DELIVERY_LABELS = (r"ship(?:ped)?\s+to", r"deliver(?:y|ed)\s*(?:to|address)", r"
 RELAXED_LABELS = {
     "seller": (r"verkaufer", r"rechnungs?(?:er)?steller", r"leistungserbringer", r"(?:[\w()]+\s+){0,2}provided\s+by",
                r"issued\s+by", r"sold\s+by", r"fournisseur", r"emetteur"),
-    "buyer": (r"bill(?:ed)?\s+to", r"rechnung\s+an", r"invoice(?:d)?\s+to", r"sold\s+to", r"rechnungsempfanger", r"rechnungsadresse",
+    "buyer": (r"bill(?:ed)?\s+to", r"rechnung\s+an", r"invoice(?:d)?\s+to", r"sold\s+to", r"rechnungsempfanger",
+              r"rechnungsadresse",
               r"kaufer\s*/\s*leistungsempfanger", r"leistungsempfanger", r"adresse\s+de\s+facturation",
               r"billing\s+address"),
     "delivery": (r"ship(?:ped)?\s+to", r"lieferanschrift", r"lieferadresse", r"adresse\s+de\s+livraison",

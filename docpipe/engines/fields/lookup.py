@@ -32,7 +32,8 @@ class Hit:
 def _compile_labels(labels: tuple[Label, ...]) -> tuple[re.Pattern[str], list[tuple[re.Pattern[str], int]]]:
     """One regex per label, plus their union as a cheap first test for a cell. A label ends at a non-letter, or
     at its own '#'/'°' ('Invoice #A-17')."""
-    parts = [(r"(?<![^\W\d_])" if lab.anywhere else r"^[^\w]*") + rf"(?:{lab.rx})(?:(?<=[#°])|(?![^\W\d_]))" for lab in labels]
+    parts = [(r"(?<![^\W\d_])" if lab.anywhere else r"^[^\w]*") + rf"(?:{lab.rx})(?:(?<=[#°])|(?![^\W\d_]))"
+             for lab in labels]
     anywhere = "|".join(f"(?:{lab.rx})" for lab in labels if lab.anywhere) or "(?!)"
     anchored = "|".join(f"(?:{lab.rx})" for lab in labels if not lab.anywhere) or "(?!)"
     # lookbehind hoisted out of the alternation: only word starts get to try the alternatives
