@@ -348,6 +348,8 @@ def main() -> None:
                            decode_ms_step=1e3 * decode_s / (full["batches"] * (a.new_tokens - 1)),
                            peak_GiB=max(pre["peak_GiB"], full["peak_GiB"]), prompt_tokens=prompt,
                            engine_batches=full["batches"], peak_batch=full["peak_batch"],
+                           planned_rows=full["planned_rows"], prefill_rows=full["prefill_rows"],
+                           oom_splits=full["oom_splits"] + pre["oom_splits"],
                            graph_steps=full["graph_steps"], eager_steps=full["eager_steps"])
                 if "prefill_s" in pre:  # the decode loop's stage clock (CUDA events): where the prefill went
                     row.update(vision_ms_page=1e3 * pre.get("vision_s", 0.0) / pages,

@@ -231,3 +231,20 @@ def test_default_batch_is_what_the_free_memory_holds(tokenizer):
     assert rows_that_fit(model, free, 300, 200, 16) == 10
     assert rows_that_fit(model, free - 2, 300, 200, 16) == 9
     assert rows_that_fit(model, 10_000 * GiB, 300, 200, 8) == MAX_ROWS
+
+
+def test_planner_gives_a_dense_model_smaller_prefill_chunks_when_memory_binds(tokenizer):
+    """A dense model short of memory prefills fewer rows at once (never under ~8k tokens a forward) so that more
+    rows' caches fit; a MoE model keeps its 16-row forwards; a prefill_rows setting is kept as it is."""
+    from docpipe.engines.gemma_memory import DENSE_PREFILL_TOKENS, GiB, RESERVE, plan, rows_that_fit
+
+    dense, moe = build_model(tokenizer, "dense"), build_model(tokenizer, "moe")
+    prompt = 1000
+    fewest = -(-DENSE_PREFILL_TOKENS // prompt)  # 9 rows of 1,000 tokens
+    free = RESERVE + 0.05 * GiB
+    rows, chunk = plan(dense, free, prompt, 200, None)
+    assert chunk == fewest and rows > rows_that_fit(dense, free, prompt, 200, 16)
+    assert rows == rows_that_fit(dense, free, prompt, 200, fewest)
+    assert plan(moe, free, prompt, 200, None)[1] == 16
+    assert plan(dense, 10_000 * GiB, prompt, 200, None) == (128, 16)  # nothing binds: the biggest forwards
+    assert plan(dense, free, prompt, 200, 4) == (rows_that_fit(dense, free, prompt, 200, 4), 4)

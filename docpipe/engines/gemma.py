@@ -63,7 +63,9 @@ DEFAULTS: dict[str, Any] = {
     # 17 -> ~6 ms a step with the loop's attention, 29 -> 12.7 with transformers'). Costs ~1.5-3 min of compiling
     # when a process starts (and once more for the second batch shape): worth it for long runs, so opt-in.
     "decode_compile": False,
-    "prefill_rows": 16,  # loop only: rows per prefill forward (bounds prefill memory in big batches); 0: all
+    # loop only: rows per prefill forward (bounds prefill memory in big batches); 0: all; None: planned on CUDA
+    # (gemma_memory.plan: 16 for MoE; fewer for a dense model whose batch memory binds, so more rows fit), 16 else
+    "prefill_rows": None,
     "vision_chunk": 16,  # pages per vision-tower call inside a batch (bounds prefill memory); 0: model's own path
     # vision tower on CUDA (gemma_vision): padding patches trimmed, so SDPA runs without a mask (1.3-1.5x).
     # Compiling its layers (false | "dynamic" | "static"; true = "dynamic") gave 2.2x (26B-A4B) and 2.7x (E4B) on an
@@ -222,13 +224,15 @@ class GemmaEngine(Engine):
         self.window = int(self.cfg["max_context_tokens"] or text_cfg.max_position_embeddings)
         self.dtype = next(self.model.parameters()).dtype
         self.input_device = self.model.get_input_embeddings().weight.device
-        self.batch_size = max(1, int(self.cfg["batch_size"] or self._default_batch()))
+        planned_rows, self.prefill_rows = self._plan()
+        self.batch_size = max(1, int(self.cfg["batch_size"] or planned_rows))
         self.planned_batch, self._fits = self.batch_size, 0  # batches through since the last out-of-memory split
         self.max_pages = int(self.cfg["max_pages_in_memory"] or 2 * self.batch_size + 8)
         self.group_pages = max(1, self.max_pages // 2)  # pages per context at most: two groups in memory at once
         self.prep_workers = max(1, int(self.cfg["prep_workers"] or 1))
         self.stats: dict[str, float] = {"prefill_tokens": 0, "new_tokens": 0, "generate_s": 0.0, "batches": 0,
-                                        "rows": 0, "peak_batch": 0, "oom_splits": 0}
+                                        "rows": 0, "peak_batch": 0, "oom_splits": 0,
+                                        "planned_rows": planned_rows, "prefill_rows": self.prefill_rows}
         vision = None
         if self._device == "cuda" and self.cfg["vision_chunk"]:
             from .gemma_vision import install as install_vision
@@ -254,23 +258,27 @@ class GemmaEngine(Engine):
             self.decoder = Decoder(self.model, graphs=self._device == "cuda",
                                    compile=compile_step if isinstance(compile_step, str) else
                                    bool(compile_step) and self._device == "cuda",
-                                   prefill_rows=int(self.cfg["prefill_rows"] or 0),
-                                   prefill_tokens=int(self.cfg["prefill_rows"] or 0) * self._planned_prompt())
+                                   prefill_rows=self.prefill_rows,
+                                   prefill_tokens=self.prefill_rows * self._planned_prompt())
             if vision is not None:
                 vision.clock = self.decoder.clock
         torch.set_grad_enabled(False)
 
-    def _default_batch(self) -> int:
-        """4 on CPU; on CUDA as many requests of one page as the free memory holds (gemma_memory)."""
+    def _plan(self) -> tuple[int, int]:
+        """(default batch size, rows per prefill forward): on CPU 4 and 16 (or the setting); on CUDA as many
+        requests of one page as the free memory holds beside a prefill forward (gemma_memory.plan)."""
         import torch
 
+        rows = self.cfg["prefill_rows"]
         if self._device != "cuda":
-            return 4
-        from .gemma_memory import rows_that_fit
+            return 4, 16 if rows is None else int(rows)
+        from .gemma_memory import plan
 
         free, _ = torch.cuda.mem_get_info(self.input_device)
-        return rows_that_fit(self.model, free, self._planned_prompt(), int(self.cfg["max_new_tokens"]),
-                             int(self.cfg["prefill_rows"]))
+        # blocks PyTorch's allocator keeps cached (an earlier engine's caches in this process) are free to it too
+        free += torch.cuda.memory_reserved(self.input_device) - torch.cuda.memory_allocated(self.input_device)
+        return plan(self.model, free, self._planned_prompt(), int(self.cfg["max_new_tokens"]),
+                    None if rows is None else int(rows))
 
     def _planned_prompt(self) -> int:
         """Prompt tokens of a typical request, which batch and prefill sizes are planned for: one page at the

@@ -15,6 +15,12 @@ GiB = 2**30
 MAX_ROWS = 128
 #: memory kept free beside the caches and a prefill chunk's activations (4 GiB let 31B at 10 rows run out on an H100)
 RESERVE = 5 * GiB
+#: rows per prefill forward of a mixture-of-experts model: the experts' grouped GEMMs see only top_k / num_experts of
+#: a forward's tokens each, so they need big forwards (26B-A4B measured at 16 rows of 1,750 tokens)
+MOE_PREFILL_ROWS = 16
+#: the fewest tokens a dense model's prefill forward is given when memory is short: its matmuls are then still
+#: thousands of rows tall, and the activations of fewer rows leave room for more rows' caches (31B: 8 -> 12 rows)
+DENSE_PREFILL_TOKENS = 8192
 
 
 def attention_shapes(model: Any) -> list[tuple[str, int, int, bool]]:
@@ -61,3 +67,18 @@ def rows_that_fit(model: Any, free_bytes: float, prompt: int, new_tokens: int, p
     if rows < chunk:  # then the prefill holds only those rows at once
         rows = int((free_bytes - RESERVE) // (per_row + act))
     return max(1, min(MAX_ROWS, rows))
+
+
+def plan(model: Any, free_bytes: float, prompt: int, new_tokens: int, prefill_rows: int | None) -> tuple[int, int]:
+    """(requests per batch, rows per prefill forward). ``prefill_rows`` None chooses it: MoE models keep
+    ``MOE_PREFILL_ROWS``; a dense model whose caches do not all fit takes the prefill chunk, down to
+    ``DENSE_PREFILL_TOKENS`` tokens, that lets the most rows fit."""
+    if prefill_rows is not None:
+        return rows_that_fit(model, free_bytes, prompt, new_tokens, prefill_rows), prefill_rows
+    if getattr(model.config.get_text_config(), "enable_moe_block", False):
+        chunks = [MOE_PREFILL_ROWS]
+    else:
+        fewest = min(MOE_PREFILL_ROWS, max(1, -(-DENSE_PREFILL_TOKENS // max(1, prompt))))
+        chunks = list(range(MOE_PREFILL_ROWS, fewest - 1, -1))
+    best = max(chunks, key=lambda c: (rows_that_fit(model, free_bytes, prompt, new_tokens, c), c))
+    return rows_that_fit(model, free_bytes, prompt, new_tokens, best), best
