@@ -42,7 +42,7 @@ def install(model: Any, backend: str = "inductor") -> int:
             continue
         key = (cls, backend)
         if key not in _COMPILED:
-            _COMPILED[key] = torch.compile(cls.forward, backend=backend)
+            _COMPILED[key] = _eager_inside_compile(cls.forward, torch.compile(cls.forward, backend=backend))
         module.forward = types.MethodType(_COMPILED[key], module)
         module._docpipe_fused = True
         n += 1
@@ -71,10 +71,27 @@ def _install_rope(model: Any, backend: str) -> None:
     if getattr(mod.apply_rotary_pos_emb, "_docpipe_original", None) is None:
 
         def apply_rotary_pos_emb(x: Any, cos: Any, sin: Any, unsqueeze_dim: int = 1) -> Any:
+            if torch.compiler.is_compiling():  # a compiled caller (the decode step) fuses the original itself
+                return original(x, cos, sin, unsqueeze_dim)
             return _ROPE.get(x.device.type, original)(x, cos, sin, unsqueeze_dim)
 
         apply_rotary_pos_emb._docpipe_original = original  # type: ignore[attr-defined]
         mod.apply_rotary_pos_emb = apply_rotary_pos_emb
+
+
+def _eager_inside_compile(original: Any, compiled: Any) -> Any:
+    """compiled, except while dynamo traces a caller (the compiled decode step): then the original forward, which
+    the caller's graph fuses with its neighbours. Called from there, the compiled function breaks the caller's
+    graph at every norm (torch 2.11: "failed to bind arguments when attempting to inline"), and each layer's
+    remainder is then compiled once per layer."""
+    import torch
+
+    def forward(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if torch.compiler.is_compiling():
+            return original(self, *args, **kwargs)
+        return compiled(self, *args, **kwargs)
+
+    return forward
 
 
 def _language_model(model: Any) -> Any:

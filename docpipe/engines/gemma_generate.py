@@ -123,6 +123,12 @@ class Decoder:
         if compile:  # one compiled forward per model, so every batch's decoder reuses its compiled code
             import torch
 
+            # a layer's code resumed after a graph break is compiled once per layer (its index is a constant) and
+            # batch shape: dynamo's default limits left most of 31B's 60 layers eager
+            layers = int(model.config.get_text_config().num_hidden_layers)
+            cfg = torch._dynamo.config
+            cfg.recompile_limit = max(cfg.recompile_limit, 4 * layers)
+            cfg.accumulated_recompile_limit = max(cfg.accumulated_recompile_limit, 16 * layers)
             if getattr(model, "_docpipe_step_forward", None) is None:  # a str names the backend (tests: "eager")
                 backend = compile if isinstance(compile, str) else "inductor"
                 model._docpipe_step_forward = torch.compile(model.forward, fullgraph=False, backend=backend)
