@@ -49,6 +49,7 @@ def make_engine(workers: int, image_tokens: int, processor_kind: str):
     eng.processor, eng.prompts, eng.dtype, eng._device = proc, PromptBuilder(proc), torch.bfloat16, "cpu"
     eng.batch_size = 16
     eng.max_pages = 2 * eng.batch_size + 8  # the GPU default bound
+    eng.group_pages = max(1, eng.max_pages // 2)
     eng.prep_workers = workers
     return eng
 

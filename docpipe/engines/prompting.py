@@ -68,7 +68,7 @@ def extraction_instructions(schema: SchemaInfo, page_texts: list[str] | None = N
         "without currency symbols or thousands separators; currency as an ISO 4217 code; use null (or an empty "
         "list) when a field is not on the document; never invent values.",
         "JSON Schema of the answer:",
-        json.dumps(schema.json_schema, separators=(",", ":")),
+        schema.json_schema_text,
     ]
     if page_texts and any(t.strip() for t in page_texts):
         joined = "\n\n".join(f"--- page {i} ---\n{neutralise(t.strip())}" for i, t in enumerate(page_texts, 1)
