@@ -349,7 +349,7 @@ def main() -> None:
                            peak_GiB=max(pre["peak_GiB"], full["peak_GiB"]), prompt_tokens=prompt,
                            engine_batches=full["batches"], peak_batch=full["peak_batch"],
                            planned_rows=full["planned_rows"], prefill_rows=full["prefill_rows"],
-                           oom_splits=full["oom_splits"] + pre["oom_splits"],
+                           oom_splits=full["oom_splits"] + pre["oom_splits"], wait_s=full["wait_s"],
                            graph_steps=full["graph_steps"], eager_steps=full["eager_steps"])
                 if "prefill_s" in pre:  # the decode loop's stage clock (CUDA events): where the prefill went
                     row.update(vision_ms_page=1e3 * pre.get("vision_s", 0.0) / pages,
@@ -371,8 +371,8 @@ def main() -> None:
         return
     print("\n| model | card | decode | image tokens | batch | pages/s | prefill ms/page (vision + text) | "
           "decode ms/page | prefill tok/s | decode tok/s | decode ms/step | peak GiB | roofline pages/s | "
-          "of roofline |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "of roofline | wall s (waiting for pages) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         if "error" in r:
             continue
@@ -380,7 +380,8 @@ def main() -> None:
         print(f"| {r['model']} | {r['card']} | {r['decode']} | {r['image_tokens']} | {r['batch']} | "
               f"{r['pages_s']:.2f} | {r['prefill_ms_page']:.0f}{split} | {r.get('decode_ms_page', float('nan')):.0f} | "
               f"{r['prefill_tok_s']:.0f} | {r['decode_tok_s']:.0f} | {r['decode_ms_step']:.0f} | "
-              f"{r['peak_GiB']:.1f} | {r['roof_pages_s']:.1f} | {100 * r['of_roofline']:.0f}% |")
+              f"{r['peak_GiB']:.1f} | {r['roof_pages_s']:.1f} | {100 * r['of_roofline']:.0f}% | "
+              f"{r['wall_s']:.1f} ({r['wait_s']:.1f}) |")
 
 
 if __name__ == "__main__":

@@ -231,7 +231,7 @@ class GemmaEngine(Engine):
         self.group_pages = max(1, self.max_pages // 2)  # pages per context at most: two groups in memory at once
         self.prep_workers = max(1, int(self.cfg["prep_workers"] or 1))
         self.stats: dict[str, float] = {"prefill_tokens": 0, "new_tokens": 0, "generate_s": 0.0, "batches": 0,
-                                        "rows": 0, "peak_batch": 0, "oom_splits": 0,
+                                        "rows": 0, "peak_batch": 0, "oom_splits": 0, "wait_s": 0.0,
                                         "planned_rows": planned_rows, "prefill_rows": self.prefill_rows}
         vision = None
         if self._device == "cuda" and self.cfg["vision_chunk"]:
@@ -333,10 +333,13 @@ class GemmaEngine(Engine):
                         timeout = max(0.0, deadline - time.perf_counter())
                     else:
                         timeout = 0.0
+                    waited = time.perf_counter()
                     try:
                         item = q.get(block=timeout != 0.0, timeout=timeout)
                     except queue.Empty:
                         break
+                    finally:  # the GPU idles meanwhile: pages not ready yet, or a partial batch waiting to fill
+                        self.stats["wait_s"] += time.perf_counter() - waited
                     if item is _STOP:
                         finished = True
                         break
