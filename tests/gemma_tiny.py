@@ -73,9 +73,10 @@ def build_tokenizer(vocab_size: int = 1200):
     return tok
 
 
-def build_model(tok, variant: str = "dense", seed: int = 0):
+def build_model(tok, variant: str = "dense", seed: int = 0, **text_overrides):
     """The tiny model. variant: "dense" (31B-style: k=v attention, bidirectional vision mask), "moe" (26B-A4B
-    style: experts beside the shared MLP), "e" (E2B/E4B style: per-layer embeddings, kv-shared layers, no k=v)."""
+    style: experts beside the shared MLP), "e" (E2B/E4B style: per-layer embeddings, kv-shared layers, no k=v).
+    text_overrides replace text-config values (scripts/bench_compile.py: a checkpoint's layer layout)."""
     import torch
     from transformers import Gemma4Config, Gemma4ForConditionalGeneration, Gemma4TextConfig, Gemma4VisionConfig
 
@@ -83,20 +84,21 @@ def build_model(tok, variant: str = "dense", seed: int = 0):
     large = variant in ("dense", "moe")
     moe = variant == "moe"
     n_layers = 2 if large else 4
-    text = Gemma4TextConfig(
-        vocab_size=len(tok), vocab_size_per_layer_input=len(tok),
-        hidden_size=64, intermediate_size=128, num_attention_heads=2, num_key_value_heads=1,
-        head_dim=32, global_head_dim=32, num_global_key_value_heads=1,
-        num_hidden_layers=n_layers,
-        layer_types=(["sliding_attention", "full_attention"] * (n_layers // 2)), sliding_window=64,
-        hidden_size_per_layer_input=0 if large else 16, max_position_embeddings=32768,
-        final_logit_softcapping=30.0,
-        use_bidirectional_attention="vision" if large else None, attention_k_eq_v=large,
-        num_kv_shared_layers=0 if large else 2, use_double_wide_mlp=not large,
-        enable_moe_block=moe, num_experts=4 if moe else None, top_k_experts=2 if moe else None,
-        moe_intermediate_size=32 if moe else None,
-        pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
-        eos_token_id=[tok.eos_token_id, ids("<turn|>")])
+    text = Gemma4TextConfig(**{
+        **dict(vocab_size=len(tok), vocab_size_per_layer_input=len(tok),
+               hidden_size=64, intermediate_size=128, num_attention_heads=2, num_key_value_heads=1,
+               head_dim=32, global_head_dim=32, num_global_key_value_heads=1,
+               num_hidden_layers=n_layers,
+               layer_types=(["sliding_attention", "full_attention"] * (n_layers // 2)), sliding_window=64,
+               hidden_size_per_layer_input=0 if large else 16, max_position_embeddings=32768,
+               final_logit_softcapping=30.0,
+               use_bidirectional_attention="vision" if large else None, attention_k_eq_v=large,
+               num_kv_shared_layers=0 if large else 2, use_double_wide_mlp=not large,
+               enable_moe_block=moe, num_experts=4 if moe else None, top_k_experts=2 if moe else None,
+               moe_intermediate_size=32 if moe else None,
+               pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+               eos_token_id=[tok.eos_token_id, ids("<turn|>")]),
+        **text_overrides})
     vision = Gemma4VisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                                 num_attention_heads=2, num_key_value_heads=2, head_dim=16,
                                 patch_size=16, pooling_kernel_size=3, position_embedding_size=256)

@@ -118,20 +118,23 @@ class Decoder:
         # forward, since activations grow with rows x length
         self.prefill_tokens = prefill_tokens
         # torch.compile (inductor) of the one-token forward: fuses the step's thousands of small elementwise
-        # kernels; compiled on the first step of a batch shape (dynamic shapes after the first recompile)
+        # kernels. Compiled once, with dynamic shapes from the start: a second batch shape (another row count or
+        # cache length) then costs seconds, where a recompile took as long as the first compile
+        # (scripts/bench_compile.py)
         self.step_forward = model.forward
         if compile:  # one compiled forward per model, so every batch's decoder reuses its compiled code
             import torch
 
-            # a layer's code resumed after a graph break is compiled once per layer (its index is a constant) and
-            # batch shape: dynamo's default limits left most of 31B's 60 layers eager
+            # where a torch version breaks the graph inside a layer, the layer's remainder is compiled once per
+            # layer (its index is a constant): dynamo's default limits then left most of 31B's 60 layers eager
             layers = int(model.config.get_text_config().num_hidden_layers)
             cfg = torch._dynamo.config
             cfg.recompile_limit = max(cfg.recompile_limit, 4 * layers)
             cfg.accumulated_recompile_limit = max(cfg.accumulated_recompile_limit, 16 * layers)
             if getattr(model, "_docpipe_step_forward", None) is None:  # a str names the backend (tests: "eager")
                 backend = compile if isinstance(compile, str) else "inductor"
-                model._docpipe_step_forward = torch.compile(model.forward, fullgraph=False, backend=backend)
+                model._docpipe_step_forward = torch.compile(model.forward, fullgraph=False, backend=backend,
+                                                            dynamic=True)
             self.step_forward = model._docpipe_step_forward
         text = model.config.get_text_config()
         self.window = int(getattr(text, "sliding_window", 0) or 0)
