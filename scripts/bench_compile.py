@@ -6,7 +6,7 @@ widths and random weights. It runs on any machine (inductor makes C++ kernels on
 the compile cost can be measured without borrowing a GPU. Each row is one ``Decoder.generate`` of a new batch shape
 (rows x prompt length), 4 new tokens, in one process, as the engine's batches come.
 
-Usage:  python scripts/bench_compile.py [--model e4b] [--shapes 4x90 8x150 8x150 3x200] [--no-fuse] [--static-first]
+Usage:  python scripts/bench_compile.py [--model e4b] [--shapes 4x90 8x150 8x150 3x200] [--no-fuse] [--dynamic]
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ def main() -> None:
     ap.add_argument("--backend", default="inductor")
     ap.add_argument("--warm-cache", action="store_true",
                     help="keep inductor's on-disk cache (default: a fresh one, so every compile is a cold one)")
-    ap.add_argument("--static-first", action="store_true",
-                    help="compile with static shapes first, as the decoder did before (recompiles per new shape)")
+    ap.add_argument("--dynamic", action="store_true",
+                    help="compile with dynamic shapes from the start (the decoder specializes on its first shape)")
     a = ap.parse_args()
     if not a.warm_cache:  # before torch is imported: inductor reads it once
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache = tempfile.mkdtemp(prefix="docpipe-inductor-")
@@ -70,12 +70,12 @@ def main() -> None:
         gemma_moe.install(model)
     if not a.no_fuse:
         gemma_fusion.install(model, backend=a.backend)
-    if a.static_first:  # the decoder reuses a model's compiled step; this one specializes on the first shape
-        model._docpipe_step_forward = torch.compile(model.forward, fullgraph=False, backend=a.backend)
+    if a.dynamic:  # the decoder reuses a model's compiled step
+        model._docpipe_step_forward = torch.compile(model.forward, fullgraph=False, backend=a.backend, dynamic=True)
     where = torch.cuda.get_device_name() if device == "cuda" else f"{platform.machine()}, {os.cpu_count()} CPUs"
     print(f"machine: {where}; torch {torch.__version__}; layout of {a.model}, "
           f"{model.config.get_text_config().num_hidden_layers} layers; fused modules {'off' if a.no_fuse else 'on'}; "
-          f"shapes {'static first' if a.static_first else 'dynamic from the start'}; "
+          f"shapes {'dynamic from the start' if a.dynamic else 'static first'}; "
           f"inductor cache {'as it is' if a.warm_cache else 'fresh (cold compiles)'}")
     print("| batch shape (rows x prompt) | seconds | graphs compiled so far |")
     print("|---|---|---|")

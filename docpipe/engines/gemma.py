@@ -59,9 +59,9 @@ DEFAULTS: dict[str, Any] = {
     # windows, grouped-query attention; on CUDA the whole step is one CUDA graph replayed per token);
     # "generate" = transformers' generate() (eager; 3-6x slower decode on an H200, kept as a reference)
     "decode": "loop",
-    # loop only: torch.compile the one-token forward as one graph (dynamic shapes, compiled once per process).
-    # Opt-in, and its speed in that form is not yet measured on a GPU: on an H100 two batch shapes compiled for
-    # over 3.5 (E4B) and 4.5 (26B-A4B) minutes. Without it the step is still one CUDA graph with text_compile's
+    # loop only: torch.compile the one-token forward as one graph (for the first batch shape, then once more with
+    # dynamic shapes). Opt-in, and its speed in that form is not yet measured on a GPU: on an H100 two batch shapes
+    # compiled for over 3.5 (E4B) and 4.5 (26B-A4B) minutes. Without it the step is still one CUDA graph with text_compile's
     # fused modules inside (E4B, H100: 12.6 ms a step at 111-128 rows).
     "decode_compile": False,
     # loop only: rows per prefill forward (bounds prefill memory in big batches); 0: all; None: planned on CUDA

@@ -118,9 +118,8 @@ class Decoder:
         # forward, since activations grow with rows x length
         self.prefill_tokens = prefill_tokens
         # torch.compile (inductor) of the one-token forward: fuses the step's thousands of small elementwise
-        # kernels. Compiled once, with dynamic shapes from the start: a second batch shape (another row count or
-        # cache length) then costs seconds, where a recompile took as long as the first compile
-        # (scripts/bench_compile.py)
+        # kernels; compiled on the first step of a batch shape, and once more, with dynamic shapes, for the second
+        # (dynamic shapes from the start took longer for the first shape and saved 12% over two: bench_compile.py)
         self.step_forward = model.forward
         if compile:  # one compiled forward per model, so every batch's decoder reuses its compiled code
             import torch
@@ -133,8 +132,7 @@ class Decoder:
             cfg.accumulated_recompile_limit = max(cfg.accumulated_recompile_limit, 16 * layers)
             if getattr(model, "_docpipe_step_forward", None) is None:  # a str names the backend (tests: "eager")
                 backend = compile if isinstance(compile, str) else "inductor"
-                model._docpipe_step_forward = torch.compile(model.forward, fullgraph=False, backend=backend,
-                                                            dynamic=True)
+                model._docpipe_step_forward = torch.compile(model.forward, fullgraph=False, backend=backend)
             self.step_forward = model._docpipe_step_forward
         text = model.config.get_text_config()
         self.window = int(getattr(text, "sliding_window", 0) or 0)
