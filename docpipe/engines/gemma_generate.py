@@ -232,8 +232,10 @@ class Decoder:
     def generate(self, inputs: dict[str, Any], max_new: int, stops: list[int] | None, pad_id: int,
                  processor: Callable[[Any, Any], Any] | None = None, row_pages: list[int] | None = None) -> Any:
         """New token ids (batch, n <= max_new) on the host; rows that stopped are padded with pad_id after their
-        stop token, as ``generate()`` pads them. ``processor(input_ids, scores)`` is a logits processor;
-        ``row_pages`` (pages of each row, in ``pixel_values`` order) lets the prefill go in row chunks."""
+        stop token, as ``generate()`` pads them. ``processor(input_ids, scores)`` is a logits processor; its
+        ``input_ids`` (the tokens so far) are on the host, so its host work (the JSON grammar's masks) needs no wait
+        for the GPU and runs while the step's forward is still computing the scores. ``row_pages`` (pages of each
+        row, in ``pixel_values`` order) lets the prefill go in row chunks."""
         import torch
 
         ids, mask = inputs["input_ids"], inputs["attention_mask"]
@@ -246,6 +248,12 @@ class Decoder:
 
         seq = torch.full((b, length), pad_id, dtype=torch.long, device=dev)
         seq[:, :p] = ids
+        # the processor's view of seq, on the host: each token is copied there when its pick is read back (the
+        # loop waits for that anyway, to see whether every row stopped), before the next forward is launched
+        host_seq = None
+        if processor is not None:
+            host_seq = torch.full((b, length), pad_id, dtype=torch.long)
+            host_seq[:, :p] = ids.cpu()
         stop_t = torch.tensor(stops or [], dtype=torch.long, device=dev)
         done = torch.zeros(b, dtype=torch.bool, device=dev)
 
@@ -258,7 +266,11 @@ class Decoder:
             return nxt
 
         def host_pick(s: int) -> Any:  # with a processor: it sees the tokens so far, as in generate()
-            return pick(processor(seq[:, : p + s], logits_buf) if processor is not None else logits_buf)
+            if processor is None:
+                return pick(logits_buf)
+            nxt = pick(processor(host_seq[:, : p + s], logits_buf))
+            host_seq[:, p + s] = nxt.cpu()
+            return nxt
 
         logits_buf = logits
         nxt = host_pick(0)
