@@ -142,6 +142,9 @@ def main() -> None:
 
     import torch
 
+    from bench_gemma import _checkout_schemas
+
+    _checkout_schemas()  # a plain checkout (the GPU machine): schemas/ as docpipe.builtin_schemas
     from docpipe.discover import describe
     from docpipe.engines import DocJob
 
