@@ -324,9 +324,9 @@ def main() -> None:
                 row = {"model": a.model, "image_tokens": it, "batch": b, "card": card["card"], "moe": a.moe,
                        "decode": mode, "settings": SETTINGS}
                 try:
-                    from docpipe.engines.gemma import DEFAULTS
+                    from docpipe.engines.gemma import engine_settings
 
-                    eff = {**DEFAULTS, **SETTINGS}
+                    eff = engine_settings(SETTINGS)
                     if eff["decode_compile"] or eff["vision_compile"]:
                         # compile (and CUDA-graph recording) for this shape, untimed
                         cold = run_engine(model, proc, it, b, a.new_tokens, jobs, grammar=False, decode=mode)

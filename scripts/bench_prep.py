@@ -2,11 +2,12 @@
 
 What is timed: ``GemmaEngine._produce`` exactly as a run uses it (open each document, render its pages at
 ``PromptBuilder.render_spec(image_tokens)`` (the processor's own target size), ``PromptBuilder.pixels`` -> uint8
-patches and positions (or the processor's floats where bytes cannot be exact), text layer and grouping), with a consumer that frees every page
-group as soon as it arrives (an infinitely fast GPU), over ``--copies`` copies of ``samples/*.pdf``. For
-``prep_workers`` > 1 the process pool is started and warmed by one untimed pass first (its start-up, ~seconds of
-importing transformers per worker, happens once per engine); the best of ``--repeat`` passes is reported, with the
-CPU time of this process (steadier than wall time on a shared machine; pool workers' CPU is not in it).
+patches and positions (or the processor's floats where bytes cannot be exact), text layer and grouping), with a
+consumer that frees every page group as soon as it arrives (an infinitely fast GPU), over ``--copies`` copies of
+``samples/*.pdf``. For ``prep_workers`` > 1 the process pool is started and warmed by one untimed pass first (its
+start-up, ~seconds of importing transformers per worker, happens once per engine); the best of ``--repeat`` passes
+is reported, with the CPU time of this process (steadier than wall time on a shared machine; pool workers' CPU is
+not in it).
 ``--breakdown`` adds one-page-at-a-time ms per stage: render, the processor's float path (what pages cost before
 they were kept as bytes), the byte path, and patchify alone on a page already at the processor's target size.
 

@@ -61,8 +61,8 @@ DEFAULTS: dict[str, Any] = {
     "decode": "loop",
     # loop only: torch.compile the one-token forward as one graph (for the first batch shape, then once more with
     # dynamic shapes). Opt-in, and its speed in that form is not yet measured on a GPU: on an H100 two batch shapes
-    # compiled for over 3.5 (E4B) and 4.5 (26B-A4B) minutes. Without it the step is still one CUDA graph with text_compile's
-    # fused modules inside (E4B, H100: 12.6 ms a step at 111-128 rows).
+    # compiled for over 3.5 (E4B) and 4.5 (26B-A4B) minutes. Without it the step is still one CUDA graph with
+    # text_compile's fused modules inside (E4B, H100: 12.6 ms a step at 111-128 rows).
     "decode_compile": False,
     # loop only: rows per prefill forward (bounds prefill memory in big batches); 0: all; None: planned on CUDA
     # (gemma_memory.plan: 16 for MoE; fewer for a dense model whose batch memory binds, so more rows fit), 16 else
@@ -225,6 +225,9 @@ class GemmaEngine(Engine):
         self.window = int(self.cfg["max_context_tokens"] or text_cfg.max_position_embeddings)
         self.dtype = next(self.model.parameters()).dtype
         self.input_device = self.model.get_input_embeddings().weight.device
+        from .gemma_memory import KVRow
+
+        self._kv_row = KVRow.of(self.model)  # KV-cache bytes of one row at a padded length (prompt + new tokens)
         planned_rows, self.prefill_rows = self._plan()
         self.batch_size = max(1, int(self.cfg["batch_size"] or planned_rows))
         self.planned_batch, self._fits = self.batch_size, 0  # batches through since the last out-of-memory split
@@ -285,12 +288,6 @@ class GemmaEngine(Engine):
         """Prompt tokens of a typical request, which batch and prefill sizes are planned for: one page at the
         budget, instructions and schema."""
         return self.options.image_tokens + 700
-
-    def _row_bytes(self, tokens: int) -> float:
-        """KV-cache bytes of one row of a batch padded to ``tokens`` (prompt + new tokens)."""
-        from .gemma_memory import kv_bytes_per_row
-
-        return kv_bytes_per_row(self.model, tokens)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -576,13 +573,13 @@ class GemmaEngine(Engine):
         and a many-page request pads every row of its batch to its length."""
         oldest = min(pending, key=lambda r: r.seq)
         others = sorted((r for r in pending if r is not oldest), key=lambda r: abs(len(r.ids) - len(oldest.ids)))
-        budget = self.planned_batch * self._row_bytes(self._planned_prompt() + int(self.cfg["max_new_tokens"]))
+        budget = self.planned_batch * self._kv_row(self._planned_prompt() + int(self.cfg["max_new_tokens"]))
         batch, longest, new = [oldest], len(oldest.ids), oldest.max_new
         for r in others:
             if len(batch) >= self.batch_size:
                 break
             length, most = max(longest, len(r.ids)), max(new, r.max_new)
-            if (len(batch) + 1) * self._row_bytes(length + most) <= budget:
+            if (len(batch) + 1) * self._kv_row(length + most) <= budget:
                 batch.append(r)
                 longest, new = length, most
         return batch

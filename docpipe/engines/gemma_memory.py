@@ -8,6 +8,7 @@ free memory after the weights, less a reserve for the prefill's activations, is 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 GiB = 2**30
@@ -36,11 +37,30 @@ def attention_shapes(model: Any) -> list[tuple[str, int, int, bool]]:
     return out
 
 
+@dataclass(frozen=True)
+class KVRow:
+    """One request's KV-cache size as a function of its context, read once from a model's layers (the engine asks
+    it for every candidate row of every batch; walking the layers each time took ~0.6 ms for 31B)."""
+
+    window: int
+    sliding_width: int  # key width summed over the sliding layers that store their own K and V
+    full_width: int  # the same over the full-attention layers
+
+    @classmethod
+    def of(cls, model: Any) -> KVRow:
+        shapes = [(t, kw) for t, _, kw, own in attention_shapes(model) if own]
+        return cls(int(model.config.get_text_config().sliding_window),
+                   sum(kw for t, kw in shapes if t == "sliding_attention"),
+                   sum(kw for t, kw in shapes if t != "sliding_attention"))
+
+    def __call__(self, context: int, dtype_bytes: int = 2) -> float:
+        """Bytes of K and V at ``context`` tokens (sliding layers hold a window)."""
+        return (min(context, self.window) * self.sliding_width + context * self.full_width) * 2 * dtype_bytes
+
+
 def kv_bytes_per_row(model: Any, context: int, dtype_bytes: int = 2) -> float:
     """Bytes of K and V one request's static cache holds at ``context`` tokens (sliding layers hold a window)."""
-    window = model.config.get_text_config().sliding_window
-    return sum((min(context, window) if t == "sliding_attention" else context) * kw * 2 * dtype_bytes
-               for t, _, kw, own in attention_shapes(model) if own)
+    return KVRow.of(model)(context, dtype_bytes)
 
 
 def prefill_bytes_per_row(model: Any, prompt: int) -> float:
@@ -80,5 +100,4 @@ def plan(model: Any, free_bytes: float, prompt: int, new_tokens: int, prefill_ro
     else:
         fewest = min(MOE_PREFILL_ROWS, max(1, -(-DENSE_PREFILL_TOKENS // max(1, prompt))))
         chunks = list(range(MOE_PREFILL_ROWS, fewest - 1, -1))
-    best = max(chunks, key=lambda c: (rows_that_fit(model, free_bytes, prompt, new_tokens, c), c))
-    return rows_that_fit(model, free_bytes, prompt, new_tokens, best), best
+    return max((rows_that_fit(model, free_bytes, prompt, new_tokens, c), c) for c in chunks)  # ties: bigger chunk
