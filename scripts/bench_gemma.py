@@ -258,7 +258,8 @@ def profile_run(model, proc, image_tokens: int, batch: int, new_tokens: int, out
     jobs = jobs_for(batch)
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         run_engine(model, proc, image_tokens, batch, new_tokens, jobs, grammar=False)
-    table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=22, max_name_column_width=60)
+    # kernels by their own GPU time (an aten op's total would count its kernels twice)
+    table = prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=40, max_name_column_width=70)
     (out_dir / f"profile_{image_tokens}_{batch}_{new_tokens}.txt").write_text(table)
     return table
 
@@ -277,7 +278,9 @@ def main() -> None:
                          "eager. When decode_compile or vision_compile is on (vision_compile is by default), an "
                          "untimed first run compiles before the timed ones")
     ap.add_argument("--grammar-only", action="store_true", help="only the grammar run (no timing rows)")
-    ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--profile", action="store_true", help="first a torch.profiler table of one batch's prefill "
+                    "(1 new token) and of prefill + 16 decode steps, written to --out")
+    ap.add_argument("--profile-only", action="store_true", help="only the --profile tables, no timed rows")
     ap.add_argument("--vision-chunk", type=int, default=16, help="pages per vision-tower call")
     ap.add_argument("--moe", choices=["docpipe", "transformers"], default="docpipe",
                     help="experts forward: docpipe's grouped GEMMs or transformers' --experts implementation")
@@ -301,10 +304,12 @@ def main() -> None:
           f"{torch.cuda.memory_allocated() / 2**30:.1f} GiB of weights", flush=True)
     run_engine(model, proc, a.image_tokens[0], 4, 4, jobs_for(4), grammar=False)  # warm-up: kernels, cuBLAS
     results = []
-    if a.profile:
+    if a.profile or a.profile_only:
         for n in (1, 17):
             print(f"profile, {n} new tokens:\n" + profile_run(model, proc, a.image_tokens[0], a.batch[0], n,
-                                                                 a.out)[:5000], flush=True)
+                                                                 a.out)[:6000], flush=True)
+        if a.profile_only:
+            return
     for it in a.image_tokens:
         for b in a.batch:
             jobs = jobs_for(b * a.batches_per_run)
@@ -355,6 +360,9 @@ def main() -> None:
                     row.update(vision_ms_page=1e3 * pre.get("vision_s", 0.0) / pages,
                                text_prefill_ms_page=1e3 * (pre["prefill_s"] - pre.get("vision_s", 0.0)) / pages,
                                decode_ms_page=1e3 * full.get("decode_s", 0.0) / pages)
+                if full.get("decode_s"):  # the clock's decode time, not the difference of two runs' walls (a
+                    # prefill that compiled a new shape in one run made that difference 31% low for 31B)
+                    row["decode_ms_step"] = 1e3 * full["decode_s"] / (full["batches"] * (a.new_tokens - 1))
                 row.update(roofline(model, card, prompt, it * 9, b, a.new_tokens))
                 row["of_roofline"] = row["pages_s"] / row["roof_pages_s"]
                 results.append(row)

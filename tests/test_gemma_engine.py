@@ -307,6 +307,20 @@ def test_transformers_generate_path_gives_schema_valid_rows(monkeypatch, tmp_pat
     assert_valid(db, 2)
 
 
+@pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
+def test_flex_prefill_attention_end_to_end_and_a_bad_setting_is_named(monkeypatch, tmp_path, tiny_models):
+    """prefill_attention="flex" (the CUDA default; forced here, so flex's CPU reference runs) gives schema-valid
+    rows through the CLI, images and their bidirectional mask included; an unknown value is refused by name."""
+    db = tmp_path / "flex.duckdb"
+    ingest(monkeypatch, db, tiny_models["moe"], make_pdf(tmp_path / "a.pdf", [INVOICE_TEXT]),
+           SAMPLES / "receipt_en_harbor_bean.png", settings={"prefill_attention": "flex"})
+    assert_valid(db, 2)
+    out = ingest(monkeypatch, tmp_path / "bad.duckdb", tiny_models["moe"], SAMPLES / "receipt_en_harbor_bean.png",
+                 settings={"prefill_attention": "fast"}, code=1)
+    assert "prefill_attention must be 'auto', 'flex' or 'sdpa', not 'fast'" in out
+    assert "Loading weights" not in out  # refused before the weights are read
+
+
 def test_answer_inside_a_string_is_closed_before_the_budget_ends(tokenizer):
     """A model that loops inside a JSON string and, among closers, likes '}' best (as a 26B-A4B with random weights
     did on the GPU): the wrap-up must favour the closing quote there, not '}' (which is more string), so the JSON

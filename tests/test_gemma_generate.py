@@ -111,12 +111,13 @@ def test_a_logits_processor_sees_what_it_sees_in_generate(tokenizer):
     assert got_p.widths == ref_p.widths
 
 
-@pytest.mark.parametrize("variant,prefill_rows,prefill_tokens", [("dense", 0, 0), ("moe", 0, 0), ("dense", 1, 0),
-                                                                  ("dense", 16, 1)])
-def test_page_images_give_the_tokens_of_generate(tokenizer, variant, prefill_rows, prefill_tokens):
+@pytest.mark.parametrize("variant,prefill_rows,prefill_tokens,attention", [
+    ("dense", 0, 0, "sdpa"), ("moe", 0, 0, "sdpa"), ("dense", 1, 0, "sdpa"), ("dense", 16, 1, "sdpa"),
+    ("dense", 2, 0, "flex"), ("moe", 0, 0, "flex")])
+def test_page_images_give_the_tokens_of_generate(tokenizer, variant, prefill_rows, prefill_tokens, attention):
     """Prefill with real page pixels (vision tower, bidirectional image-token mask) then decode; also with the
     prefill done one row at a time (by a row limit, or by a token limit that long rows exceed), each row writing
-    into its rows of the batch's cache."""
+    into its rows of the batch's cache, and with the prefill's attention as block-sparse flex attention."""
     from docpipe.engines.gemma_inputs import PromptBuilder, collate
     from docpipe.discover import describe
     from docpipe.engines.gemma_generate import Decoder
@@ -140,7 +141,7 @@ def test_page_images_give_the_tokens_of_generate(tokenizer, variant, prefill_row
         rows.append((prompts.encode(msgs, [], imgs), imgs))
     inputs = collate(rows, tokenizer.pad_token_id, prompts.image_id, torch.device("cpu"), torch.float32)
     ref = _reference(model, tokenizer, inputs, 20, None)
-    dec = Decoder(model, prefill_rows=prefill_rows, prefill_tokens=prefill_tokens)
+    dec = Decoder(model, prefill_rows=prefill_rows, prefill_tokens=prefill_tokens, prefill_attention=attention)
     got = dec.generate(inputs, 20, None, tokenizer.pad_token_id, row_pages=[len(imgs) for _, imgs in rows])
     assert got.tolist() == ref.tolist()
     spent = dec.clock.settle()  # where a batch's time went, for the engine's stats and bench_gemma.py
@@ -248,3 +249,59 @@ def test_planner_gives_a_dense_model_smaller_prefill_chunks_when_memory_binds(to
     assert plan(moe, free, prompt, 200, None)[1] == 16
     assert plan(dense, 10_000 * GiB, prompt, 200, None) == (128, 16)  # nothing binds: the biggest forwards
     assert plan(dense, free, prompt, 200, 4) == (rows_that_fit(dense, free, prompt, 200, 4), 4)
+
+
+@pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
+def test_flex_prefill_attention_equals_sdpa_with_the_same_mask():
+    """gemma_flex cuts the dense mask into 128 x 128 blocks (skipped, unmasked or masked): whatever the pattern
+    (sliding window, a bidirectional image block, left padding, an empty cache tail past the prompt), every query
+    that may see a key gets SDPA's result, with grouped query heads."""
+    import torch
+
+    from docpipe.engines.gemma_flex import block_mask, prefill_attention
+
+    torch.manual_seed(0)
+    b, hq, hk, q_len, k_len, d = 3, 4, 2, 400, 520, 32
+    q, k, v = torch.randn(b, hq, q_len, d), torch.randn(b, hk, k_len, d), torch.randn(b, hk, k_len, d)
+    i, j = torch.arange(q_len)[:, None], torch.arange(k_len)[None, :]
+    pattern = ((j <= i) & (i - j < 100)) | ((i >= 50) & (i < 300) & (j >= 50) & (j < 300))
+    mask = pattern[None].repeat(b, 1, 1)
+    mask[1, :, :37] = False  # row 1 is left-padded by 37
+    mask[1, :37, :] = False
+    mask = mask[:, None]
+
+    def sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
+        g = query.shape[1] // key.shape[1]
+        out = torch.nn.functional.scaled_dot_product_attention(
+            query, key.repeat_interleave(g, 1), value.repeat_interleave(g, 1), attn_mask=attention_mask,
+            scale=scaling)
+        return out.transpose(1, 2).contiguous(), None
+
+    ref, _ = sdpa(None, q, k, v, mask, scaling=0.3)
+    got, _ = prefill_attention(sdpa, compiled=False)(None, q, k, v, mask, scaling=0.3)
+    seen = mask[:, 0].any(-1)
+    assert torch.allclose(got[seen], ref[seen], atol=1e-5)
+    blocks = block_mask(mask)
+    assert 0.3 < blocks.sparsity() / 100 < 0.6  # the keys past 384 and the far corner are skipped, not computed
+    one = torch.randn(b, hq, 1, d)  # a one-token step goes to the original function
+    assert torch.equal(prefill_attention(sdpa, compiled=False)(None, one, k, v, mask[:, :, :1])[0],
+                       sdpa(None, one, k, v, mask[:, :, :1])[0])
+
+
+@pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
+@pytest.mark.parametrize("variant", ["dense", "moe", "e"])
+def test_flex_prefill_gives_the_tokens_of_generate(tokenizer, variant, monkeypatch):
+    """prefill_attention="flex" (CPU: flex's unfused reference) through the whole loop, with left padding and a
+    prompt longer than two of flex's 128-token blocks, gives generate()'s tokens; the flex path really ran."""
+    from docpipe.engines import gemma_flex
+    from docpipe.engines.gemma_generate import Decoder
+
+    built = []
+    real = gemma_flex.block_mask
+    monkeypatch.setattr(gemma_flex, "block_mask", lambda mask: built.append(mask.shape) or real(mask))
+    model = build_model(tokenizer, variant)
+    inputs = _text_batch(tokenizer, [(300, 0), (300, 41), (260, 0)])
+    ref = _reference(model, tokenizer, inputs, 12, None)
+    got = Decoder(model, prefill_attention="flex", prefill_rows=2).generate(inputs, 12, None, tokenizer.pad_token_id)
+    assert got.tolist() == ref.tolist()
+    assert built and not gemma_flex._FAILED  # no fallback to SDPA

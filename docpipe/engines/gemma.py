@@ -67,6 +67,11 @@ DEFAULTS: dict[str, Any] = {
     # loop only: rows per prefill forward (bounds prefill memory in big batches); 0: all; None: planned on CUDA
     # (gemma_memory.plan: 16 for MoE; fewer for a dense model whose batch memory binds, so more rows fit), 16 else
     "prefill_rows": None,
+    # loop only: attention of the prefill. "flex": the dense mask transformers builds (sliding windows, image blocks,
+    # padding, the cache's empty tail) cut into 128 x 128 blocks, empty ones skipped (gemma_flex; text prefill on an
+    # H100: 26B-A4B 75 -> 60, E4B 40 -> 33, 31B 268 -> 231 ms a page); "sdpa": SDPA with the dense mask, which
+    # computes every block; "auto": flex on CUDA, sdpa elsewhere (flex's CPU path is an unfused reference)
+    "prefill_attention": "auto",
     "vision_chunk": 16,  # pages per vision-tower call inside a batch (bounds prefill memory); 0: model's own path
     # vision tower on CUDA (gemma_vision): padding patches trimmed, so SDPA runs without a mask (1.3-1.5x).
     # Compiling its layers (false | "dynamic" | "static"; true = "dynamic") gave 2.2x (26B-A4B) and 2.7x (E4B) on an
@@ -83,6 +88,8 @@ DEFAULTS: dict[str, Any] = {
     "prep_workers": 1,
     "moe_grouped": True,  # docpipe's grouped-GEMM experts forward on CUDA (gemma_moe)
 }
+#: settings that take one of a few words
+CHOICES: dict[str, tuple[str, ...]] = {"decode": ("loop", "generate"), "prefill_attention": ("auto", "flex", "sdpa")}
 _STOP = object()
 #: batches in a row that must go through after an out-of-memory split before the batch size doubles back
 GROW_AFTER = 4
@@ -100,7 +107,12 @@ def engine_settings(extra: dict[str, Any]) -> dict[str, Any]:
     unknown = set(from_env) - set(DEFAULTS)
     if not isinstance(from_env, dict) or unknown:
         raise EngineUnavailable(f"{SETTINGS_ENV} has unknown keys {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    return {**DEFAULTS, **from_env, **{k: v for k, v in extra.items() if k in DEFAULTS and v is not None}}
+    cfg = {**DEFAULTS, **from_env, **{k: v for k, v in extra.items() if k in DEFAULTS and v is not None}}
+    for key, allowed in CHOICES.items():  # refused before minutes of loading weights, not after
+        if cfg[key] not in allowed:
+            raise EngineUnavailable(f"{key} must be {', '.join(repr(a) for a in allowed[:-1])} or "
+                                    f"{allowed[-1]!r}, not {cfg[key]!r}")
+    return cfg
 
 
 @dataclass(eq=False)
@@ -251,11 +263,8 @@ class GemmaEngine(Engine):
             from .gemma_fusion import install as install_fusion
 
             install_fusion(self.model)
-        mode = str(self.cfg["decode"])
-        if mode not in ("loop", "generate"):
-            raise EngineUnavailable(f"decode must be 'loop' or 'generate', not {mode!r}")
         self.decoder = None
-        if mode == "loop":
+        if self.cfg["decode"] == "loop":
             from .gemma_generate import Decoder
 
             compile_step = self.cfg["decode_compile"]
@@ -263,10 +272,17 @@ class GemmaEngine(Engine):
                                    compile=compile_step if isinstance(compile_step, str) else
                                    bool(compile_step) and self._device == "cuda",
                                    prefill_rows=self.prefill_rows,
-                                   prefill_tokens=self.prefill_rows * self._planned_prompt())
+                                   prefill_tokens=self.prefill_rows * self._planned_prompt(),
+                                   prefill_attention=self._prefill_attention())
             if vision is not None:
                 vision.clock = self.decoder.clock
         torch.set_grad_enabled(False)
+
+    def _prefill_attention(self) -> str:
+        mode = str(self.cfg["prefill_attention"])
+        if mode == "auto":
+            return "flex" if self._device == "cuda" else "sdpa"
+        return mode
 
     def _plan(self) -> tuple[int, int]:
         """(default batch size, rows per prefill forward): on CPU 4 and 16 (or the setting); on CUDA as many

@@ -106,11 +106,15 @@ class Decoder:
     """Runs batches for one model; ``graphs`` captures the decode step as a CUDA graph (CUDA only)."""
 
     def __init__(self, model: Any, graphs: bool = True, attention: str = "docpipe", compile: bool | str = False,
-                 prefill_rows: int = 0, prefill_tokens: int = 0) -> None:
+                 prefill_rows: int = 0, prefill_tokens: int = 0, prefill_attention: str = "sdpa") -> None:
         if attention not in ("docpipe", "sdpa"):
             raise ValueError(f"decode attention must be 'docpipe' or 'sdpa', not {attention!r}")
+        if prefill_attention not in ("flex", "sdpa"):
+            raise ValueError(f"prefill attention must be 'flex' or 'sdpa', not {prefill_attention!r}")
         self.model = model
         self.attention = attention
+        # "flex": the prefill's masked attention as block-sparse flex attention (gemma_flex); "sdpa": transformers'
+        self.prefill_attention = prefill_attention
         # rows per prefill forward (0: all): a big batch's prefill activations (26B-A4B's experts: ~0.2 GB a row)
         # would otherwise sit beside its whole KV cache
         self.prefill_rows = prefill_rows
@@ -143,6 +147,13 @@ class Decoder:
         self.graphs = graphs and len(devices) <= 1
         self.stats = {"graph_steps": 0, "eager_steps": 0, "captures": 0}
         self.clock = StageClock()  # GPU seconds of prefill and decode (and the vision tower, when it shares it)
+
+    def _prefill_attention(self, dev: Any) -> Any:
+        if self.prefill_attention != "flex":
+            return contextlib.nullcontext()
+        from .gemma_flex import PrefillAttention
+
+        return PrefillAttention(compiled=dev.type == "cuda")  # CPU: flex's unfused reference (tests)
 
     # -- the cache ---------------------------------------------------------------------------------------------
     def _cache(self, max_len: int) -> Any:
@@ -243,7 +254,7 @@ class Decoder:
         b, p = ids.shape
         length = -(-(p + max_new) // 64) * 64  # cache length aligned for SDPA's kernels (extra slots are masked)
         pos0 = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
-        with self.clock.stage("prefill", dev):
+        with self.clock.stage("prefill", dev), self._prefill_attention(dev):
             cache, logits = self._prefill(inputs, pos0, length, row_pages)
 
         seq = torch.full((b, length), pad_id, dtype=torch.long, device=dev)
