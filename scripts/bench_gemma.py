@@ -286,12 +286,18 @@ def main() -> None:
                     help="experts forward: docpipe's grouped GEMMs or transformers' --experts implementation")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON",
                     help="engine settings (gemma.DEFAULTS keys), e.g. decode_compile=true vision_compile=true")
+    ap.add_argument("--flex-wide", action="store_true", help="the global layers' 512-wide heads through flex too "
+                    "(gemma_flex.MAX_CUDA_HEAD = 512; by default they stay with SDPA)")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "bench_out")))
     a = ap.parse_args()
     SETTINGS.update({k: json.loads(v) for k, v in (kv.split("=", 1) for kv in a.set)})
     import torch
 
     _checkout_schemas()
+    if a.flex_wide:
+        from docpipe.engines import gemma_flex
+
+        gemma_flex.MAX_CUDA_HEAD = 512
     global VISION_CHUNK, MOE_GROUPED
     VISION_CHUNK, MOE_GROUPED = a.vision_chunk, a.moe == "docpipe"
     a.out.mkdir(parents=True, exist_ok=True)
@@ -332,9 +338,11 @@ def main() -> None:
                     from docpipe.engines.gemma import engine_settings
 
                     eff = engine_settings(SETTINGS)
-                    if eff["decode_compile"] or eff["vision_compile"]:
-                        # compile (and CUDA-graph recording) for this shape, untimed
+                    if eff["decode_compile"] or eff["vision_compile"] or eff["prefill_attention"] != "sdpa":
+                        # compile (and CUDA-graph recording) for this shape, untimed; the 1-token run too, since
+                        # its shorter cache is a new shape for the full layers' attention (flex recompiles)
                         cold = run_engine(model, proc, it, b, a.new_tokens, jobs, grammar=False, decode=mode)
+                        run_engine(model, proc, it, b, 1, jobs, grammar=False, decode=mode)
                         row.update(cold_wall_s=cold["wall_s"], cold_generate_s=cold["generate_s"])
                     pre = run_engine(model, proc, it, b, 1, jobs, grammar=False, decode=mode)
                     full = run_engine(model, proc, it, b, a.new_tokens, jobs, grammar=False, decode=mode)

@@ -69,8 +69,8 @@ DEFAULTS: dict[str, Any] = {
     "prefill_rows": None,
     # loop only: attention of the prefill. "flex": the dense mask transformers builds (sliding windows, image blocks,
     # padding, the cache's empty tail) cut into 128 x 128 blocks, empty ones skipped (gemma_flex; text prefill on an
-    # H100: 26B-A4B 75 -> 60, E4B 40 -> 33, 31B 268 -> 231 ms a page); "sdpa": SDPA with the dense mask, which
-    # computes every block; "auto": flex on CUDA, sdpa elsewhere (flex's CPU path is an unfused reference)
+    # H100: 26B-A4B 75 -> 60, 31B 260 -> 229 ms a page); "sdpa": SDPA with the dense mask, which computes every
+    # block; "auto": flex on CUDA, sdpa elsewhere (flex's CPU path is an unfused reference)
     "prefill_attention": "auto",
     "vision_chunk": 16,  # pages per vision-tower call inside a batch (bounds prefill memory); 0: model's own path
     # vision tower on CUDA (gemma_vision): padding patches trimmed, so SDPA runs without a mask (1.3-1.5x).

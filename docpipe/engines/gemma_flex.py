@@ -23,10 +23,12 @@ BLOCK = 128
 #: head sizes whose flex kernel failed to build on this process's device: they use the original function
 _FAILED: set[tuple[str, int]] = set()
 _COMPILED: dict[str, Any] = {}
-#: widest head that goes to flex on CUDA. The global layers' 512-wide heads stay with SDPA: flex's default tiles for
-#: them need 258 KB of shared memory (an H100 has 227 KB) and its kernel fails to build; with tiles that fit
-#: (64 x 32, 2 stages) 31B's text prefill took 478 ms a page against 231 with SDPA for them (H100, torch 2.11)
+#: widest head that goes to flex on CUDA; the global layers' 512-wide heads stay with SDPA until flex is measured
+#: faster for them. On an H100 (torch 2.11) flex's default tiles for them need 258 KB of shared memory (the card has
+#: 227 KB), so its kernel fails to build; with WIDE_HEAD_TILES it builds, but the one run of that (31B) timed a
+#: prefill that included a recompile, so its speed is unknown. bench_gemma.py --flex-wide sets this to 512.
 MAX_CUDA_HEAD = 256
+WIDE_HEAD_TILES = {"BLOCK_M": 64, "BLOCK_N": 32, "num_stages": 2, "num_warps": 4}
 
 
 def block_mask(mask: Any) -> Any:
@@ -93,9 +95,10 @@ def prefill_attention(original: Callable[..., Any], compiled: bool = True) -> Ca
             cache[id(attention_mask)] = hit
         try:
             # detached: a prefill needs no gradient (and flex has no CPU backward to build)
+            tiles = WIDE_HEAD_TILES if d > 256 and query.device.type == "cuda" else None
             out = _flex(query.device.type, compiled)(query.detach(), key.detach(), value.detach(),
                                                      block_mask=hit[1], scale=scaling,
-                                                     enable_gqa=query.shape[1] != key.shape[1])
+                                                     enable_gqa=query.shape[1] != key.shape[1], kernel_options=tiles)
         except torch.OutOfMemoryError:
             raise
         except Exception as e:  # e.g. no kernel config fits this head size in shared memory
