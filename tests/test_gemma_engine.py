@@ -307,7 +307,6 @@ def test_transformers_generate_path_gives_schema_valid_rows(monkeypatch, tmp_pat
     assert_valid(db, 2)
 
 
-@pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
 def test_flex_prefill_attention_end_to_end_and_a_bad_setting_is_named(monkeypatch, tmp_path, tiny_models):
     """prefill_attention="flex" (the CUDA default; forced here, so flex's CPU reference runs) gives schema-valid
     rows through the CLI, images and their bidirectional mask included; an unknown value is refused by name."""

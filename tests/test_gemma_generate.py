@@ -251,7 +251,6 @@ def test_planner_gives_a_dense_model_smaller_prefill_chunks_when_memory_binds(to
     assert plan(dense, free, prompt, 200, 4) == (rows_that_fit(dense, free, prompt, 200, 4), 4)
 
 
-@pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
 def test_flex_prefill_attention_equals_sdpa_with_the_same_mask():
     """gemma_flex cuts the dense mask into 128 x 128 blocks (skipped, unmasked or masked): whatever the pattern
     (sliding window, a bidirectional image block, left padding, an empty cache tail past the prompt), every query
@@ -288,7 +287,6 @@ def test_flex_prefill_attention_equals_sdpa_with_the_same_mask():
                        sdpa(None, one, k, v, mask[:, :, :1])[0])
 
 
-@pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
 @pytest.mark.parametrize("variant", ["dense", "moe", "e"])
 def test_flex_prefill_gives_the_tokens_of_generate(tokenizer, variant, monkeypatch):
     """prefill_attention="flex" (CPU: flex's unfused reference) through the whole loop, with left padding and a

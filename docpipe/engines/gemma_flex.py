@@ -15,6 +15,7 @@ function.
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any, Callable
 
 log = logging.getLogger(__name__)
@@ -96,9 +97,12 @@ def prefill_attention(original: Callable[..., Any], compiled: bool = True) -> Ca
         try:
             # detached: a prefill needs no gradient (and flex has no CPU backward to build)
             tiles = WIDE_HEAD_TILES if d > 256 and query.device.type == "cuda" else None
-            out = _flex(query.device.type, compiled)(query.detach(), key.detach(), value.detach(),
-                                                     block_mask=hit[1], scale=scaling,
-                                                     enable_gqa=query.shape[1] != key.shape[1], kernel_options=tiles)
+            with warnings.catch_warnings():  # uncompiled is chosen on purpose (CPU reference): no advice needed
+                warnings.filterwarnings("ignore", "flex_attention called without torch.compile")
+                out = _flex(query.device.type, compiled)(query.detach(), key.detach(), value.detach(),
+                                                         block_mask=hit[1], scale=scaling,
+                                                         enable_gqa=query.shape[1] != key.shape[1],
+                                                         kernel_options=tiles)
         except torch.OutOfMemoryError:
             raise
         except Exception as e:  # e.g. no kernel config fits this head size in shared memory
