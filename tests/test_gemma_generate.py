@@ -114,7 +114,8 @@ def test_a_logits_processor_sees_what_it_sees_in_generate(tokenizer):
 @pytest.mark.parametrize("variant,prefill_rows,prefill_tokens,attention", [
     ("dense", 0, 0, "sdpa"), ("moe", 0, 0, "sdpa"), ("dense", 1, 0, "sdpa"), ("dense", 16, 1, "sdpa"),
     ("dense", 2, 0, "flex"), ("moe", 0, 0, "flex")])
-def test_page_images_give_the_tokens_of_generate(tokenizer, variant, prefill_rows, prefill_tokens, attention):
+def test_page_images_give_the_tokens_of_generate(tokenizer, variant, prefill_rows, prefill_tokens, attention,
+                                                 monkeypatch):
     """Prefill with real page pixels (vision tower, bidirectional image-token mask) then decode; also with the
     prefill done one row at a time (by a row limit, or by a token limit that long rows exceed), each row writing
     into its rows of the batch's cache, and with the prefill's attention as block-sparse flex attention."""
@@ -126,6 +127,11 @@ def test_page_images_give_the_tokens_of_generate(tokenizer, variant, prefill_row
 
     import torch
 
+    from docpipe.engines import gemma_flex
+
+    built = []
+    real = gemma_flex.block_mask
+    monkeypatch.setattr(gemma_flex, "block_mask", lambda mask: built.append(mask.shape) or real(mask))
     model = build_model(tokenizer, variant)
     proc = build_processor(tokenizer, max_soft_tokens=70)
     prompts = PromptBuilder(proc)
@@ -144,6 +150,7 @@ def test_page_images_give_the_tokens_of_generate(tokenizer, variant, prefill_row
     dec = Decoder(model, prefill_rows=prefill_rows, prefill_tokens=prefill_tokens, prefill_attention=attention)
     got = dec.generate(inputs, 20, None, tokenizer.pad_token_id, row_pages=[len(imgs) for _, imgs in rows])
     assert got.tolist() == ref.tolist()
+    assert bool(built) == (attention == "flex")  # flex really ran on the image prompts' masks
     spent = dec.clock.settle()  # where a batch's time went, for the engine's stats and bench_gemma.py
     assert spent["prefill"] > 0 and spent["decode"] > 0
 

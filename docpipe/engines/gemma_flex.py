@@ -84,7 +84,7 @@ def prefill_attention(original: Callable[..., Any], compiled: bool = True) -> Ca
         d = query.shape[-1]
         where = (query.device.type, d)
         if (query.shape[2] == 1 or attention_mask is None or attention_mask.dtype != torch.bool
-                or where in _FAILED or kwargs.get("softcap") is not None or dropout
+                or attention_mask.shape[1] != 1 or attention_mask.shape[2] != query.shape[2] or where in _FAILED or kwargs.get("softcap") is not None or dropout
                 or (query.device.type == "cuda" and d > MAX_CUDA_HEAD)):
             return original(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
         mask = attention_mask[:, :, :, : key.shape[2]]
@@ -94,9 +94,8 @@ def prefill_attention(original: Callable[..., Any], compiled: bool = True) -> Ca
                 cache.clear()
             hit = (attention_mask, block_mask(mask))
             cache[id(attention_mask)] = hit
-        try:
-            # detached: a prefill needs no gradient (and flex has no CPU backward to build)
-            tiles = WIDE_HEAD_TILES if d > 256 and query.device.type == "cuda" else None
+        tiles = WIDE_HEAD_TILES if d > 256 and query.device.type == "cuda" else None
+        try:  # detached: a prefill needs no gradient (and flex has no CPU backward to build)
             with warnings.catch_warnings():  # uncompiled is chosen on purpose (CPU reference): no advice needed
                 warnings.filterwarnings("ignore", "flex_attention called without torch.compile")
                 out = _flex(query.device.type, compiled)(query.detach(), key.detach(), value.detach(),

@@ -148,7 +148,7 @@ class Decoder:
         self.stats = {"graph_steps": 0, "eager_steps": 0, "captures": 0}
         self.clock = StageClock()  # GPU seconds of prefill and decode (and the vision tower, when it shares it)
 
-    def _prefill_attention(self, dev: Any) -> Any:
+    def _prefill_context(self, dev: Any) -> Any:
         if self.prefill_attention != "flex":
             return contextlib.nullcontext()
         from .gemma_flex import PrefillAttention
@@ -254,7 +254,7 @@ class Decoder:
         b, p = ids.shape
         length = -(-(p + max_new) // 64) * 64  # cache length aligned for SDPA's kernels (extra slots are masked)
         pos0 = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
-        with self.clock.stage("prefill", dev), self._prefill_attention(dev):
+        with self.clock.stage("prefill", dev), self._prefill_context(dev):
             cache, logits = self._prefill(inputs, pos0, length, row_pages)
 
         seq = torch.full((b, length), pad_id, dtype=torch.long, device=dev)
