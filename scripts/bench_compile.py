@@ -7,6 +7,7 @@ the compile cost can be measured without borrowing a GPU. Each row is one ``Deco
 (rows x prompt length), 4 new tokens, in one process, as the engine's batches come.
 
 Usage:  python scripts/bench_compile.py [--model e4b] [--shapes 4x90 8x150 8x150 3x200] [--no-fuse] [--dynamic]
+                                      [--scope model|layers]
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ def main() -> None:
                     help="keep inductor's on-disk cache (default: a fresh one, so every compile is a cold one)")
     ap.add_argument("--dynamic", action="store_true",
                     help="compile with dynamic shapes from the start (the decoder specializes on its first shape)")
+    ap.add_argument("--scope", choices=["model", "layers"], default="model",
+                    help="model: the whole step as one graph; layers: each decoder layer's forward (compile_layers)")
     a = ap.parse_args()
     if not a.warm_cache:  # before torch is imported: inductor reads it once
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache = tempfile.mkdtemp(prefix="docpipe-inductor-")
@@ -75,7 +78,7 @@ def main() -> None:
     where = torch.cuda.get_device_name() if device == "cuda" else f"{platform.machine()}, {os.cpu_count()} CPUs"
     print(f"machine: {where}; torch {torch.__version__}; layout of {a.model}, "
           f"{model.config.get_text_config().num_hidden_layers} layers; fused modules {'off' if a.no_fuse else 'on'}; "
-          f"shapes {'dynamic from the start' if a.dynamic else 'static first'}; "
+          f"scope {a.scope}; shapes {'dynamic from the start' if a.dynamic else 'static first'}; "
           f"inductor cache {'as it is' if a.warm_cache else 'fresh (cold compiles)'}")
     print("| batch shape (rows x prompt) | seconds | graphs compiled so far |")
     print("|---|---|---|")
@@ -86,7 +89,7 @@ def main() -> None:
         mask[0, : prompt // 4] = 0  # one left-padded row, as in a real batch
         t = time.perf_counter()
         with torch.no_grad():
-            Decoder(model, graphs=False, compile=a.backend).generate(
+            Decoder(model, graphs=False, compile=a.backend, compile_scope=a.scope).generate(
                 {"input_ids": x, "attention_mask": mask}, 4, None, tok.pad_token_id)
         if device == "cuda":
             torch.cuda.synchronize()

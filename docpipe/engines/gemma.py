@@ -59,10 +59,11 @@ DEFAULTS: dict[str, Any] = {
     # windows, grouped-query attention; on CUDA the whole step is one CUDA graph replayed per token);
     # "generate" = transformers' generate() (eager; 3-6x slower decode on an H200, kept as a reference)
     "decode": "loop",
-    # loop only: torch.compile the one-token forward as one graph (for the first batch shape, then once more with
-    # dynamic shapes). Opt-in, and its speed in that form is not yet measured on a GPU: on an H100 two batch shapes
-    # compiled for over 3.5 (E4B) and 4.5 (26B-A4B) minutes. Without it the step is still one CUDA graph with
-    # text_compile's fused modules inside (E4B, H100: 12.6 ms a step at 111-128 rows).
+    # loop only: torch.compile the one-token forward (for the first batch shape, then once more with dynamic
+    # shapes). true: as one graph; on an H100 two batch shapes compiled for over 3.5 (E4B) and 4.5 (26B-A4B)
+    # minutes. "layers": each decoder layer's forward (one compiled function per layer class; bench_compile.py
+    # times both on any machine). Opt-in: neither form's speed is measured on a GPU yet. Without it the step is
+    # still one CUDA graph with text_compile's fused modules inside (E4B, H100: 12.5 ms a step at 111-128 rows).
     "decode_compile": False,
     # loop only: rows per prefill forward (bounds prefill memory in big batches); 0: all; None: planned on CUDA
     # (gemma_memory.plan: 16 for MoE; fewer for a dense model whose batch memory binds, so more rows fit), 16 else
@@ -268,9 +269,11 @@ class GemmaEngine(Engine):
             from .gemma_generate import Decoder
 
             compile_step = self.cfg["decode_compile"]
+            layers = compile_step == "layers"
             self.decoder = Decoder(self.model, graphs=self._device == "cuda",
-                                   compile=compile_step if isinstance(compile_step, str) else
+                                   compile=compile_step if isinstance(compile_step, str) and not layers else
                                    bool(compile_step) and self._device == "cuda",
+                                   compile_scope="layers" if layers else "model",
                                    prefill_rows=self.prefill_rows,
                                    prefill_tokens=self.prefill_rows * self._planned_prompt(),
                                    prefill_attention=self._prefill_attention())

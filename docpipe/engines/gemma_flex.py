@@ -84,7 +84,8 @@ def prefill_attention(original: Callable[..., Any], compiled: bool = True) -> Ca
         d = query.shape[-1]
         where = (query.device.type, d)
         if (query.shape[2] == 1 or attention_mask is None or attention_mask.dtype != torch.bool
-                or attention_mask.shape[1] != 1 or attention_mask.shape[2] != query.shape[2] or where in _FAILED or kwargs.get("softcap") is not None or dropout
+                or attention_mask.shape[1] != 1 or attention_mask.shape[2] != query.shape[2]
+                or where in _FAILED or kwargs.get("softcap") is not None or dropout
                 or (query.device.type == "cuda" and d > MAX_CUDA_HEAD)):
             return original(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
         mask = attention_mask[:, :, :, : key.shape[2]]

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
+import types
 from typing import Any, Callable
 
 from .gemma_timing import StageClock
@@ -93,6 +94,55 @@ class _DecodeAttention:
             ALL_ATTENTION_FUNCTIONS["sdpa"] = self.saved
 
 
+#: True while a decode step runs (eagerly or being captured): compiled layers are used only then
+_IN_STEP = [False]
+_LAYER_FORWARDS: dict[tuple[type, str], Callable[..., Any]] = {}
+
+
+class _InStep:
+    def __enter__(self) -> None:
+        self.saved = _IN_STEP[0]
+        _IN_STEP[0] = True
+
+    def __exit__(self, *exc: object) -> None:
+        _IN_STEP[0] = self.saved
+
+
+def compile_layers(model: Any, backend: str = "inductor") -> int:
+    """Compile the decoder layers' forward for decode steps: one compiled function per layer class, shared by its
+    instances, so inductor builds code for each kind of layer (sliding, full, kv-shared) rather than for a whole
+    60-layer model in one graph, which took minutes per batch shape on an H100. A layer's constant index makes
+    dynamo trace each layer once per shape, and identical graphs then come from inductor's cache. Prefill (and
+    anything outside a decode step) keeps the original forward. Returns the layers switched."""
+    import torch
+
+    from .gemma_fusion import _language_model
+
+    layers = list(getattr(_language_model(model), "layers", []))
+    cfg = torch._dynamo.config  # every layer is a recompile of its class's function, per batch shape
+    cfg.recompile_limit = max(cfg.recompile_limit, 4 * len(layers))
+    cfg.accumulated_recompile_limit = max(cfg.accumulated_recompile_limit, 16 * len(layers))
+    n = 0
+    for layer in layers:
+        if getattr(layer, "_docpipe_step_compiled", False) or hasattr(layer, "_hf_hook"):
+            continue  # done already, or accelerate's device_map hook owns this forward
+        key = (type(layer), backend)
+        if key not in _LAYER_FORWARDS:
+            original = type(layer).forward
+            compiled = torch.compile(original, backend=backend)
+
+            def forward(self: Any, *args: Any, _original: Any = original, _compiled: Any = compiled,
+                        **kwargs: Any) -> Any:
+                run = _compiled if _IN_STEP[0] and not torch.compiler.is_compiling() else _original
+                return run(self, *args, **kwargs)
+
+            _LAYER_FORWARDS[key] = forward
+        layer.forward = types.MethodType(_LAYER_FORWARDS[key], layer)
+        layer._docpipe_step_compiled = True
+        n += 1
+    return n
+
+
 _RING_CLASSES: dict[type, type] = {}
 
 
@@ -106,9 +156,12 @@ class Decoder:
     """Runs batches for one model; ``graphs`` captures the decode step as a CUDA graph (CUDA only)."""
 
     def __init__(self, model: Any, graphs: bool = True, attention: str = "docpipe", compile: bool | str = False,
-                 prefill_rows: int = 0, prefill_tokens: int = 0, prefill_attention: str = "sdpa") -> None:
+                 prefill_rows: int = 0, prefill_tokens: int = 0, prefill_attention: str = "sdpa",
+                 compile_scope: str = "model") -> None:
         if attention not in ("docpipe", "sdpa"):
             raise ValueError(f"decode attention must be 'docpipe' or 'sdpa', not {attention!r}")
+        if compile_scope not in ("model", "layers"):
+            raise ValueError(f"compile scope must be 'model' or 'layers', not {compile_scope!r}")
         if prefill_attention not in ("flex", "sdpa"):
             raise ValueError(f"prefill attention must be 'flex' or 'sdpa', not {prefill_attention!r}")
         self.model = model
@@ -134,10 +187,13 @@ class Decoder:
             cfg = torch._dynamo.config
             cfg.recompile_limit = max(cfg.recompile_limit, 4 * layers)
             cfg.accumulated_recompile_limit = max(cfg.accumulated_recompile_limit, 16 * layers)
-            if getattr(model, "_docpipe_step_forward", None) is None:  # a str names the backend (tests: "eager")
-                backend = compile if isinstance(compile, str) else "inductor"
-                model._docpipe_step_forward = torch.compile(model.forward, fullgraph=False, backend=backend)
-            self.step_forward = model._docpipe_step_forward
+            backend = compile if isinstance(compile, str) else "inductor"  # a str names it (tests: "eager")
+            if compile_scope == "layers":  # each decoder layer compiled, inside decode steps only
+                compile_layers(model, backend)
+            else:
+                if getattr(model, "_docpipe_step_forward", None) is None:
+                    model._docpipe_step_forward = torch.compile(model.forward, fullgraph=False, backend=backend)
+                self.step_forward = model._docpipe_step_forward
         text = model.config.get_text_config()
         self.window = int(getattr(text, "sliding_window", 0) or 0)
         params = inspect.signature(model.forward).parameters
@@ -324,7 +380,7 @@ class Decoder:
             advance(pick(logits_buf))
 
         body = forward if processor is not None else full_step
-        with self.clock.stage("decode", dev), \
+        with self.clock.stage("decode", dev), _InStep(), \
                 _DecodeAttention() if self.attention == "docpipe" else contextlib.nullcontext():
             graph = None
             if self.graphs and dev.type == "cuda":
