@@ -326,6 +326,35 @@ def test_flex_prefill_attention_equals_sdpa_with_the_same_mask():
                        sdpa(None, one, k, v, mask[:, :, :1])[0])
 
 
+def test_flex_that_fails_falls_back_to_sdpa_for_that_head_size(monkeypatch, caplog):
+    """A torch whose flex attention cannot run (or a kernel that does not build) costs speed, not documents: the
+    call is answered by SDPA, the reason is logged once, and that head size goes to SDPA from then on."""
+    import torch
+
+    from docpipe.engines import gemma_flex
+
+    monkeypatch.setattr(gemma_flex, "_FAILED", set())
+    calls = []
+
+    def broken(mask):
+        calls.append(1)
+        raise TypeError("from_kv_blocks() got an unexpected keyword argument 'seq_lengths'")
+
+    monkeypatch.setattr(gemma_flex, "block_mask", broken)
+
+    def sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
+        out = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask)
+        return out.transpose(1, 2).contiguous(), None
+
+    q, k, v = torch.randn(1, 2, 40, 16), torch.randn(1, 2, 40, 16), torch.randn(1, 2, 40, 16)
+    mask = torch.ones(1, 1, 40, 40, dtype=torch.bool).tril()
+    attend = gemma_flex.prefill_attention(sdpa, compiled=False)
+    for _ in range(2):
+        assert torch.equal(attend(None, q, k, v, mask)[0], sdpa(None, q, k, v, mask)[0])
+    assert len(calls) == 1 and ("cpu", 16) in gemma_flex._FAILED
+    assert "flex attention failed for head size 16 on cpu (TypeError" in caplog.text
+
+
 @pytest.mark.parametrize("variant", ["dense", "moe", "e"])
 def test_flex_prefill_gives_the_tokens_of_generate(tokenizer, variant, monkeypatch):
     """prefill_attention="flex" (CPU: flex's unfused reference) through the whole loop, with left padding and a

@@ -88,15 +88,15 @@ def prefill_attention(original: Callable[..., Any], compiled: bool = True) -> Ca
                 or where in _FAILED or kwargs.get("softcap") is not None or dropout
                 or (query.device.type == "cuda" and d > MAX_CUDA_HEAD)):
             return original(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
-        mask = attention_mask[:, :, :, : key.shape[2]]
-        hit = cache.get(id(attention_mask))
-        if hit is None or hit[0] is not attention_mask:
-            if len(cache) > 8:
-                cache.clear()
-            hit = (attention_mask, block_mask(mask))
-            cache[id(attention_mask)] = hit
         tiles = WIDE_HEAD_TILES if d > 256 and query.device.type == "cuda" else None
-        try:  # detached: a prefill needs no gradient (and flex has no CPU backward to build)
+        try:  # any failure here (a torch without flex, a kernel that does not build) falls back to SDPA
+            hit = cache.get(id(attention_mask))
+            if hit is None or hit[0] is not attention_mask:
+                if len(cache) > 8:
+                    cache.clear()
+                hit = (attention_mask, block_mask(attention_mask[:, :, :, : key.shape[2]]))
+                cache[id(attention_mask)] = hit
+            # detached: a prefill needs no gradient (and flex has no CPU backward to build)
             with warnings.catch_warnings():  # uncompiled is chosen on purpose (CPU reference): no advice needed
                 warnings.filterwarnings("ignore", "flex_attention called without torch.compile")
                 out = _flex(query.device.type, compiled)(query.detach(), key.detach(), value.detach(),
