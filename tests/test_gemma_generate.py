@@ -183,8 +183,8 @@ def test_compiled_step_gives_the_same_tokens_and_compiles_once_per_shape(tokeniz
 @pytest.mark.parametrize("variant", ["e", "moe"])
 def test_layer_compiled_step_gives_the_same_tokens_and_leaves_prefill_alone(tokenizer, variant):
     """decode_compile="layers": each decoder layer's forward through torch.compile (dynamo's eager backend here)
-    inside decode steps only. Same tokens as the plain loop; dynamo traces once per layer and batch shape, never per
-    step; a forward outside a decode step (the prefill) traces nothing."""
+    inside decode steps only, its attention eager. Same tokens as the plain loop; dynamo traces each kind of layer
+    once per batch shape, not each layer and never each step; a forward outside a decode step traces nothing."""
     import torch
     from torch._dynamo.utils import counters
 
@@ -192,18 +192,20 @@ def test_layer_compiled_step_gives_the_same_tokens_and_leaves_prefill_alone(toke
     from docpipe.engines.gemma_generate import Decoder, compile_layers
 
     torch._dynamo.reset()
-    model = build_model(tokenizer, variant)
+    layout = {"num_hidden_layers": 8, "layer_types": (["sliding_attention"] * 3 + ["full_attention"]) * 2}
+    if variant == "e":
+        layout["num_kv_shared_layers"] = 4
+    model = build_model(tokenizer, variant, **layout)
     if variant == "moe":
         model = model.to(torch.bfloat16)
-        assert gemma_moe.install(model) == 2
-    layers = model.config.get_text_config().num_hidden_layers
+        assert gemma_moe.install(model) == 8
     cases = [_text_batch(tokenizer, [(90, 0), (90, 17), (80, 0)]), _text_batch(tokenizer, [(97, 0), (97, 5)], 4)]
     refs = [Decoder(model).generate(c, 12, None, tokenizer.pad_token_id) for c in cases]
     counters.clear()
     for c, ref in zip(cases, refs):
         got = Decoder(model, compile="eager", compile_scope="layers").generate(c, 12, None, tokenizer.pad_token_id)
         assert got.tolist() == ref.tolist()
-    assert counters["stats"]["unique_graphs"] == 2 * layers  # each layer, for each of the two shapes
+    assert 0 < counters["stats"]["unique_graphs"] <= 8  # one trace a layer would be 16 (8 layers, 2 shapes)
     assert compile_layers(model, "eager") == 0  # installed once
     traced = counters["stats"]["unique_graphs"]
     with torch.no_grad():

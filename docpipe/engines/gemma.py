@@ -61,8 +61,8 @@ DEFAULTS: dict[str, Any] = {
     "decode": "loop",
     # loop only: torch.compile the one-token forward (for the first batch shape, then once more with dynamic
     # shapes). true: as one graph; on an H100 two batch shapes compiled for over 3.5 (E4B) and 4.5 (26B-A4B)
-    # minutes. "layers": each decoder layer's forward (one compiled function per layer class; bench_compile.py
-    # times both on any machine). Opt-in: neither form's speed is measured on a GPU yet. Without it the step is
+    # minutes. "layers": each kind of decoder layer, its attention eager (compile_layers; on a CPU 86 s against
+    # 294 s, bench_compile.py). Opt-in: neither form's speed is measured on a GPU yet. Without it the step is
     # still one CUDA graph with text_compile's fused modules inside (E4B, H100: 12.5 ms a step at 111-128 rows).
     "decode_compile": False,
     # loop only: rows per prefill forward (bounds prefill memory in big batches); 0: all; None: planned on CUDA

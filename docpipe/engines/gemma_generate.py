@@ -109,11 +109,14 @@ class _InStep:
 
 
 def compile_layers(model: Any, backend: str = "inductor") -> int:
-    """Compile the decoder layers' forward for decode steps: one compiled function per layer class, shared by its
-    instances, so inductor builds code for each kind of layer (sliding, full, kv-shared) rather than for a whole
-    60-layer model in one graph, which took minutes per batch shape on an H100. A layer's constant index makes
-    dynamo trace each layer once per shape, and identical graphs then come from inductor's cache. Prefill (and
-    anything outside a decode step) keeps the original forward. Returns the layers switched."""
+    """Compile the decoder layers' forward for decode steps: one compiled function per layer class, shared by all its
+    instances, so inductor builds code for the kinds of layers rather than for a whole 60-layer step in one graph
+    (that took minutes per batch shape on an H100). The attention stays eager, with its own fused norms and RoPE
+    (gemma_fusion): its cache update indexes the cache by the layer's number, a constant that made dynamo trace
+    every layer again (E4B's layout on a CPU: 202 s of compiling for two batch shapes with the attention inside,
+    294 s for the whole step, ~80 s without it). What is compiled is the rest: norms, MLP or experts, per-layer
+    inputs, residuals. Prefill (anything outside a decode step) keeps the original forward. Returns the layers
+    switched."""
     import torch
 
     from .gemma_fusion import _language_model
@@ -138,6 +141,12 @@ def compile_layers(model: Any, backend: str = "inductor") -> int:
 
             _LAYER_FORWARDS[key] = forward
         layer.forward = types.MethodType(_LAYER_FORWARDS[key], layer)
+        attn = getattr(layer, "self_attn", None)
+        if attn is not None:  # eager inside the compiled layer (a graph break), one function for every instance
+            akey = (type(attn), "eager")
+            if akey not in _LAYER_FORWARDS:
+                _LAYER_FORWARDS[akey] = torch._dynamo.disable(type(attn).forward)
+            attn.forward = types.MethodType(_LAYER_FORWARDS[akey], attn)
         layer._docpipe_step_compiled = True
         n += 1
     return n
