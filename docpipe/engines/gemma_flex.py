@@ -75,7 +75,9 @@ def _flex(device_type: str, compiled: bool) -> Any:
 def prefill_attention(original: Callable[..., Any], compiled: bool = True) -> Callable[..., Any]:
     """transformers' attention-function signature; multi-token calls with a boolean mask run as flex attention.
     compiled=False runs flex's unfused reference (tests on CPU)."""
-    cache: dict[int, tuple[Any, Any]] = {}  # one BlockMask per mask tensor: every layer of a type shares it
+    # one BlockMask per mask tensor, which every layer of its type shares in a forward; a new forward (the next row
+    # chunk) brings new masks, so only the last few are kept
+    cache: dict[int, tuple[Any, Any]] = {}
 
     def attend(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, dropout: float = 0.0,
                scaling: float | None = None, **kwargs: Any) -> tuple[Any, None]:
@@ -92,7 +94,7 @@ def prefill_attention(original: Callable[..., Any], compiled: bool = True) -> Ca
         try:  # any failure here (a torch without flex, a kernel that does not build) falls back to SDPA
             hit = cache.get(id(attention_mask))
             if hit is None or hit[0] is not attention_mask:
-                if len(cache) > 8:
+                if len(cache) >= 4:
                     cache.clear()
                 hit = (attention_mask, block_mask(attention_mask[:, :, :, : key.shape[2]]))
                 cache[id(attention_mask)] = hit
