@@ -155,11 +155,10 @@ def test_page_images_give_the_tokens_of_generate(tokenizer, variant, prefill_row
     assert spent["prefill"] > 0 and spent["decode"] > 0
 
 
-@pytest.mark.parametrize("variant", ["e", "moe"])
-def test_compiled_step_gives_the_same_tokens_and_compiles_once_per_shape(tokenizer, variant):
-    """decode_compile: the one-token forward through torch.compile (dynamo's eager backend here, so it runs on CPU)
-    gives the tokens of the plain loop and is not recompiled every step (transformers' own static-cache compile
-    was, on Gemma 4's sliding layers), only for a new batch shape."""
+def _compile_case(tokenizer, variant, **layout):
+    """(model, two text batches, the plain loop's tokens for them) for the compile tests, dynamo reset and its
+    counters cleared after the reference runs. MoE runs docpipe's grouped experts forward (the GPU path) inside
+    the graph, in bf16 (grouped_mm's dtype)."""
     import torch
     from torch._dynamo.utils import counters
 
@@ -167,13 +166,26 @@ def test_compiled_step_gives_the_same_tokens_and_compiles_once_per_shape(tokeniz
     from docpipe.engines.gemma_generate import Decoder
 
     torch._dynamo.reset()
-    model = build_model(tokenizer, variant)
-    if variant == "moe":  # docpipe's grouped experts forward (the GPU path) inside the graph; grouped_mm is bf16
+    model = build_model(tokenizer, variant, **layout)
+    if variant == "moe":
         model = model.to(torch.bfloat16)
-        assert gemma_moe.install(model) == 2
+        assert gemma_moe.install(model) == model.config.get_text_config().num_hidden_layers
     cases = [_text_batch(tokenizer, [(90, 0), (90, 17), (80, 0)]), _text_batch(tokenizer, [(97, 0), (97, 5)], 4)]
     refs = [Decoder(model).generate(c, 12, None, tokenizer.pad_token_id) for c in cases]
     counters.clear()
+    return model, cases, refs
+
+
+@pytest.mark.parametrize("variant", ["e", "moe"])
+def test_compiled_step_gives_the_same_tokens_and_compiles_once_per_shape(tokenizer, variant):
+    """decode_compile: the one-token forward through torch.compile (dynamo's eager backend here, so it runs on CPU)
+    gives the tokens of the plain loop and is not recompiled every step (transformers' own static-cache compile
+    was, on Gemma 4's sliding layers), only for a new batch shape."""
+    from torch._dynamo.utils import counters
+
+    from docpipe.engines.gemma_generate import Decoder
+
+    model, cases, refs = _compile_case(tokenizer, variant)
     for c, ref in zip(cases, refs):
         got = Decoder(model, compile="eager").generate(c, 12, None, tokenizer.pad_token_id)
         assert got.tolist() == ref.tolist()
@@ -188,20 +200,12 @@ def test_layer_compiled_step_gives_the_same_tokens_and_leaves_prefill_alone(toke
     import torch
     from torch._dynamo.utils import counters
 
-    from docpipe.engines import gemma_moe
     from docpipe.engines.gemma_generate import Decoder, compile_layers
 
-    torch._dynamo.reset()
     layout = {"num_hidden_layers": 8, "layer_types": (["sliding_attention"] * 3 + ["full_attention"]) * 2}
     if variant == "e":
         layout["num_kv_shared_layers"] = 4
-    model = build_model(tokenizer, variant, **layout)
-    if variant == "moe":
-        model = model.to(torch.bfloat16)
-        assert gemma_moe.install(model) == 8
-    cases = [_text_batch(tokenizer, [(90, 0), (90, 17), (80, 0)]), _text_batch(tokenizer, [(97, 0), (97, 5)], 4)]
-    refs = [Decoder(model).generate(c, 12, None, tokenizer.pad_token_id) for c in cases]
-    counters.clear()
+    model, cases, refs = _compile_case(tokenizer, variant, **layout)
     for c, ref in zip(cases, refs):
         got = Decoder(model, compile="eager", compile_scope="layers").generate(c, 12, None, tokenizer.pad_token_id)
         assert got.tolist() == ref.tolist()

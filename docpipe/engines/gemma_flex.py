@@ -8,8 +8,8 @@ query-key block and then mask it, and the global layers' 512-wide heads go to th
 Here the same dense mask is cut into 128 x 128 blocks: blocks with no allowed pair are skipped, blocks where every
 pair is allowed run without a mask, and only the blocks in between read the dense mask (``mask_mod`` indexes it).
 So the result is the one SDPA gives for the same mask (up to float rounding), whatever pattern the model builds.
-One-token steps, calls without a boolean mask and (on CUDA) heads wider than ``MAX_CUDA_HEAD`` go to the original
-function.
+``gemma_generate.SdpaSwap`` puts it in place for a prefill. One-token steps, calls without a boolean mask and (on
+CUDA) heads wider than ``MAX_CUDA_HEAD`` go to the original function.
 """
 
 from __future__ import annotations
@@ -116,23 +116,3 @@ def prefill_attention(original: Callable[..., Any], compiled: bool = True) -> Ca
 
     return attend
 
-
-class PrefillAttention:
-    """While active, transformers' "sdpa" attention entry is ``prefill_attention`` (restored on exit)."""
-
-    def __init__(self, compiled: bool = True) -> None:
-        self.compiled = compiled
-
-    def __enter__(self) -> None:
-        from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-
-        self.saved = ALL_ATTENTION_FUNCTIONS._local_mapping.get("sdpa")
-        ALL_ATTENTION_FUNCTIONS["sdpa"] = prefill_attention(ALL_ATTENTION_FUNCTIONS["sdpa"], self.compiled)
-
-    def __exit__(self, *exc: object) -> None:
-        from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-
-        if self.saved is None:
-            del ALL_ATTENTION_FUNCTIONS["sdpa"]
-        else:
-            ALL_ATTENTION_FUNCTIONS["sdpa"] = self.saved

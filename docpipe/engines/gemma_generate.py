@@ -73,17 +73,18 @@ def decode_attention(original: Callable[..., Any]) -> Callable[..., Any]:
 _WRAPPED: dict[Any, Any] = {}
 
 
-class _DecodeAttention:
-    """While active, transformers' "sdpa" attention entry is ``decode_attention`` (restored on exit)."""
+class SdpaSwap:
+    """While active, transformers' "sdpa" attention entry is ``wrap(original)`` (restored on exit): how the decode
+    step's grouped attention and the prefill's flex attention (gemma_flex) are put in place."""
+
+    def __init__(self, wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
+        self.wrap = wrap
 
     def __enter__(self) -> None:
         from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
         self.saved = ALL_ATTENTION_FUNCTIONS._local_mapping.get("sdpa")
-        original = ALL_ATTENTION_FUNCTIONS["sdpa"]
-        if original not in _WRAPPED:  # one function object per original: a compiled step guards on it
-            _WRAPPED[original] = decode_attention(original)
-        ALL_ATTENTION_FUNCTIONS["sdpa"] = _WRAPPED[original]
+        ALL_ATTENTION_FUNCTIONS["sdpa"] = self.wrap(ALL_ATTENTION_FUNCTIONS["sdpa"])
 
     def __exit__(self, *exc: object) -> None:
         from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
@@ -92,6 +93,13 @@ class _DecodeAttention:
             del ALL_ATTENTION_FUNCTIONS["sdpa"]
         else:
             ALL_ATTENTION_FUNCTIONS["sdpa"] = self.saved
+
+
+def _decode_attention_once(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``decode_attention(original)``, one function object per original: a compiled step guards on it."""
+    if original not in _WRAPPED:
+        _WRAPPED[original] = decode_attention(original)
+    return _WRAPPED[original]
 
 
 #: True while a decode step runs (eagerly or being captured): compiled layers are used only then
@@ -114,19 +122,15 @@ def compile_layers(model: Any, backend: str = "inductor") -> int:
     (that took minutes per batch shape on an H100). The attention stays eager, with its own fused norms and RoPE
     (gemma_fusion): its cache update indexes the cache by the layer's number, a constant that made dynamo trace
     every layer again (E4B's layout on a CPU: 202 s of compiling for two batch shapes with the attention inside,
-    294 s for the whole step, ~80 s without it). What is compiled is the rest: norms, MLP or experts, per-layer
+    294 s for the whole step, 86 s without it). What is compiled is the rest: norms, MLP or experts, per-layer
     inputs, residuals. Prefill (anything outside a decode step) keeps the original forward. Returns the layers
     switched."""
     import torch
 
     from .gemma_fusion import _language_model
 
-    layers = list(getattr(_language_model(model), "layers", []))
-    cfg = torch._dynamo.config  # every layer is a recompile of its class's function, per batch shape
-    cfg.recompile_limit = max(cfg.recompile_limit, 4 * len(layers))
-    cfg.accumulated_recompile_limit = max(cfg.accumulated_recompile_limit, 16 * len(layers))
     n = 0
-    for layer in layers:
+    for layer in getattr(_language_model(model), "layers", []):
         if getattr(layer, "_docpipe_step_compiled", False) or hasattr(layer, "_hf_hook"):
             continue  # done already, or accelerate's device_map hook owns this forward
         key = (type(layer), backend)
@@ -216,9 +220,10 @@ class Decoder:
     def _prefill_context(self, dev: Any) -> Any:
         if self.prefill_attention != "flex":
             return contextlib.nullcontext()
-        from .gemma_flex import PrefillAttention
+        from .gemma_flex import prefill_attention
 
-        return PrefillAttention(compiled=dev.type == "cuda")  # CPU: flex's unfused reference (tests)
+        # CPU: flex's unfused reference (tests)
+        return SdpaSwap(lambda original: prefill_attention(original, compiled=dev.type == "cuda"))
 
     # -- the cache ---------------------------------------------------------------------------------------------
     def _cache(self, max_len: int) -> Any:
@@ -390,7 +395,7 @@ class Decoder:
 
         body = forward if processor is not None else full_step
         with self.clock.stage("decode", dev), _InStep(), \
-                _DecodeAttention() if self.attention == "docpipe" else contextlib.nullcontext():
+                SdpaSwap(_decode_attention_once) if self.attention == "docpipe" else contextlib.nullcontext():
             graph = None
             if self.graphs and dev.type == "cuda":
                 graph = self._capture(body)  # runs step 1 eagerly as its warm-up
