@@ -10,6 +10,7 @@ tokens), per decode-attention variant:
   with those steps and a prefill-only run, so prefill kernels cancel out), per step.
 
     python scripts/profile_decode.py --model e4b --batch 32 --prompt 1750 --attention sdpa docpipe
+    python scripts/profile_decode.py --model e4b --batch 128 --prompt 1300 --attention docpipe:sdpa docpipe:matmul
 """
 
 from __future__ import annotations
@@ -49,9 +50,13 @@ def main() -> None:
     ap.add_argument("--prompt", type=int, default=1750)
     ap.add_argument("--steps", type=int, default=128)
     ap.add_argument("--profile-steps", type=int, default=8)
-    ap.add_argument("--attention", nargs="+", default=["sdpa", "docpipe"])
+    ap.add_argument("--attention", nargs="+", default=["sdpa", "docpipe"],
+                    help="sdpa: transformers' attention; docpipe: the grouped decode attention, its kernel chosen "
+                         "by 'auto'; docpipe:KERNEL pins it (gemma_generate.DECODE_KERNELS)")
     ap.add_argument("--top", type=int, default=18)
     ap.add_argument("--compile", action="store_true", help="also each variant with the compiled step")
+    ap.add_argument("--no-fusion", action="store_true", help="leave out the engine's fused text modules "
+                    "(gemma_fusion, the engine's text_compile, on by default)")
     a = ap.parse_args()
 
     import torch
@@ -63,15 +68,20 @@ def main() -> None:
     _checkout_schemas()
     model, proc = build(a.model, "grouped_mm")
     install(model)
+    if not a.no_fusion:  # as the engine runs on CUDA (text_compile); without it the step is ~1.8x slower (E4B)
+        from docpipe.engines.gemma_fusion import install as install_fusion
+
+        install_fusion(model)
     torch.set_grad_enabled(False)
     pad = proc.tokenizer.pad_token_id
     print(f"device: {torch.cuda.get_device_name(0)}; torch {torch.__version__}; model {a.model}; "
-          f"prompt {a.prompt} tokens; {a.steps} timed steps", flush=True)
+          f"prompt {a.prompt} tokens; {a.steps} timed steps; fused text modules {not a.no_fusion}", flush=True)
     for b in a.batch:
         ids = torch.randint(1000, 200_000, (b, a.prompt), device="cuda")
         inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
         for att, comp in [(x, c) for x in a.attention for c in ([False, True] if a.compile else [False])]:
-            dec = Decoder(model, graphs=True, attention=att, compile=comp)
+            kind, _, kernel = att.partition(":")
+            dec = Decoder(model, graphs=True, attention=kind, compile=comp, decode_kernel=kernel or "auto")
 
             def run(n: int) -> float:
                 torch.cuda.synchronize()
@@ -88,7 +98,7 @@ def main() -> None:
             print(f"\nbatch {b}, attention {att}, compiled {comp}: graph step {step_ms:.2f} ms "
                   f"({b / step_ms * 1000:.0f} tokens/s), prefill-only run {t1 * 1000:.0f} ms, first run "
                   f"{warm:.1f} s", flush=True)
-            eager = Decoder(model, graphs=False, attention=att, compile=comp)
+            eager = Decoder(model, graphs=False, attention=kind, compile=comp, decode_kernel=kernel or "auto")
             base = kernel_times(lambda: eager.generate(inputs, 1, None, pad))
             full = kernel_times(lambda: eager.generate(inputs, 1 + a.profile_steps, None, pad))
             per = {k: (full[k] - base.get(k, 0.0)) / a.profile_steps for k in full}

@@ -307,16 +307,24 @@ def test_transformers_generate_path_gives_schema_valid_rows(monkeypatch, tmp_pat
     assert_valid(db, 2)
 
 
-def test_flex_prefill_attention_end_to_end_and_a_bad_setting_is_named(monkeypatch, tmp_path, tiny_models):
-    """prefill_attention="flex" (the CUDA default; forced here, so flex's CPU reference runs) gives schema-valid
-    rows through the CLI, images and their bidirectional mask included; an unknown value is refused by name."""
-    db = tmp_path / "flex.duckdb"
-    ingest(monkeypatch, db, tiny_models["moe"], make_pdf(tmp_path / "a.pdf", [INVOICE_TEXT]),
-           SAMPLES / "receipt_en_harbor_bean.png", settings={"prefill_attention": "flex"})
+@pytest.mark.parametrize("key,good,bad,variant", [
+    ("prefill_attention", "flex", "fast", "moe"),  # the CUDA default; forced here, so flex's CPU reference runs
+    ("decode_attention", "matmul", "flash", "dense"),  # what "auto" picks for big caches on a GPU; forced here
+])
+def test_attention_setting_end_to_end_and_a_bad_value_is_named(monkeypatch, tmp_path, tiny_models, key, good, bad,
+                                                               variant):
+    """Each attention kernel the GPU takes by default gives schema-valid rows through the CLI with the grammar on
+    (images and their bidirectional mask included); an unknown value is refused by name before the weights load."""
+    from docpipe.engines.gemma import CHOICES
+
+    db = tmp_path / "ok.duckdb"
+    ingest(monkeypatch, db, tiny_models[variant], make_pdf(tmp_path / "a.pdf", [INVOICE_TEXT]),
+           SAMPLES / "receipt_en_harbor_bean.png", settings={key: good})
     assert_valid(db, 2)
-    out = ingest(monkeypatch, tmp_path / "bad.duckdb", tiny_models["moe"], SAMPLES / "receipt_en_harbor_bean.png",
-                 settings={"prefill_attention": "fast"}, code=1)
-    assert "prefill_attention must be 'auto', 'flex' or 'sdpa', not 'fast'" in out
+    out = ingest(monkeypatch, tmp_path / "bad.duckdb", tiny_models[variant], SAMPLES / "receipt_en_harbor_bean.png",
+                 settings={key: bad}, code=1)
+    allowed = [f"'{c}'" for c in CHOICES[key]]
+    assert f"{key} must be {', '.join(allowed[:-1])} or {allowed[-1]}, not '{bad}'" in out
     assert "Loading weights" not in out  # refused before the weights are read
 
 

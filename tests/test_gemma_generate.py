@@ -68,6 +68,9 @@ def test_text_prompts_give_the_tokens_of_generate(tokenizer, variant, width):
     assert got.tolist() == ref.tolist()
     got = Decoder(model, prefill_rows=2).generate(inputs, 40, None, tokenizer.pad_token_id)  # rows 0-1, then 2
     assert got.tolist() == ref.tolist()
+    # the GEMM attention ("auto" takes it for 512-wide heads on a GPU): padding, rings and all
+    got = Decoder(model, decode_kernel="matmul").generate(inputs, 40, None, tokenizer.pad_token_id)
+    assert got.tolist() == ref.tolist()
 
 
 def test_rows_stop_and_are_padded_as_generate_pads_them(tokenizer):

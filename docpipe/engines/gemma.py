@@ -65,6 +65,10 @@ DEFAULTS: dict[str, Any] = {
     # 294 s, bench_compile.py). Opt-in: neither form's speed is measured on a GPU yet. Without it the step is
     # still one CUDA graph with text_compile's fused modules inside (E4B, H100: 12.5 ms a step at 111-128 rows).
     "decode_compile": False,
+    # loop only: the kernel of a decode step's attention (gemma_generate.decode_attention). "sdpa": SDPA over
+    # grouped queries; "matmul": two batched GEMMs around a float32 softmax; "auto": matmul for a layer of 256-wide
+    # heads whose cache holds 300 MB or more (26B-A4B's sliding layers at 72 rows on an H100: 249 against 349 µs)
+    "decode_attention": "auto",
     # loop only: rows per prefill forward (bounds prefill memory in big batches); 0: all; None: planned on CUDA
     # (gemma_memory.plan: 16 for MoE; fewer for a dense model whose batch memory binds, so more rows fit), 16 else
     "prefill_rows": None,
@@ -90,7 +94,8 @@ DEFAULTS: dict[str, Any] = {
     "moe_grouped": True,  # docpipe's grouped-GEMM experts forward on CUDA (gemma_moe)
 }
 #: settings that take one of a few words
-CHOICES: dict[str, tuple[str, ...]] = {"decode": ("loop", "generate"), "prefill_attention": ("auto", "flex", "sdpa")}
+CHOICES: dict[str, tuple[str, ...]] = {"decode": ("loop", "generate"), "prefill_attention": ("auto", "flex", "sdpa"),
+                                       "decode_attention": ("auto", "sdpa", "matmul")}
 _STOP = object()
 #: batches in a row that must go through after an out-of-memory split before the batch size doubles back
 GROW_AFTER = 4
@@ -276,7 +281,8 @@ class GemmaEngine(Engine):
                                    compile_scope="layers" if layers else "model",
                                    prefill_rows=self.prefill_rows,
                                    prefill_tokens=self.prefill_rows * self._planned_prompt(),
-                                   prefill_attention=self._prefill_attention())
+                                   prefill_attention=self._prefill_attention(),
+                                   decode_kernel=str(self.cfg["decode_attention"]))
             if vision is not None:
                 vision.clock = self.decoder.clock
         torch.set_grad_enabled(False)

@@ -46,13 +46,30 @@ def _ring_update(self: Any, key_states: Any, value_states: Any, *args: Any, **kw
     return self.keys, self.values
 
 
-def decode_attention(original: Callable[..., Any]) -> Callable[..., Any]:
+#: ways to attend in a one-token step: "sdpa" (SDPA's fused kernels over grouped queries), "matmul" (two batched
+#: GEMMs around a float32 softmax), "auto" (matmul for a layer of heads up to MATMUL_MAX_DIM wide whose cached keys
+#: and values are MATMUL_FROM_BYTES or more, sdpa for the rest)
+DECODE_KERNELS = ("auto", "sdpa", "matmul")
+#: One layer's attention at decode (scripts/bench_decode_attention.py, H100 and H200): the GEMMs read a big cache of
+#: 256-wide heads faster (26B-A4B's sliding layers at 72 rows, 604 MB: 249 against 349 µs on an H100, 182 against
+#: 315 on an H200; 31B's at 72 rows: 462 against 653) and a small one slower (E4B's sliding layers at 128 rows, 134
+#: MB: 152 against 97; 31B's at 11 rows, 185 MB: 187 against 142). For the 512-wide heads neither wins on both cards
+#: (26B-A4B at 72 rows: 189 against 224 µs on an H100, 281 against 205 on an H200), so they stay with SDPA.
+MATMUL_FROM_BYTES = 300e6
+MATMUL_MAX_DIM = 256
+
+
+def decode_attention(original: Callable[..., Any], kernel: str = "auto") -> Callable[..., Any]:
     """transformers' "sdpa" attention, with one-token steps done as grouped-query attention without copies.
 
     Why: given a mask, transformers expands every cached key and value once per query head (``repeat_kv``) before
     SDPA; on an H200 that copying was 40% of a decode step (E4B, batch 32). A one-token step's query heads that
-    share a key/value head are instead passed to SDPA as that head's queries (``(batch, kv_heads, group, dim)``),
-    so each cached key and value is read once, by SDPA's fused kernels. Anything else goes to ``original``."""
+    share a key/value head are instead passed as that head's queries (``(batch, kv_heads, group, dim)``), so each
+    cached key and value is read once. ``kernel`` says by what (DECODE_KERNELS): SDPA's fused kernels split a
+    layer's work by (row, key/value head), which leaves big caches of 256-wide heads read at ~60% of the card's
+    rate, where two batched GEMMs read them at ~80% (MATMUL_FROM_BYTES). Anything else goes to ``original``."""
+    if kernel not in DECODE_KERNELS:
+        raise ValueError(f"decode attention kernel must be one of {', '.join(DECODE_KERNELS)}, not {kernel!r}")
 
     def attend(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, dropout: float = 0.0,
                scaling: float | None = None, **kwargs: Any) -> tuple[Any, None]:
@@ -63,11 +80,31 @@ def decode_attention(original: Callable[..., Any]) -> Callable[..., Any]:
         b, hq, _, d = query.shape
         hkv, n = key.shape[1], key.shape[2]
         q = query.reshape(b, hkv, hq // hkv, d)  # query head h uses key/value head h // group
-        out = torch.nn.functional.scaled_dot_product_attention(q, key, value, attn_mask=attention_mask[:, :, :, :n],
-                                                               scale=scaling)
+        mask = attention_mask[:, :, :, :n]
+        big = 2 * key.numel() * key.element_size() >= MATMUL_FROM_BYTES
+        if kernel == "matmul" or (kernel == "auto" and big and d <= MATMUL_MAX_DIM):
+            out = grouped_matmul_attention(q, key, value, mask, d**-0.5 if scaling is None else scaling)
+        else:
+            out = torch.nn.functional.scaled_dot_product_attention(q, key, value, attn_mask=mask, scale=scaling)
         return out.reshape(b, 1, hq, d), None
 
     return attend
+
+
+def grouped_matmul_attention(q: Any, key: Any, value: Any, mask: Any, scale: float) -> Any:
+    """softmax(q K^T * scale, masked) V for grouped queries (batch, kv heads, group, dim): one GEMM reads the keys,
+    one the values; the scores are float32 (straight from the GEMM where torch offers it, as a flash kernel keeps
+    them), so rounding them to bf16 does not perturb the softmax."""
+    import torch
+
+    b, h, g, d = q.shape
+    qs, ks = q.reshape(b * h, g, d), key.reshape(b * h, -1, d).transpose(1, 2)
+    if q.is_cuda and q.dtype != torch.float32:
+        s = torch.bmm(qs, ks, out_dtype=torch.float32)
+    else:
+        s = torch.bmm(qs, ks).float()
+    p = s.view(b, h, g, -1).mul_(scale).masked_fill_(~mask, float("-inf")).softmax(-1)
+    return torch.matmul(p.to(value.dtype), value)
 
 
 _WRAPPED: dict[Any, Any] = {}
@@ -95,11 +132,11 @@ class SdpaSwap:
             ALL_ATTENTION_FUNCTIONS["sdpa"] = self.saved
 
 
-def _decode_attention_once(original: Callable[..., Any]) -> Callable[..., Any]:
-    """``decode_attention(original)``, one function object per original: a compiled step guards on it."""
-    if original not in _WRAPPED:
-        _WRAPPED[original] = decode_attention(original)
-    return _WRAPPED[original]
+def _decode_attention_once(original: Callable[..., Any], kernel: str) -> Callable[..., Any]:
+    """``decode_attention(original, kernel)``, one function object per pair: a compiled step guards on it."""
+    if (original, kernel) not in _WRAPPED:
+        _WRAPPED[original, kernel] = decode_attention(original, kernel)
+    return _WRAPPED[original, kernel]
 
 
 #: True while a decode step runs (eagerly or being captured): compiled layers are used only then
@@ -170,15 +207,19 @@ class Decoder:
 
     def __init__(self, model: Any, graphs: bool = True, attention: str = "docpipe", compile: bool | str = False,
                  prefill_rows: int = 0, prefill_tokens: int = 0, prefill_attention: str = "sdpa",
-                 compile_scope: str = "model") -> None:
+                 compile_scope: str = "model", decode_kernel: str = "auto") -> None:
         if attention not in ("docpipe", "sdpa"):
             raise ValueError(f"decode attention must be 'docpipe' or 'sdpa', not {attention!r}")
+        if decode_kernel not in DECODE_KERNELS:
+            raise ValueError(f"decode attention kernel must be one of {', '.join(DECODE_KERNELS)}, "
+                             f"not {decode_kernel!r}")
         if compile_scope not in ("model", "layers"):
             raise ValueError(f"compile scope must be 'model' or 'layers', not {compile_scope!r}")
         if prefill_attention not in ("flex", "sdpa"):
             raise ValueError(f"prefill attention must be 'flex' or 'sdpa', not {prefill_attention!r}")
         self.model = model
         self.attention = attention
+        self.decode_kernel = decode_kernel  # with attention "docpipe": DECODE_KERNELS
         # "flex": the prefill's masked attention as block-sparse flex attention (gemma_flex); "sdpa": transformers'
         self.prefill_attention = prefill_attention
         # rows per prefill forward (0: all): a big batch's prefill activations (26B-A4B's experts: ~0.2 GB a row)
@@ -394,8 +435,9 @@ class Decoder:
             advance(pick(logits_buf))
 
         body = forward if processor is not None else full_step
+        grouped = SdpaSwap(lambda o: _decode_attention_once(o, self.decode_kernel))
         with self.clock.stage("decode", dev), _InStep(), \
-                SdpaSwap(_decode_attention_once) if self.attention == "docpipe" else contextlib.nullcontext():
+                grouped if self.attention == "docpipe" else contextlib.nullcontext():
             graph = None
             if self.graphs and dev.type == "cuda":
                 graph = self._capture(body)  # runs step 1 eagerly as its warm-up
