@@ -354,9 +354,11 @@ def main() -> None:
                 pages = full["pages"]
                 prompt = pre["prefill_tokens"] / pre["rows"]
                 decode_s = max(full["generate_s"] - pre["generate_s"], 1e-9)
+                # pages encoded while a batch gathered (vision_ahead) are GPU time outside generate()
+                pre_s = pre["generate_s"] + pre.get("vision_ahead_s", 0.0)
                 row.update(pages=pages, pages_s=pages / full["wall_s"], wall_s=full["wall_s"],
-                           prefill_tok_s=pre["prefill_tokens"] / pre["generate_s"],
-                           prefill_ms_page=1e3 * pre["generate_s"] / pages,
+                           prefill_tok_s=pre["prefill_tokens"] / pre_s,
+                           prefill_ms_page=1e3 * pre_s / pages,
                            decode_tok_s=(full["new_tokens"] - pre["new_tokens"]) / decode_s,
                            decode_ms_step=1e3 * decode_s / (full["batches"] * (a.new_tokens - 1)),
                            peak_GiB=max(pre["peak_GiB"], full["peak_GiB"]), prompt_tokens=prompt,
@@ -365,7 +367,9 @@ def main() -> None:
                            oom_splits=full["oom_splits"] + pre["oom_splits"], wait_s=full["wait_s"],
                            graph_steps=full["graph_steps"], eager_steps=full["eager_steps"])
                 if "prefill_s" in pre:  # the decode loop's stage clock (CUDA events): where the prefill went
-                    row.update(vision_ms_page=1e3 * pre.get("vision_s", 0.0) / pages,
+                    ahead_s = pre.get("vision_ahead_s", 0.0)
+                    row.update(vision_ms_page=1e3 * (pre.get("vision_s", 0.0) + ahead_s) / pages,
+                               vision_ahead_ms_page=1e3 * ahead_s / pages,
                                text_prefill_ms_page=1e3 * (pre["prefill_s"] - pre.get("vision_s", 0.0)) / pages,
                                decode_ms_page=1e3 * full.get("decode_s", 0.0) / pages)
                 if full.get("decode_s"):  # the clock's decode time, not the difference of two runs' walls (a

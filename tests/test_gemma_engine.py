@@ -155,6 +155,53 @@ def test_out_of_memory_splits_the_batch_loses_nothing_and_the_batch_grows_back(m
     assert max(n for n, _ in later) > failed_size // 2  # the batch size grew back
 
 
+def test_pages_encoded_while_a_batch_gathers_give_the_same_answers(tokenizer, monkeypatch, caplog):
+    """vision_ahead: while a batch waits for more documents (here a slow source: 0.4 s between documents), the vision
+    tower encodes the pages already waiting, so the GPU works instead of idling; the answers are the ones the
+    batch's own prefill gives, summaries (a page in two requests) included. Out of GPU memory there, the run goes
+    on without it and loses nothing."""
+    import time
+
+    import torch
+
+    from docpipe.discover import discover
+    from docpipe.engines import DocJob
+    from docpipe.engines.gemma import GemmaEngine
+
+    model, proc = build_model(tokenizer, "e"), build_processor(tokenizer)
+    names = ["invoice_de_din_mueller.pdf", "receipt_en_harbor_bean.png", "invoice_en_2page_globex.pdf"]
+    sources = {s.path.name: s for s in discover([SAMPLES])}
+
+    def slow_jobs():
+        for name in names:
+            yield DocJob(source=sources[name], schema_ref="invoice", summarize=True)
+            time.sleep(0.4)
+
+    def run(ahead: bool) -> tuple[dict, dict]:
+        extra = {**TEST_SETTINGS, "batch_size": 8, "batch_wait_s": 5.0, "vision_ahead": ahead}
+        eng = GemmaEngine.from_loaded(model, proc, EngineOptions(image_tokens=70, extra=extra))
+        outs = {o.source.path.name: (o.raw_text, o.data, o.summary) for o in eng.run(slow_jobs(), resolve("invoice"))}
+        return outs, eng.stats
+
+    got, stats = run(True)
+    ref, ref_stats = run(False)
+    assert sorted(got) == sorted(names)
+    assert got == ref
+    assert stats["vision_ahead_s"] > 0 and "vision_ahead_s" not in ref_stats
+    assert stats["vision_s"] < ref_stats["vision_s"]  # pages encoded ahead were not encoded again in the batch
+
+    from docpipe.engines.gemma_vision import VisionRunner
+
+    def no_memory(self, pages, device, dtype):
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(VisionRunner, "encode_ahead", no_memory)
+    with caplog.at_level("WARNING"):
+        oom, _ = run(True)
+    assert oom == ref
+    assert "vision_ahead is off from now on" in caplog.text
+
+
 def test_a_many_page_request_gets_a_batch_its_cache_fits_in(tokenizer):
     """The batch size is planned for one-page requests; a long request (many pages in one context) pads every row
     of its batch to its length, so its batch holds only as many rows as the planned KV cache does."""

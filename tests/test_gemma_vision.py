@@ -85,6 +85,39 @@ def test_pages_have_different_real_sizes_and_padding(pages):
     assert len(set(real)) == 3 and all(n % 9 == 0 and n < pos.shape[1] for n in real)
 
 
+def test_pages_encoded_ahead_are_taken_in_place_of_the_tower(model, pages):
+    """encode_ahead (the engine's vision_ahead): later calls, in row chunks as a chunked prefill makes them, take the
+    features of pages encoded ahead and run the tower only on the others; a page twice in a batch (its extraction
+    and its summary) gets its features both times; what comes back is the model's own, in order."""
+    import torch
+
+    from docpipe.engines.gemma_inputs import PagePixels, stack_pages
+
+    pv, pos = pages
+    real = (pos != -1).all(-1).sum(-1).tolist()
+    pp = [PagePixels(pv[i, :n], pos[i, :n], n // 9, pv.shape[1]) for i, n in enumerate(real)]
+    keys = [pp[0], pp[1], pp[2], pp[0], pp[3], pp[4], pp[5], pp[6]]
+    bpv, bpos = stack_pages(keys, "cpu", pv.dtype)
+    with torch.no_grad():
+        ref = model.model.get_image_features(bpv, bpos, return_dict=True)
+        runner = VisionRunner(model.model, chunk=2)
+        runner.clock = StageClock()
+        runner.encode_ahead([pp[0], pp[2], pp[5]], "cpu", pv.dtype)
+        assert len(runner.ahead) == 3
+        encoded = []
+        encode = runner.encode
+        runner.encode = lambda p, q: encoded.append(q.shape[0]) or encode(p, q)
+        runner.keys = list(keys)
+        first, second = runner(bpv[:3], bpos[:3]), runner(bpv[3:], bpos[3:])
+    assert sum(encoded) == 4  # pages 1, 3, 4 and 6; the ones encoded ahead are not encoded again
+    assert runner.ahead == {} and runner.keys == []
+    for a, b in zip(first.pooler_output + second.pooler_output, ref.pooler_output, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(torch.cat([first.last_hidden_state, second.last_hidden_state]),
+                               ref.last_hidden_state, rtol=1e-5, atol=1e-4)
+    assert runner.clock.totals["vision_ahead"] > 0 and runner.clock.totals["vision"] > 0
+
+
 @pytest.mark.parametrize("chunk", [1, 2, 100])
 def test_trimmed_features_equal_the_models_own(model, pages, chunk):
     import torch

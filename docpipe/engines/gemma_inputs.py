@@ -228,20 +228,27 @@ def collate(rows: list[tuple[list[int], list[PagePixels]]], pad_id: int, image_i
                              "mm_token_type_ids": (input_ids == image_id).long().to(device)}
     pages = [p for _, imgs in rows for p in imgs]
     if pages:
-        # the processor's layout: every page padded to max_patches (one budget per batch), zero rows at position -1
-        pv = torch.zeros((len(pages), pages[0].max_patches, pages[0].patches.shape[1]), dtype=dtype, device=device)
-        pos = torch.full((len(pages), pages[0].max_patches, 2), -1, dtype=torch.long)
-        tables: dict[int, Any] = {}  # each page's byte table in dtype on the device, made once a batch
-        for i, p in enumerate(pages):
-            n = p.patches.shape[0]
-            pos[i, :n] = p.position_ids
-            x = p.patches.to(device)
-            if x.dtype == torch.uint8:  # bytes -> the processor's float32 values -> dtype: a lookup, no arithmetic
-                key = id(p.byte_values)
-                if key not in tables:
-                    tables[key] = p.byte_values.to(dtype).to(device)
-                pv[i, :n] = tables[key][x.int()]
-            else:
-                pv[i, :n] = x.to(dtype)
-        batch["pixel_values"], batch["image_position_ids"] = pv, pos.to(device)
+        batch["pixel_values"], batch["image_position_ids"] = stack_pages(pages, device, dtype)
     return batch
+
+
+def stack_pages(pages: list[PagePixels], device: Any, dtype: Any) -> tuple[Any, Any]:
+    """(pixel_values, image_position_ids) of pages in the processor's layout: every page padded to max_patches (one
+    budget per batch), zero rows at position -1; uint8 patches become the processor's values by a table lookup."""
+    import torch
+
+    pv = torch.zeros((len(pages), pages[0].max_patches, pages[0].patches.shape[1]), dtype=dtype, device=device)
+    pos = torch.full((len(pages), pages[0].max_patches, 2), -1, dtype=torch.long)
+    tables: dict[int, Any] = {}  # each page's byte table in dtype on the device, made once a call
+    for i, p in enumerate(pages):
+        n = p.patches.shape[0]
+        pos[i, :n] = p.position_ids
+        x = p.patches.to(device)
+        if x.dtype == torch.uint8:  # bytes -> the processor's float32 values -> dtype: a lookup, no arithmetic
+            key = id(p.byte_values)
+            if key not in tables:
+                tables[key] = p.byte_values.to(dtype).to(device)
+            pv[i, :n] = tables[key][x.int()]
+        else:
+            pv[i, :n] = x.to(dtype)
+    return pv, pos.to(device)

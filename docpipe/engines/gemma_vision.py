@@ -15,6 +15,12 @@ Optionally the encoder layers are compiled (``torch.compile`` fuses the float32 
 backend is pinned (for benchmarks). Pages that don't fit the pattern (padding not at the end, a count that is not
 a multiple of 9) take the model's own path.
 
+Encoding ahead (``VisionRunner.encode_ahead``, the engine's ``vision_ahead``): while a batch waits for more pages,
+the engine has the tower encode the pages already waiting; the runner keeps their features by page, and when the
+batch's prefill calls the tower (``keys``: the batch's pages in ``pixel_values`` order, taken call by call) those
+pages' features are taken instead of encoded again. Without it the GPU idles while the first batch gathers (26B-A4B
+on an H100: the tower is 64 ms of a page's 125 ms prefill, and a 144-page run waited 4.7 s for pages).
+
 Compiling: one layer function is compiled and serves all layers (dynamo takes a layer's weights as inputs). With
 ``"dynamic"`` (the default when on) the page and patch dims are marked dynamic, so one graph serves every chunk size
 and page shape (plus one for a single page: size-1 dims are always specialised); ``"static"`` compiles once per
@@ -63,6 +69,12 @@ class VisionRunner:
         self.inner, self.chunk, self.sdpa_backend, self.compile_mode = inner, max(1, int(chunk)), sdpa_backend, mode
         self.original = inner.get_image_features
         self.clock: Any = None  # a gemma_timing.StageClock that gets the tower's time as "vision", when set
+        # pages encoded before their batch (encode_ahead): id(page) -> (page, soft tokens, features); the page is
+        # held so its id stays its own
+        self.ahead: dict[int, tuple[Any, Any, Any]] = {}
+        # the pages (PagePixels) of the next calls, in pixel_values order, as the engine collated them: calls take
+        # them in order (a prefill in row chunks makes one call a chunk); None: not known, nothing is looked up
+        self.keys: list[Any] | None = None
         self.step: Any = _layer_step
         if mode == "static":
             cfg = torch._dynamo.config
@@ -72,9 +84,48 @@ class VisionRunner:
             self.step = torch.compile(_layer_step, backend=compile_backend)
 
     def __call__(self, pixel_values: Any, image_position_ids: Any) -> Any:
+        import torch
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+        n = pixel_values.shape[0]
+        keys = None
+        if self.keys is not None and len(self.keys) >= n:
+            keys, self.keys = self.keys[:n], self.keys[n:]
+        if not keys or not any(id(k) in self.ahead for k in keys):
+            return self._timed("vision", pixel_values, image_position_ids)
+        hidden: list[Any] = [None] * n
+        feats: list[Any] = [None] * n
+        todo = [i for i, k in enumerate(keys) if id(k) not in self.ahead]
+        for i, k in enumerate(keys):  # a page can be in a batch twice (its extraction and its summary)
+            if id(k) in self.ahead:
+                _, hidden[i], feats[i] = self.ahead[id(k)]
+        later = {id(k) for k in self.keys or ()}
+        for k in keys:  # kept while a later call of the batch still takes the page
+            if id(k) not in later:
+                self.ahead.pop(id(k), None)
+        if todo:
+            out = self._timed("vision", _take(pixel_values, todo), _take(image_position_ids, todo))
+            sizes = [f.shape[0] for f in out.pooler_output]
+            for i, h, f in zip(todo, out.last_hidden_state.split(sizes), out.pooler_output):
+                hidden[i], feats[i] = h, f
+        return BaseModelOutputWithPooling(last_hidden_state=torch.cat(hidden), pooler_output=tuple(feats))
+
+    def encode_ahead(self, pages: list[Any], device: Any, dtype: Any) -> None:
+        """Encode pages (gemma_inputs.PagePixels) of a batch still being gathered, while the GPU would idle; the
+        batch's prefill then takes their features instead of running the tower on them (clock stage
+        "vision_ahead", outside the prefill)."""
+        from .gemma_inputs import stack_pages
+
+        pv, pos = stack_pages(pages, device, dtype)
+        out = self._timed("vision_ahead", pv, pos)
+        sizes = [f.shape[0] for f in out.pooler_output]
+        for p, h, f in zip(pages, out.last_hidden_state.split(sizes), out.pooler_output):
+            self.ahead[id(p)] = (p, h, f)
+
+    def _timed(self, stage: str, pixel_values: Any, image_position_ids: Any) -> Any:
         if self.clock is None:
             return image_features(self, pixel_values, image_position_ids)
-        with self.clock.stage("vision", pixel_values.device):
+        with self.clock.stage(stage, pixel_values.device):
             return image_features(self, pixel_values, image_position_ids)
 
     def encode(self, pixel_values: Any, pos: Any) -> Any:
