@@ -155,11 +155,16 @@ def test_out_of_memory_splits_the_batch_loses_nothing_and_the_batch_grows_back(m
     assert max(n for n, _ in later) > failed_size // 2  # the batch size grew back
 
 
-def test_pages_encoded_while_a_batch_gathers_give_the_same_answers(tokenizer, monkeypatch, caplog):
-    """vision_ahead: while a batch waits for more documents (here a slow source: 0.4 s between documents), the vision
-    tower encodes the pages already waiting, so the GPU works instead of idling; the answers are the ones the
-    batch's own prefill gives, summaries (a page in two requests) included. Out of GPU memory there, the run goes
-    on without it and loses nothing."""
+@pytest.mark.parametrize("when,settings", [
+    ("a batch gathers", {"batch_size": 8, "batch_wait_s": 5.0}),
+    # one request a batch, none waited for: pages can only be encoded ahead during a decode (on a CPU, in line)
+    ("a batch decodes", {"batch_size": 1, "batch_wait_s": 0.0, "vision_overlap": True}),
+])
+def test_pages_encoded_ahead_give_the_same_answers(tokenizer, monkeypatch, caplog, when, settings):
+    """vision_ahead: while a batch waits for more documents (here a slow source: 0.4 s between documents), and with
+    vision_overlap while a batch decodes, the vision tower encodes the pages already waiting, so the GPU works
+    instead of idling; the answers are the ones the batch's own prefill gives, summaries (a page in two requests)
+    included. Out of GPU memory there, the run goes on without it and loses nothing."""
     import time
 
     import torch
@@ -167,6 +172,7 @@ def test_pages_encoded_while_a_batch_gathers_give_the_same_answers(tokenizer, mo
     from docpipe.discover import discover
     from docpipe.engines import DocJob
     from docpipe.engines.gemma import GemmaEngine
+    from docpipe.engines.gemma_vision import VisionRunner
 
     model, proc = build_model(tokenizer, "e"), build_processor(tokenizer)
     names = ["invoice_de_din_mueller.pdf", "receipt_en_harbor_bean.png", "invoice_en_2page_globex.pdf"]
@@ -178,7 +184,7 @@ def test_pages_encoded_while_a_batch_gathers_give_the_same_answers(tokenizer, mo
             time.sleep(0.4)
 
     def run(ahead: bool) -> tuple[dict, dict]:
-        extra = {**TEST_SETTINGS, "batch_size": 8, "batch_wait_s": 5.0, "vision_ahead": ahead}
+        extra = {**TEST_SETTINGS, **settings, "vision_ahead": ahead}
         eng = GemmaEngine.from_loaded(model, proc, EngineOptions(image_tokens=70, extra=extra))
         outs = {o.source.path.name: (o.raw_text, o.data, o.summary) for o in eng.run(slow_jobs(), resolve("invoice"))}
         return outs, eng.stats
@@ -190,9 +196,7 @@ def test_pages_encoded_while_a_batch_gathers_give_the_same_answers(tokenizer, mo
     assert stats["vision_ahead_s"] > 0 and "vision_ahead_s" not in ref_stats
     assert stats["vision_s"] < ref_stats["vision_s"]  # pages encoded ahead were not encoded again in the batch
 
-    from docpipe.engines.gemma_vision import VisionRunner
-
-    def no_memory(self, pages, device, dtype):
+    def no_memory(self, pages, device, dtype, stream=None):
         raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
 
     monkeypatch.setattr(VisionRunner, "encode_ahead", no_memory)
@@ -200,6 +204,44 @@ def test_pages_encoded_while_a_batch_gathers_give_the_same_answers(tokenizer, mo
         oom, _ = run(True)
     assert oom == ref
     assert "vision_ahead is off from now on" in caplog.text
+
+
+def test_time_spent_encoding_ahead_does_not_count_against_the_batch_wait(tokenizer, monkeypatch):
+    """batch_wait_s bounds how long the GPU idles for a fuller batch: while it encodes waiting pages (here 0.8 s a
+    chunk, as a big model's tower takes on a GPU) the wait is extended, so documents that arrive meanwhile (every
+    ~0.4 s) join the first batch instead of the first one running alone after 0.3 s."""
+    import time
+
+    from docpipe.discover import discover
+    from docpipe.engines import DocJob
+    from docpipe.engines.gemma import GemmaEngine
+    from docpipe.engines.gemma_vision import VisionRunner
+
+    model, proc = build_model(tokenizer, "dense"), build_processor(tokenizer)
+    # short prompts, so that the three fit one batch's planned cache
+    names = ["receipt_en_harbor_bean.png", "receipt_de_baeckerei_kern.pdf", "invoice_en_minimal_ellis.pdf"]
+    sources = {s.path.name: s for s in discover([SAMPLES])}
+    encode = VisionRunner.encode_ahead
+
+    def slow_gpu(self, pages, device, dtype, stream=None):
+        time.sleep(0.8)
+        return encode(self, pages, device, dtype, stream)
+
+    monkeypatch.setattr(VisionRunner, "encode_ahead", slow_gpu)
+
+    def batches(ahead: bool) -> int:
+        def slow_jobs():
+            for name in names:
+                yield DocJob(source=sources[name], schema_ref="invoice")
+                time.sleep(0.4)
+
+        extra = {**TEST_SETTINGS, "batch_size": 8, "batch_wait_s": 0.3, "vision_ahead": ahead}
+        eng = GemmaEngine.from_loaded(model, proc, EngineOptions(image_tokens=70, extra=extra))
+        assert len(list(eng.run(slow_jobs(), resolve("invoice")))) == 3
+        return eng.stats["batches"]
+
+    assert batches(True) == 1
+    assert batches(False) > 1  # without work for the GPU, a partial batch runs once 0.3 s are idle
 
 
 def test_a_many_page_request_gets_a_batch_its_cache_fits_in(tokenizer):

@@ -81,6 +81,10 @@ DEFAULTS: dict[str, Any] = {
     # while a batch waits for pages, the vision tower encodes the pages already there, instead of idling; the
     # batch's prefill then takes their features (at most a batch's pages are held, ~9 MB a page for 26B-A4B)
     "vision_ahead": True,
+    # with vision_ahead: during a batch's decode, the pages waiting for the next batch are encoded too, on a second
+    # CUDA stream, so the tower's compute runs beside the memory-bound decode steps (one chunk in flight at a time).
+    # Opt-in: not measured on a GPU yet
+    "vision_overlap": False,
     # vision tower on CUDA (gemma_vision): padding patches trimmed, so SDPA runs without a mask (1.3-1.5x).
     # Compiling its layers (false | "dynamic" | "static"; true = "dynamic") gave 2.2x (26B-A4B) and 2.7x (E4B) on an
     # H200 for ~12-18 s of compiling once per process, little beside loading the weights: on by default.
@@ -89,7 +93,9 @@ DEFAULTS: dict[str, Any] = {
     # cast kernels were half of a text prefill on an H100: 70 -> 46 ms a row, 26B-A4B); 4-16 s once per process
     "text_compile": True,
     "vision_sdpa_backend": None,  # None: PyTorch chooses; "flash" | "efficient" | "cudnn" | "math" (benchmarks)
-    "batch_wait_s": 1.0,  # how long a partial batch waits for the rasterizing thread before it runs
+    # how long a partial batch waits for the rasterizing thread before it runs; time the GPU spends encoding its
+    # pages meanwhile (vision_ahead) does not count, so a run's first batch fills as long as the GPU has work
+    "batch_wait_s": 1.0,
     # processes that render pages and cut them into patches (gemma_prep). Opt-in: no gain measured on 2 cores,
     # not yet measured on a GPU host. 1 keeps it all in the rasterizing thread; the page-memory bound
     # (max_pages_in_memory) holds either way.
@@ -266,6 +272,8 @@ class GemmaEngine(Engine):
                                     self.cfg["vision_compile"] if self._device == "cuda" else False,
                                     self.cfg["vision_sdpa_backend"])
         self.vision = vision
+        # vision_overlap's stream: the next batch's pages are encoded there during a decode (none on a CPU)
+        self._side = torch.cuda.Stream() if self._device == "cuda" and vision is not None else None
         if self._device == "cuda" and self.cfg["moe_grouped"]:
             from .gemma_moe import install
 
@@ -342,12 +350,14 @@ class GemmaEngine(Engine):
         self.grammar = self.grammars.compile(bounded_schema(schema.json_schema)) if self.cfg["grammar"] else None
         budget = self._group_budget(schema)
         q: queue.Queue[Any] = queue.Queue()
+        # items taken from q during a decode (vision_overlap), handled before q's next ones
+        self._q, self._inbox, self._pending = q, deque(), []
         slots = threading.Semaphore(self.max_pages)
         stop = threading.Event()
         producer = threading.Thread(target=self._produce, args=(iter(jobs), q, slots, stop, budget),
                                     name="gemma-rasterize", daemon=True)
         producer.start()
-        pending: list[_Request] = []
+        pending: list[_Request] = self._pending  # changed in place only, so the decode-time hook sees it
         try:
             finished = False
             wait_s = float(self.cfg["batch_wait_s"])
@@ -357,14 +367,19 @@ class GemmaEngine(Engine):
                     # block when idle; wait up to batch_wait_s for a fuller batch; else take what is there
                     if not pending:
                         timeout: float | None = None
+                        # the wait for a fuller batch starts with its first request, not while none was there
+                        deadline = float("inf")
                     elif len(pending) < self.batch_size and not finished:
+                        if deadline == float("inf"):
+                            deadline = time.perf_counter() + wait_s
                         timeout = max(0.0, deadline - time.perf_counter())
                     else:
                         timeout = 0.0
-                    ahead = self._ahead_pages(pending) if timeout else []
+                    ahead = self._ahead_pages() if timeout else []
                     waited = time.perf_counter()
                     try:
-                        item = q.get(block=timeout != 0.0 and not ahead, timeout=timeout)
+                        item = self._inbox.popleft() if self._inbox else \
+                            q.get(block=timeout != 0.0 and not ahead, timeout=timeout)
                     except queue.Empty:
                         item = None
                     # the GPU idles meanwhile: pages not ready yet, or a partial batch waiting to fill
@@ -372,8 +387,11 @@ class GemmaEngine(Engine):
                     if item is None:
                         if not ahead:
                             break
-                        # nothing new yet: the GPU encodes waiting pages instead of idling
-                        self._encode_ahead(ahead)
+                        # nothing new yet: the GPU encodes waiting pages instead of idling, and only idle time
+                        # counts against batch_wait_s (a full first batch, not the pages of its first second)
+                        began = time.perf_counter()
+                        self._encode_ahead(ahead, wait=True)
+                        deadline += time.perf_counter() - began
                         continue
                     if item is _STOP:
                         finished = True
@@ -403,32 +421,52 @@ class GemmaEngine(Engine):
         finally:
             stop.set()
             producer.join(timeout=5)
+            self._inbox.clear()
             if self.vision is not None:  # features of pages no batch took (a failed run)
                 self.vision.ahead.clear()
                 self.vision.keys = None
 
-    def _ahead_pages(self, pending: list[_Request]) -> list[Any]:
-        """Up to vision_chunk pages of the oldest waiting requests whose features are not made yet, while at most a
-        batch's pages are held (vision_ahead); none when off or without the vision runner."""
+    def _ahead_pages(self) -> list[Any]:
+        """Up to vision_chunk pages not encoded yet, of the waiting requests (oldest first) and then of the groups
+        taken during a decode, while at most a batch's pages are held; none when off or without the runner."""
         if self.vision is None or not self.cfg["vision_ahead"]:
             return []
         room = min(self.vision.chunk, max(self.batch_size, self.vision.chunk) - len(self.vision.ahead))
+        lists = [r.images for r in sorted(self._pending, key=lambda r: r.seq)]
+        lists += [item[2].pages for item in self._inbox if isinstance(item, tuple) and item[0] == "group"]
         out: dict[int, Any] = {}  # by id: pages compare by value (tensors), and a page can be in two requests
-        for req in sorted(pending, key=lambda r: r.seq):
-            for page in req.images:
+        for pages in lists:
+            for page in pages:
                 if len(out) >= room:
                     return list(out.values())
                 if id(page) not in self.vision.ahead:
                     out[id(page)] = page
         return list(out.values())
 
-    def _encode_ahead(self, pages: list[Any]) -> None:
-        """The vision tower on pages of the batch being gathered. Out of GPU memory, the features made so far are
-        dropped and vision_ahead is off for this engine: each batch's prefill encodes its pages itself."""
+    def _during_decode(self) -> None:
+        """vision_overlap, between decode steps: take what the rasterizing thread has ready (handled after the
+        batch, in order) and queue one chunk of the next batch's pages on the side stream, unless one still runs."""
+        while True:
+            try:
+                self._inbox.append(self._q.get_nowait())
+            except queue.Empty:
+                break
+        if self.vision.busy():
+            return
+        pages = self._ahead_pages()
+        if pages:
+            self._encode_ahead(pages, self._side)
+
+    def _encode_ahead(self, pages: list[Any], stream: Any = None, wait: bool = False) -> None:
+        """The vision tower on pages of the batch being gathered (``wait``: until the GPU is done with them). Out of
+        GPU memory, the features made so far are dropped and vision_ahead is off for this engine: each batch's
+        prefill encodes its pages itself."""
         import torch
 
         try:
-            self.vision.encode_ahead(pages, self.input_device, self.dtype)
+            self.vision.encode_ahead(pages, self.input_device, self.dtype, stream)
+            if wait and self._device == "cuda":
+                torch.cuda.current_stream(self.input_device).synchronize()
             return
         except torch.OutOfMemoryError:
             pass  # handled outside the except block, whose traceback holds the failed call's tensors
@@ -706,9 +744,11 @@ class GemmaEngine(Engine):
             self.vision.keys = [p for r in batch for p in r.images]
         try:
             if self.decoder is not None:
+                overlap = self.vision is not None and self.cfg["vision_ahead"] and self.cfg["vision_overlap"]
                 new = self.decoder.generate(inputs, max_new, None if min_new else self.stops, self.pad_id,
                                             processor=processors or None,
-                                            row_pages=[len(r.images) for r in batch]).tolist()
+                                            row_pages=[len(r.images) for r in batch],
+                                            between=self._during_decode if overlap else None).tolist()
             else:
                 gen = GenerationConfig(max_new_tokens=max_new, min_new_tokens=min_new or None, do_sample=False,
                                        eos_token_id=None if min_new else self.stops, pad_token_id=self.pad_id)

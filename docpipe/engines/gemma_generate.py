@@ -352,12 +352,15 @@ class Decoder:
             piece.keys, piece.values = whole.keys[r0:r1], whole.values[r0:r1]
 
     def generate(self, inputs: dict[str, Any], max_new: int, stops: list[int] | None, pad_id: int,
-                 processor: Callable[[Any, Any], Any] | None = None, row_pages: list[int] | None = None) -> Any:
+                 processor: Callable[[Any, Any], Any] | None = None, row_pages: list[int] | None = None,
+                 between: Callable[[], None] | None = None) -> Any:
         """New token ids (batch, n <= max_new) on the host; rows that stopped are padded with pad_id after their
         stop token, as ``generate()`` pads them. ``processor(input_ids, scores)`` is a logits processor; its
         ``input_ids`` (the tokens so far) are on the host, so its host work (the JSON grammar's masks) needs no wait
         for the GPU and runs while the step's forward is still computing the scores. ``row_pages`` (pages of each
-        row, in ``pixel_values`` order) lets the prefill go in row chunks."""
+        row, in ``pixel_values`` order) lets the prefill go in row chunks. ``between()`` is called every
+        ``CHECK_EVERY`` decode steps, while the GPU works through the steps already launched (the engine launches
+        the next batch's vision tower there, on another stream)."""
         import torch
 
         ids, mask = inputs["input_ids"], inputs["attention_mask"]
@@ -460,6 +463,8 @@ class Decoder:
                 else:
                     body()
                     self.stats["eager_steps"] += 1
+                if between is not None and n % CHECK_EVERY == 2:
+                    between()
         return seq[:, p: p + n].cpu()
 
     def _capture(self, body: Callable[[], None]) -> Any:

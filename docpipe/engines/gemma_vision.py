@@ -69,9 +69,10 @@ class VisionRunner:
         self.inner, self.chunk, self.sdpa_backend, self.compile_mode = inner, max(1, int(chunk)), sdpa_backend, mode
         self.original = inner.get_image_features
         self.clock: Any = None  # a gemma_timing.StageClock that gets the tower's time as "vision", when set
-        # pages encoded before their batch (encode_ahead): id(page) -> (page, soft tokens, features); the page is
-        # held so its id stays its own
-        self.ahead: dict[int, tuple[Any, Any, Any]] = {}
+        # pages encoded before their batch (encode_ahead): id(page) -> (page, soft tokens, features, the CUDA event
+        # of their stream or None); the page is held so its id stays its own
+        self.ahead: dict[int, tuple[Any, Any, Any, Any]] = {}
+        self._last: Any = None  # the event of the last encode_ahead on a side stream
         # the pages (PagePixels) of the next calls, in pixel_values order, as the engine collated them: calls take
         # them in order (a prefill in row chunks makes one call a chunk); None: not known, nothing is looked up
         self.keys: list[Any] | None = None
@@ -98,7 +99,12 @@ class VisionRunner:
         todo = [i for i, k in enumerate(keys) if id(k) not in self.ahead]
         for i, k in enumerate(keys):  # a page can be in a batch twice (its extraction and its summary)
             if id(k) in self.ahead:
-                _, hidden[i], feats[i] = self.ahead[id(k)]
+                _, hidden[i], feats[i], made = self.ahead[id(k)]
+                if made is not None:  # encoded on a side stream: this stream waits for it, and owns them now
+                    here = torch.cuda.current_stream(hidden[i].device)
+                    here.wait_event(made)
+                    hidden[i].record_stream(here)
+                    feats[i].record_stream(here)
         later = {id(k) for k in self.keys or ()}
         for k in keys:  # kept while a later call of the batch still takes the page
             if id(k) not in later:
@@ -110,17 +116,31 @@ class VisionRunner:
                 hidden[i], feats[i] = h, f
         return BaseModelOutputWithPooling(last_hidden_state=torch.cat(hidden), pooler_output=tuple(feats))
 
-    def encode_ahead(self, pages: list[Any], device: Any, dtype: Any) -> None:
-        """Encode pages (gemma_inputs.PagePixels) of a batch still being gathered, while the GPU would idle; the
-        batch's prefill then takes their features instead of running the tower on them (clock stage
-        "vision_ahead", outside the prefill)."""
+    def encode_ahead(self, pages: list[Any], device: Any, dtype: Any, stream: Any = None) -> None:
+        """Encode pages (gemma_inputs.PagePixels) of a batch still being gathered; the batch's prefill then takes
+        their features instead of running the tower on them (clock stage "vision_ahead", outside the prefill).
+        With a CUDA ``stream`` the work is queued there, beside whatever the current stream runs (a decode)."""
+        import contextlib
+
+        import torch
+
         from .gemma_inputs import stack_pages
 
-        pv, pos = stack_pages(pages, device, dtype)
-        out = self._timed("vision_ahead", pv, pos)
+        with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
+            pv, pos = stack_pages(pages, device, dtype)
+            out = self._timed("vision_ahead", pv, pos)
+            made = None
+            if stream is not None:
+                made = torch.cuda.Event()
+                made.record(stream)
+                self._last = made
         sizes = [f.shape[0] for f in out.pooler_output]
         for p, h, f in zip(pages, out.last_hidden_state.split(sizes), out.pooler_output):
-            self.ahead[id(p)] = (p, h, f)
+            self.ahead[id(p)] = (p, h, f, made)
+
+    def busy(self) -> bool:
+        """Whether the last encode_ahead on a side stream is still running on the GPU."""
+        return self._last is not None and not self._last.query()
 
     def _timed(self, stage: str, pixel_values: Any, image_position_ids: Any) -> Any:
         if self.clock is None:
