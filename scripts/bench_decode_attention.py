@@ -11,10 +11,11 @@ seconds, without building a model:
   matmul   gemma_generate.grouped_matmul_attention: scores = q @ K^T (one batched GEMM, float32 out), masked
            softmax, @ V (a second GEMM): each key and value read once by cuBLAS
   matmul-bf16  the same with the scores rounded to bf16 by the first GEMM (for comparison)
-  splitN   matmul with the P @ V GEMM split along the keys into N GEMMs, summed in float32 (CUDA: bmm out_dtype)
-  lse-KN   flash decoding with stock kernels: the keys split into N chunks run as extra heads of one call of
-           PyTorch's memory-efficient (K = eff) or cuDNN (K = cudnn) attention op, which also return the log-sum-exp,
-           and the chunks merged by it (not yet measured on a GPU)
+  mmsplitN matmul with the P @ V GEMM split along the keys into N GEMMs, summed in float32 (CUDA: bmm out_dtype)
+  split    gemma_generate.split_attention (flash decoding with stock kernels): each row's keys cut into chunks
+           run as extra heads of one call of PyTorch's memory-efficient op, which also returns the log-sum-exp, by
+           which the chunks are merged; chunks per row from split_parts; splitN forces N
+  split-cudnn  the same with the cuDNN op (CUDA only)
   flex     compiled flex attention (its decoding kernel splits the keys across blocks), GQA, the boolean mask as a
            BlockMask (gemma_flex.block_mask); compiles once per shape
 
@@ -52,7 +53,7 @@ def variants() -> dict:
     import torch
     import torch.nn.functional as F
 
-    from docpipe.engines.gemma_generate import grouped_matmul_attention
+    from docpipe.engines.gemma_generate import grouped_matmul_attention, split_attention, split_parts
 
     def sdpa(q, k, v, mask, scale):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
@@ -76,37 +77,21 @@ def variants() -> dict:
             return o.view(b, h, parts, g, d).sum(2).to(v.dtype)
         return fn
 
-    def lse_split(parts: int, kernel: str):
-        """Flash decoding with stock kernels: each row's keys split into ``parts`` chunks that run as extra heads of
-        one fused-attention call (``kernel``: PyTorch's memory-efficient or cuDNN op, which return the log-sum-exp;
-        on a CPU its flash op), the chunks' outputs merged by their log-sum-exp. More blocks for few rows."""
-        def fn(q, k, v, mask, scale):
-            b, h, g, d = q.shape
-            n = k.shape[2]
-            c = n // parts
-            qs = q.unsqueeze(2).expand(b, h, parts, g, d).reshape(b, h * parts, g, d)
-            ks, vs = k.view(b, h * parts, c, d), v.view(b, h * parts, c, d)
-            bias = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill_(~mask, float("-inf"))
-            bias = bias.view(b, 1, parts, 1, c).expand(b, h, parts, g, c).reshape(b, h * parts, g, c)
-            if not q.is_cuda:
-                out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(qs, ks, vs, attn_mask=bias,
-                                                                                      scale=scale)
-            elif kernel == "cudnn":
-                out, lse = torch.ops.aten._scaled_dot_product_cudnn_attention(qs, ks, vs, bias, True,
-                                                                              scale=scale)[:2]
-            else:
-                out, lse = torch.ops.aten._scaled_dot_product_efficient_attention(qs, ks, vs, bias, True,
-                                                                                  scale=scale)[:2]
-            if lse.dim() == 4:  # cuDNN's is (batch, heads, queries, 1); the others' (batch, heads, queries
-                lse = lse[..., 0]  # padded to a multiple of 32 for the memory-efficient kernel)
-            lse = lse[..., :g].reshape(b, h, parts, g).float()
-            # a chunk with no key to see gets weight 0: kernels report such rows as out 0, lse 0 (CPU), not -inf
-            seen = mask.view(b, 1, parts, c).any(-1).unsqueeze(-1)
-            lse = lse.masked_fill(~seen, float("-inf"))
-            w = torch.exp(lse - lse.amax(2, keepdim=True))
-            out = out.view(b, h, parts, g, d).float().nan_to_num_(0.0)
-            return ((w.unsqueeze(-1) * out).sum(2) / w.sum(2).unsqueeze(-1)).to(q.dtype)
-        return fn
+    def lse_cudnn(q, k, v, mask, scale):  # split_attention's scheme with the cuDNN op (CUDA only)
+        b, h, g, d = q.shape
+        n = k.shape[2]
+        parts = split_parts(b * h, n)
+        c = n // parts
+        qs = q.unsqueeze(2).expand(b, h, parts, g, d).reshape(b, h * parts, g, d)
+        bias = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill_(~mask, float("-inf"))
+        bias = bias.view(b, 1, parts, 1, c).expand(b, h, parts, g, c).reshape(b, h * parts, g, c)
+        out, lse = torch.ops.aten._scaled_dot_product_cudnn_attention(
+            qs, k.reshape(b, h * parts, c, d), v.reshape(b, h * parts, c, d), bias, True, scale=scale)[:2]
+        lse = lse.reshape(b, h * parts, -1)[..., :g].reshape(b, h, parts, g).float()
+        lse = lse.masked_fill(~mask.view(b, 1, parts, c).any(-1).unsqueeze(-1), float("-inf"))
+        w = torch.exp(lse - lse.amax(2, keepdim=True))
+        merged = (w.unsqueeze(-1) * out.view(b, h, parts, g, d).float().nan_to_num(0.0)).sum(2)
+        return (merged / w.sum(2).unsqueeze(-1)).to(q.dtype)
 
     masks: dict = {}
 
@@ -121,9 +106,10 @@ def variants() -> dict:
         return out.view(b, h, g, d)
 
     return {"sdpa": sdpa, "matmul": grouped_matmul_attention, "matmul-bf16": matmul_bf16, "flex": flex,
-            "split2": matmul_split(2), "split4": matmul_split(4), "split8": matmul_split(8),
-            "lse-eff2": lse_split(2, "efficient"), "lse-eff4": lse_split(4, "efficient"),
-            "lse-eff8": lse_split(8, "efficient"), "lse-cudnn4": lse_split(4, "cudnn")}
+            "mmsplit2": matmul_split(2), "mmsplit4": matmul_split(4), "mmsplit8": matmul_split(8),
+            "split": split_attention, "split2": lambda *x: split_attention(*x, parts=2),
+            "split4": lambda *x: split_attention(*x, parts=4), "split8": lambda *x: split_attention(*x, parts=8),
+            "split-cudnn": lse_cudnn}
 
 
 def main() -> None:

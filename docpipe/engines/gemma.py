@@ -67,7 +67,8 @@ DEFAULTS: dict[str, Any] = {
     "decode_compile": False,
     # loop only: the kernel of a decode step's attention (gemma_generate.decode_attention). "sdpa": SDPA over
     # grouped queries; "matmul": two batched GEMMs around a float32 softmax; "auto": matmul for a layer of 256-wide
-    # heads whose cache holds 300 MB or more (26B-A4B's sliding layers at 72 rows on an H100: 249 against 349 µs)
+    # heads whose cache holds 300 MB or more (26B-A4B's sliding layers at 72 rows on an H100: 249 against 349 µs);
+    # "split": flash decoding with stock kernels, for few rows (31B), not measured on a GPU yet
     "decode_attention": "auto",
     # loop only: rows per prefill forward (bounds prefill memory in big batches); 0: all; None: planned on CUDA
     # (gemma_memory.plan: 16 for MoE; fewer for a dense model whose batch memory binds, so more rows fit), 16 else
@@ -104,7 +105,7 @@ DEFAULTS: dict[str, Any] = {
 }
 #: settings that take one of a few words
 CHOICES: dict[str, tuple[str, ...]] = {"decode": ("loop", "generate"), "prefill_attention": ("auto", "flex", "sdpa"),
-                                       "decode_attention": ("auto", "sdpa", "matmul")}
+                                       "decode_attention": ("auto", "sdpa", "matmul", "split")}
 _STOP = object()
 #: batches in a row that must go through after an out-of-memory split before the batch size doubles back
 GROW_AFTER = 4

@@ -47,9 +47,10 @@ def _ring_update(self: Any, key_states: Any, value_states: Any, *args: Any, **kw
 
 
 #: ways to attend in a one-token step: "sdpa" (SDPA's fused kernels over grouped queries), "matmul" (two batched
-#: GEMMs around a float32 softmax), "auto" (matmul for a layer of heads up to MATMUL_MAX_DIM wide whose cached keys
-#: and values are MATMUL_FROM_BYTES or more, sdpa for the rest)
-DECODE_KERNELS = ("auto", "sdpa", "matmul")
+#: GEMMs around a float32 softmax), "split" (split_attention: flash decoding with stock kernels; not measured on a
+#: GPU yet, so "auto" never takes it), "auto" (matmul for a layer of heads up to MATMUL_MAX_DIM wide whose cached
+#: keys and values are MATMUL_FROM_BYTES or more, sdpa for the rest)
+DECODE_KERNELS = ("auto", "sdpa", "matmul", "split")
 #: One layer's attention at decode (scripts/bench_decode_attention.py, H100 and H200): the GEMMs read a big cache of
 #: 256-wide heads faster (26B-A4B's sliding layers at 72 rows, 604 MB: 249 against 349 µs on an H100, 182 against
 #: 315 on an H200; 31B's at 72 rows: 462 against 653) and a small one slower (E4B's sliding layers at 128 rows, 134
@@ -82,7 +83,9 @@ def decode_attention(original: Callable[..., Any], kernel: str = "auto") -> Call
         q = query.reshape(b, hkv, hq // hkv, d)  # query head h uses key/value head h // group
         mask = attention_mask[:, :, :, :n]
         big = 2 * key.numel() * key.element_size() >= MATMUL_FROM_BYTES
-        if kernel == "matmul" or (kernel == "auto" and big and d <= MATMUL_MAX_DIM):
+        if kernel == "split":
+            out = split_attention(q, key, value, mask, d**-0.5 if scaling is None else scaling)
+        elif kernel == "matmul" or (kernel == "auto" and big and d <= MATMUL_MAX_DIM):
             out = grouped_matmul_attention(q, key, value, mask, d**-0.5 if scaling is None else scaling)
         else:
             out = torch.nn.functional.scaled_dot_product_attention(q, key, value, attn_mask=mask, scale=scaling)
@@ -105,6 +108,48 @@ def grouped_matmul_attention(q: Any, key: Any, value: Any, mask: Any, scale: flo
         s = torch.bmm(qs, ks).float()
     p = s.view(b, h, g, -1).mul_(scale).masked_fill_(~mask, float("-inf")).softmax(-1)
     return torch.matmul(p.to(value.dtype), value)
+
+
+#: split_attention aims at this many (row, kv head, chunk) blocks: a few per SM of an H100 (132)
+SPLIT_BLOCKS = 512
+
+
+def split_parts(rows_heads: int, keys: int) -> int:
+    """Chunks per row's keys for split_attention: the fewest of 1, 2, 4, 8 that give SPLIT_BLOCKS blocks (else 8),
+    among those dividing ``keys``."""
+    want = -(-SPLIT_BLOCKS // max(1, rows_heads))
+    fits = [p for p in (1, 2, 4, 8) if keys % p == 0]
+    return next((p for p in fits if p >= want), fits[-1])
+
+
+def split_attention(q: Any, key: Any, value: Any, mask: Any, scale: float, parts: int | None = None) -> Any:
+    """Flash decoding with stock kernels, for grouped queries (batch, kv heads, group, dim): each row's keys are cut
+    into ``parts`` chunks that run as extra heads of one fused-attention call (PyTorch's memory-efficient kernel on
+    CUDA, its flash kernel on a CPU; both also return the log-sum-exp), and the chunks' outputs are merged by it.
+
+    Why: SDPA gives a layer's attention one block per (row, kv head); with few rows (31B on an 80 GB card: 11) that
+    is ~176 blocks for 132 SMs, and the cache is read at ~1.3 TB/s of the card's 3 (bench_decode_attention.py)."""
+    import torch
+
+    b, h, g, d = q.shape
+    n = key.shape[2]
+    parts = parts or split_parts(b * h, n)
+    c = n // parts
+    qs = q.unsqueeze(2).expand(b, h, parts, g, d).reshape(b, h * parts, g, d)
+    ks, vs = key.reshape(b, h * parts, c, d), value.reshape(b, h * parts, c, d)
+    bias = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill_(~mask, float("-inf"))
+    bias = bias.view(b, 1, parts, 1, c).expand(b, h, parts, g, c).reshape(b, h * parts, g, c)
+    if q.is_cuda:
+        out, lse = torch.ops.aten._scaled_dot_product_efficient_attention(qs, ks, vs, bias, True, scale=scale)[:2]
+    else:
+        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(qs, ks, vs, attn_mask=bias,
+                                                                              scale=scale)
+    lse = lse[..., :g].reshape(b, h, parts, g).float()  # the CUDA kernel pads queries to a multiple of 32
+    # a chunk with no key to see weighs 0 (kernels report such rows as output 0 and log-sum-exp 0, not -inf)
+    lse = lse.masked_fill(~mask.view(b, 1, parts, c).any(-1).unsqueeze(-1), float("-inf"))
+    w = torch.exp(lse - lse.amax(2, keepdim=True))
+    merged = (w.unsqueeze(-1) * out.view(b, h, parts, g, d).float().nan_to_num(0.0)).sum(2)
+    return (merged / w.sum(2).unsqueeze(-1)).to(q.dtype)
 
 
 _WRAPPED: dict[Any, Any] = {}
