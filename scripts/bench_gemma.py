@@ -285,7 +285,7 @@ def main() -> None:
     ap.add_argument("--moe", choices=["docpipe", "transformers"], default="docpipe",
                     help="experts forward: docpipe's grouped GEMMs or transformers' --experts implementation")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON",
-                    help="engine settings (gemma.DEFAULTS keys), e.g. decode_compile=true vision_compile=true")
+                    help="engine settings (gemma_settings.DEFAULTS keys), e.g. decode_compile=true vision_compile=true")
     ap.add_argument("--flex-wide", action="store_true", help="the global layers' 512-wide heads through flex too "
                     "(gemma_flex.MAX_CUDA_HEAD = 512; by default they stay with SDPA)")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "bench_out")))
@@ -335,7 +335,7 @@ def main() -> None:
                 row = {"model": a.model, "image_tokens": it, "batch": b, "card": card["card"], "moe": a.moe,
                        "decode": mode, "settings": SETTINGS}
                 try:
-                    from docpipe.engines.gemma import engine_settings
+                    from docpipe.engines.gemma_settings import engine_settings
 
                     eff = engine_settings(SETTINGS)
                     if eff["decode_compile"] or eff["vision_compile"] or eff["prefill_attention"] != "sdpa":

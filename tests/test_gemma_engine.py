@@ -404,7 +404,7 @@ def test_attention_setting_end_to_end_and_a_bad_value_is_named(monkeypatch, tmp_
                                                                variant):
     """Each attention kernel the GPU takes by default gives schema-valid rows through the CLI with the grammar on
     (images and their bidirectional mask included); an unknown value is refused by name before the weights load."""
-    from docpipe.engines.gemma import CHOICES
+    from docpipe.engines.gemma_settings import CHOICES
 
     db = tmp_path / "ok.duckdb"
     ingest(monkeypatch, db, tiny_models[variant], make_pdf(tmp_path / "a.pdf", [INVOICE_TEXT]),
