@@ -320,8 +320,8 @@ def test_split_attention_equals_sdpa_with_empty_chunks_and_any_split():
         for parts in (1, 2, 4, 8, None):
             torch.testing.assert_close(split_attention(q, k, v, mask, 0.2, parts), ref, rtol=1e-5, atol=1e-5)
     # 31B's sliding layers at 11 rows: 176 (row, kv head) pairs -> 4 chunks; few rows -> 8; many -> 1
-    assert split_parts(11 * 16, 1024) == 4 and split_parts(4, 1024) == 8 and split_parts(2, 1000) == 8
-    assert split_parts(1024, 1024) == 1 and split_parts(3, 999) == 1 and split_parts(3, 1002) == 2
+    assert split_parts(11 * 16, 1024) == 4 and split_parts(4, 1024) == 8 and split_parts(2, 1024 + 64) == 4
+    assert split_parts(1024, 1024) == 1 and split_parts(3, 999) == 1 and split_parts(3, 1024 + 32) == 2
 
 
 def test_flex_prefill_attention_equals_sdpa_with_the_same_mask():

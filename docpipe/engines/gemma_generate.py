@@ -116,9 +116,9 @@ SPLIT_BLOCKS = 512
 
 def split_parts(rows_heads: int, keys: int) -> int:
     """Chunks per row's keys for split_attention: the fewest of 1, 2, 4, 8 that give SPLIT_BLOCKS blocks (else 8),
-    among those dividing ``keys``."""
+    among those that leave chunks of a multiple of 16 keys (the fused kernels want their mask rows aligned so)."""
     want = -(-SPLIT_BLOCKS // max(1, rows_heads))
-    fits = [p for p in (1, 2, 4, 8) if keys % p == 0]
+    fits = [1] + [p for p in (2, 4, 8) if keys % (16 * p) == 0]
     return next((p for p in fits if p >= want), fits[-1])
 
 
@@ -134,6 +134,8 @@ def split_attention(q: Any, key: Any, value: Any, mask: Any, scale: float, parts
     b, h, g, d = q.shape
     n = key.shape[2]
     parts = parts or split_parts(b * h, n)
+    if parts == 1:  # nothing to split: SDPA's own path
+        return torch.nn.functional.scaled_dot_product_attention(q, key, value, attn_mask=mask, scale=scale)
     c = n // parts
     qs = q.unsqueeze(2).expand(b, h, parts, g, d).reshape(b, h * parts, g, d)
     ks, vs = key.reshape(b, h * parts, c, d), value.reshape(b, h * parts, c, d)
