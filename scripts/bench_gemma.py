@@ -286,10 +286,15 @@ def main() -> None:
                     help="experts forward: docpipe's grouped GEMMs or transformers' --experts implementation")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON",
                     help="engine settings (gemma_settings.DEFAULTS keys), e.g. decode_compile=true vision_compile=true")
+    ap.add_argument("--clock-only", action="store_true", help="no 1-token runs: the prefill's ms a page is the "
+                    "stage clock's GPU time in the timed run (not the 1-token run's wall time), which halves a "
+                    "configuration's runs (long, steady-state runs)")
     ap.add_argument("--flex-wide", action="store_true", help="the global layers' 512-wide heads through flex too "
                     "(gemma_flex.MAX_CUDA_HEAD = 512; by default they stay with SDPA)")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "bench_out")))
     a = ap.parse_args()
+    if a.clock_only and "generate" in a.decode:
+        ap.error("--clock-only needs --decode loop: the stage clock is the loop's")
     SETTINGS.update({k: json.loads(v) for k, v in (kv.split("=", 1) for kv in a.set)})
     import torch
 
@@ -342,9 +347,11 @@ def main() -> None:
                         # compile (and CUDA-graph recording) for this shape, untimed; the 1-token run too, since
                         # its shorter cache is a new shape for the full layers' attention (flex recompiles)
                         cold = run_engine(model, proc, it, b, a.new_tokens, jobs, grammar=False, decode=mode)
-                        run_engine(model, proc, it, b, 1, jobs, grammar=False, decode=mode)
+                        if not a.clock_only:
+                            run_engine(model, proc, it, b, 1, jobs, grammar=False, decode=mode)
                         row.update(cold_wall_s=cold["wall_s"], cold_generate_s=cold["generate_s"])
-                    pre = run_engine(model, proc, it, b, 1, jobs, grammar=False, decode=mode)
+                    pre = None if a.clock_only else run_engine(model, proc, it, b, 1, jobs, grammar=False,
+                                                               decode=mode)
                     full = run_engine(model, proc, it, b, a.new_tokens, jobs, grammar=False, decode=mode)
                 except torch.OutOfMemoryError as e:
                     row["error"] = f"OOM: {str(e)[:120]}"
@@ -352,20 +359,26 @@ def main() -> None:
                     torch.cuda.empty_cache()
                     continue
                 pages = full["pages"]
+                if pre is None:  # --clock-only: the prefill is the stage clock's GPU time in the full run
+                    pre = full
+                    pre_s = full["prefill_s"] + full.get("vision_ahead_s", 0.0)
+                    decode_s, first_tokens = full["decode_s"], full["rows"]
+                else:  # the 1-token run's wall time; pages encoded ahead are GPU time outside generate()
+                    pre_s = pre["generate_s"] + pre.get("vision_ahead_s", 0.0)
+                    decode_s, first_tokens = full["generate_s"] - pre["generate_s"], pre["new_tokens"]
+                decode_s = max(decode_s, 1e-9)
                 prompt = pre["prefill_tokens"] / pre["rows"]
-                decode_s = max(full["generate_s"] - pre["generate_s"], 1e-9)
-                # pages encoded while a batch gathered (vision_ahead) are GPU time outside generate()
-                pre_s = pre["generate_s"] + pre.get("vision_ahead_s", 0.0)
                 row.update(pages=pages, pages_s=pages / full["wall_s"], wall_s=full["wall_s"],
                            prefill_tok_s=pre["prefill_tokens"] / pre_s,
                            prefill_ms_page=1e3 * pre_s / pages,
-                           decode_tok_s=(full["new_tokens"] - pre["new_tokens"]) / decode_s,
+                           decode_tok_s=(full["new_tokens"] - first_tokens) / decode_s,
                            decode_ms_step=1e3 * decode_s / (full["batches"] * (a.new_tokens - 1)),
                            peak_GiB=max(pre["peak_GiB"], full["peak_GiB"]), prompt_tokens=prompt,
                            engine_batches=full["batches"], peak_batch=full["peak_batch"],
                            planned_rows=full["planned_rows"], prefill_rows=full["prefill_rows"],
-                           oom_splits=full["oom_splits"] + pre["oom_splits"], wait_s=full["wait_s"],
-                           graph_steps=full["graph_steps"], eager_steps=full["eager_steps"])
+                           oom_splits=full["oom_splits"] + (pre["oom_splits"] if pre is not full else 0),
+                           wait_s=full["wait_s"], graph_steps=full["graph_steps"], eager_steps=full["eager_steps"],
+                           clock_only=a.clock_only)
                 if "prefill_s" in pre:  # the decode loop's stage clock (CUDA events): where the prefill went
                     ahead_s = pre.get("vision_ahead_s", 0.0)
                     row.update(vision_ms_page=1e3 * (pre.get("vision_s", 0.0) + ahead_s) / pages,
