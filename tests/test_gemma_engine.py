@@ -244,6 +244,38 @@ def test_time_spent_encoding_ahead_does_not_count_against_the_batch_wait(tokeniz
     assert batches(False) > 1  # without work for the GPU, a partial batch runs once 0.3 s are idle
 
 
+@pytest.mark.parametrize("variant,thinking", [("e", False), ("moe", True)])
+def test_answers_cut_into_segments_are_the_answers_of_one_pass(tokenizer, variant, thinking):
+    """answer_segment: a batch decodes at most that many new tokens; a request still writing goes on in a later
+    batch from its prompt and its answer so far, the grammar (and the thought channel) resumed where it was. Cut
+    every 7 tokens, the stored answers are those of one pass, and each is still schema-valid JSON."""
+    from docpipe.discover import discover
+    from docpipe.engines import DocJob
+    from docpipe.engines.gemma import GemmaEngine
+
+    model, proc = build_model(tokenizer, variant), build_processor(tokenizer)
+    names = ["receipt_en_harbor_bean.png", "invoice_en_minimal_ellis.pdf", "invoice_en_2page_globex.pdf"]
+    sources = {s.path.name: s for s in discover([SAMPLES])}
+
+    def run(segment: int | None) -> tuple[dict, dict]:
+        extra = {**TEST_SETTINGS, "max_new_tokens": 40, "thinking_tokens": 12, "answer_segment": segment}
+        eng = GemmaEngine.from_loaded(model, proc, EngineOptions(image_tokens=70, thinking=thinking, extra=extra))
+        jobs = [DocJob(source=sources[n], schema_ref="invoice", summarize=True) for n in names]
+        outs = {o.source.path.name: (o.raw_text, o.data, o.summary, o.thinking) for o in eng.run(jobs,
+                                                                                               resolve("invoice"))}
+        return outs, eng.stats
+
+    whole, whole_stats = run(0)  # 0: the whole budget in one batch
+    cut, cut_stats = run(7)
+    assert whole_stats["continued"] == 0 and cut_stats["continued"] > len(names)
+    assert cut == whole
+    model_cls = resolve("invoice").model
+    for raw, data, summary, thought in cut.values():
+        assert data is not None and model_cls.model_validate(data)
+        assert summary
+        assert bool(thought) == thinking
+
+
 def test_a_many_page_request_gets_a_batch_its_cache_fits_in(tokenizer):
     """The batch size is planned for one-page requests; a long request (many pages in one context) pads every row
     of its batch to its length, so its batch holds only as many rows as the planned KV cache does."""
@@ -269,6 +301,32 @@ def test_a_many_page_request_gets_a_batch_its_cache_fits_in(tokenizer):
     huge = req(0, 50 * 80 + 700)  # a 50-page document in one context: alone in its batch
     assert eng._pick([huge, *short]) == [huge]
     assert eng._pick(short)[0] is short[0]  # the oldest always goes first: nothing starves
+
+
+def test_batches_are_planned_for_the_answer_segment_not_the_whole_budget(tokenizer, monkeypatch):
+    """On a GPU the batch size is what the free memory holds beside each row's KV cache. With answer_segment a row
+    reserves cache for the segment (the rest goes on in a later batch), not for its whole 2,048-token budget, so
+    more rows fit. CI has no GPU: the free-memory query answers a fixed 64 MiB beyond the planner's reserve."""
+    import torch
+
+    from docpipe.engines.gemma import GemmaEngine
+    from docpipe.engines.gemma_memory import RESERVE
+
+    model, proc = build_model(tokenizer, "dense"), build_processor(tokenizer)
+
+    def planned(segment: int | None) -> int:
+        extra = {"max_new_tokens": 2048, "answer_segment": segment}
+        eng = GemmaEngine.from_loaded(model, proc, EngineOptions(image_tokens=70, extra=extra))
+        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: (RESERVE + 64 * 2**20, 80 * 2**30))
+        monkeypatch.setattr(torch.cuda, "memory_reserved", lambda *a: 0)
+        monkeypatch.setattr(torch.cuda, "memory_allocated", lambda *a: 0)
+        eng._device = "cuda"
+        try:
+            return eng._plan()[0]
+        finally:
+            monkeypatch.undo()
+
+    assert planned(512) > planned(0) > 1  # 0: the whole budget in one batch
 
 
 def test_thinking_is_split_off_and_stored_apart_moe(monkeypatch, tmp_path, tiny_models):

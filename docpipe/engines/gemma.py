@@ -27,7 +27,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import DocpipeError, EngineUnavailable
@@ -89,6 +89,8 @@ class _Request:
     think_budget: int = 0
     repaired: bool = False
     seq: int = 0
+    # the answer so far, when an earlier batch stopped the request at answer_segment tokens (its ids end with it)
+    prefix: list[int] = field(default_factory=list)
 
 
 class GemmaEngine(Engine):
@@ -178,7 +180,7 @@ class GemmaEngine(Engine):
         self.group_pages = max(1, self.max_pages // 2)  # pages per context at most: two groups in memory at once
         self.prep_workers = max(1, int(self.cfg["prep_workers"] or 1))
         self.stats: dict[str, float] = {"prefill_tokens": 0, "new_tokens": 0, "generate_s": 0.0, "batches": 0,
-                                        "rows": 0, "peak_batch": 0, "oom_splits": 0, "wait_s": 0.0,
+                                        "rows": 0, "peak_batch": 0, "oom_splits": 0, "wait_s": 0.0, "continued": 0,
                                         "planned_rows": planned_rows, "prefill_rows": self.prefill_rows}
         vision = None
         if self.cfg["vision_chunk"]:  # on a CPU too (tests, small models), compiled on CUDA only
@@ -235,8 +237,13 @@ class GemmaEngine(Engine):
         free, _ = torch.cuda.mem_get_info(self.input_device)
         # blocks PyTorch's allocator keeps cached (an earlier engine's caches in this process) are free to it too
         free += torch.cuda.memory_reserved(self.input_device) - torch.cuda.memory_allocated(self.input_device)
-        return plan(self.model, free, self._planned_prompt(), int(self.cfg["max_new_tokens"]),
+        return plan(self.model, free, self._planned_prompt(), self._answer_cap(int(self.cfg["max_new_tokens"])),
                     None if rows is None else int(rows))
+
+    def _answer_cap(self, budget: int) -> int:
+        """New tokens one batch decodes for a request with ``budget`` left: at most answer_segment."""
+        seg = self.cfg["answer_segment"]
+        return budget if not seg else min(budget, int(seg))
 
     def _planned_prompt(self) -> int:
         """Prompt tokens of a typical request, which batch and prefill sizes are planned for: one page at the
@@ -330,6 +337,9 @@ class GemmaEngine(Engine):
                 for req in batch:
                     pending.remove(req)
                 for req, text in self._generate(batch):
+                    if text is None:  # not done at answer_segment tokens: on in a later batch
+                        pending.append(req)
+                        continue
                     pending += self._handle(req, text, slots)
                     more, outs = self._after(req.doc)
                     pending += more
@@ -598,19 +608,20 @@ class GemmaEngine(Engine):
         and a many-page request pads every row of its batch to its length."""
         oldest = min(pending, key=lambda r: r.seq)
         others = sorted((r for r in pending if r is not oldest), key=lambda r: abs(len(r.ids) - len(oldest.ids)))
-        budget = self.planned_batch * self._kv_row(self._planned_prompt() + int(self.cfg["max_new_tokens"]))
-        batch, longest, new = [oldest], len(oldest.ids), oldest.max_new
+        cap = self._answer_cap
+        budget = self.planned_batch * self._kv_row(self._planned_prompt() + cap(int(self.cfg["max_new_tokens"])))
+        batch, longest, new = [oldest], len(oldest.ids), cap(oldest.max_new)
         for r in others:
             if len(batch) >= self.batch_size:
                 break
-            length, most = max(longest, len(r.ids)), max(new, r.max_new)
+            length, most = max(longest, len(r.ids)), max(new, cap(r.max_new))
             if (len(batch) + 1) * self._kv_row(length + most) <= budget:
                 batch.append(r)
                 longest, new = length, most
         return batch
 
     # -- generation ----------------------------------------------------------------------------------------------
-    def _generate(self, batch: list[_Request]) -> list[tuple[_Request, str]]:
+    def _generate(self, batch: list[_Request]) -> list[tuple[_Request, str | None]]:
         """One padded generate() for the batch. On GPU out-of-memory its two halves run one after the other and
         later batches are half as big, until ``GROW_AFTER`` batches in a row went through: then the batch size
         doubles back towards the planned one (what runs out is usually one batch's long rows, not every batch)."""
@@ -639,7 +650,8 @@ class GemmaEngine(Engine):
         self.batch_size, self._fits = max(1, min(self.batch_size, half)), 0
         return self._generate(batch[:half]) + self._generate(batch[half:])
 
-    def _generate_once(self, batch: list[_Request]) -> list[tuple[_Request, str]]:
+    def _generate_once(self, batch: list[_Request]) -> list[tuple[_Request, str | None]]:
+        """The batch's answers (request, text); (continuation, None) for a request stopped at answer_segment."""
         import torch
         from transformers import GenerationConfig, LogitsProcessorList
 
@@ -649,11 +661,12 @@ class GemmaEngine(Engine):
         batch.sort(key=lambda r: len(r.ids))
         inputs = collate([(r.ids, r.images) for r in batch], self.pad_id, self.prompts.image_id,
                          self.input_device, self.dtype)
-        max_new = max(r.max_new for r in batch)
+        max_new = self._answer_cap(max(r.max_new for r in batch))  # what this batch decodes at most
+        # each row's own budget (what is left of it): the grammar's wrap-up is timed by it, not by the segment
         rows = [RowSpec(r.mode, self.grammar if r.mode != FREE else None, r.max_new, r.think_budget) for r in batch]
         processors = LogitsProcessorList()
         if self.grammar is not None or any(r.mode == FREE and r.max_new < max_new for r in batch):
-            processors.append(BatchProcessor(rows, self.grammars.tokens))
+            processors.append(BatchProcessor(rows, self.grammars.tokens, [r.prefix for r in batch]))
         min_new = int(self.cfg["min_new_tokens"])
         t = time.perf_counter()
         if self.vision is not None:  # the tower's calls take these pages' features if encoded ahead
@@ -679,13 +692,18 @@ class GemmaEngine(Engine):
         if self.decoder is not None:
             # GPU seconds by stage: vision_s, prefill_s (vision_s included), decode_s, vision_ahead_s (outside)
             self.stats.update({f"{k}_s": v for k, v in self.decoder.clock.settle().items()})
-        results = []
+        results: list[tuple[_Request, str | None]] = []
         stops = set(self.stops)
         for r, toks in zip(batch, new):
             cut = next((k for k, x in enumerate(toks) if x in stops), len(toks))
             self.stats["new_tokens"] += cut
-            results.append((r, self.processor.tokenizer.decode(toks[:cut], skip_special_tokens=False)))
             r.doc.gpu_s += dt / len(batch)
+            if cut == len(toks) == max_new < r.max_new:  # stopped by the segment, not by itself: a later batch
+                self.stats["continued"] += 1           # goes on from its prompt and answer so far
+                results.append((replace(r, ids=r.ids + toks, max_new=r.max_new - cut, prefix=r.prefix + toks), None))
+                continue
+            answer = r.prefix + toks[:cut]
+            results.append((r, self.processor.tokenizer.decode(answer, skip_special_tokens=False)))
         self.stats["prefill_tokens"] += int(inputs["attention_mask"].sum())
         self.stats["generate_s"] += dt
         self.stats["batches"] += 1

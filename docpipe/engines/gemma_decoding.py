@@ -104,7 +104,10 @@ class RowSpec:
 class BatchProcessor:
     """A ``generate()`` logits processor for a batch of rows with different modes (see module doc)."""
 
-    def __init__(self, rows: list[RowSpec], tokens: TokenSet) -> None:
+    def __init__(self, rows: list[RowSpec], tokens: TokenSet, prefixes: list[list[int]] | None = None) -> None:
+        """``prefixes``: per row, the answer tokens an earlier batch already produced (the row's prompt ends with
+        them); the row's state (thought, grammar, string) is replayed through them, and its budget is what is
+        left."""
         import torch
         import xgrammar as xgr
 
@@ -123,6 +126,9 @@ class BatchProcessor:
         self.failed = [False] * len(rows)
         self.in_string = [False] * len(rows)  # JSON rows: inside a string literal / right after its backslash
         self.escape = [False] * len(rows)
+        for i, prefix in enumerate(prefixes or []):
+            for tok in prefix:
+                self._advance(i, tok)
 
     def _advance(self, i: int, tok: int) -> None:
         st = self.state[i]
