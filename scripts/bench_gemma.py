@@ -230,6 +230,7 @@ def run_engine(model, proc, image_tokens: int, batch: int, new_tokens: int, jobs
     extra = {"batch_size": batch, "page_text": False, "repair": False, "grammar": grammar,
              "max_new_tokens": new_tokens, "min_new_tokens": 0 if grammar else new_tokens,
              "max_pages_in_memory": 2 * batch + 8, "batch_wait_s": 20.0,
+             "answer_segment": 0,  # fixed-length answers in one pass: the step counts assume it
              "decode": decode,
              "vision_chunk": VISION_CHUNK, "moe_grouped": MOE_GROUPED, **SETTINGS}
     eng = GemmaEngine.from_loaded(model, proc, EngineOptions(image_tokens=image_tokens, extra=extra))
