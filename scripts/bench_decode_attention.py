@@ -53,7 +53,7 @@ def variants() -> dict:
     import torch
     import torch.nn.functional as F
 
-    from docpipe.engines.gemma_generate import grouped_matmul_attention, split_attention, split_parts
+    from docpipe.engines.gemma_generate import grouped_matmul_attention, split_attention
 
     def sdpa(q, k, v, mask, scale):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
@@ -77,22 +77,6 @@ def variants() -> dict:
             return o.view(b, h, parts, g, d).sum(2).to(v.dtype)
         return fn
 
-    def lse_cudnn(q, k, v, mask, scale):  # split_attention's scheme with the cuDNN op (CUDA only)
-        b, h, g, d = q.shape
-        n = k.shape[2]
-        parts = split_parts(b * h, n)
-        c = n // parts
-        qs = q.unsqueeze(2).expand(b, h, parts, g, d).reshape(b, h * parts, g, d)
-        bias = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill_(~mask, float("-inf"))
-        bias = bias.view(b, 1, parts, 1, c).expand(b, h, parts, g, c).reshape(b, h * parts, g, c)
-        out, lse = torch.ops.aten._scaled_dot_product_cudnn_attention(
-            qs, k.reshape(b, h * parts, c, d), v.reshape(b, h * parts, c, d), bias, True, scale=scale)[:2]
-        lse = lse.reshape(b, h * parts, -1)[..., :g].reshape(b, h, parts, g).float()
-        lse = lse.masked_fill(~mask.view(b, 1, parts, c).any(-1).unsqueeze(-1), float("-inf"))
-        w = torch.exp(lse - lse.amax(2, keepdim=True))
-        merged = (w.unsqueeze(-1) * out.view(b, h, parts, g, d).float().nan_to_num(0.0)).sum(2)
-        return (merged / w.sum(2).unsqueeze(-1)).to(q.dtype)
-
     masks: dict = {}
 
     def flex(q, k, v, mask, scale):  # flex's decoding kernel (splits the keys), GQA, the mask as a BlockMask
@@ -109,7 +93,7 @@ def variants() -> dict:
             "mmsplit2": matmul_split(2), "mmsplit4": matmul_split(4), "mmsplit8": matmul_split(8),
             "split": split_attention, "split2": lambda *x: split_attention(*x, parts=2),
             "split4": lambda *x: split_attention(*x, parts=4), "split8": lambda *x: split_attention(*x, parts=8),
-            "split-cudnn": lse_cudnn}
+            "split-cudnn": lambda *x: split_attention(*x, op="cudnn")}
 
 
 def main() -> None:

@@ -60,6 +60,13 @@ MATMUL_FROM_BYTES = 300e6
 MATMUL_MAX_DIM = 256
 
 
+def check_decode_kernel(kernel: str) -> str:
+    """``kernel``, if it is one of DECODE_KERNELS (a ValueError that names them otherwise)."""
+    if kernel not in DECODE_KERNELS:
+        raise ValueError(f"decode attention kernel must be one of {', '.join(DECODE_KERNELS)}, not {kernel!r}")
+    return kernel
+
+
 def decode_attention(original: Callable[..., Any], kernel: str = "auto") -> Callable[..., Any]:
     """transformers' "sdpa" attention, with one-token steps done as grouped-query attention without copies.
 
@@ -69,8 +76,7 @@ def decode_attention(original: Callable[..., Any], kernel: str = "auto") -> Call
     cached key and value is read once. ``kernel`` says by what (DECODE_KERNELS): SDPA's fused kernels split a
     layer's work by (row, key/value head), which leaves big caches of 256-wide heads read at ~60% of the card's
     rate, where two batched GEMMs read them at ~80% (MATMUL_FROM_BYTES). Anything else goes to ``original``."""
-    if kernel not in DECODE_KERNELS:
-        raise ValueError(f"decode attention kernel must be one of {', '.join(DECODE_KERNELS)}, not {kernel!r}")
+    check_decode_kernel(kernel)
 
     def attend(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, dropout: float = 0.0,
                scaling: float | None = None, **kwargs: Any) -> tuple[Any, None]:
@@ -82,11 +88,12 @@ def decode_attention(original: Callable[..., Any], kernel: str = "auto") -> Call
         hkv, n = key.shape[1], key.shape[2]
         q = query.reshape(b, hkv, hq // hkv, d)  # query head h uses key/value head h // group
         mask = attention_mask[:, :, :, :n]
+        scale = d**-0.5 if scaling is None else scaling
         big = 2 * key.numel() * key.element_size() >= MATMUL_FROM_BYTES
         if kernel == "split":
-            out = split_attention(q, key, value, mask, d**-0.5 if scaling is None else scaling)
+            out = split_attention(q, key, value, mask, scale)
         elif kernel == "matmul" or (kernel == "auto" and big and d <= MATMUL_MAX_DIM):
-            out = grouped_matmul_attention(q, key, value, mask, d**-0.5 if scaling is None else scaling)
+            out = grouped_matmul_attention(q, key, value, mask, scale)
         else:
             out = torch.nn.functional.scaled_dot_product_attention(q, key, value, attn_mask=mask, scale=scaling)
         return out.reshape(b, 1, hq, d), None
@@ -122,10 +129,12 @@ def split_parts(rows_heads: int, keys: int) -> int:
     return next((p for p in fits if p >= want), fits[-1])
 
 
-def split_attention(q: Any, key: Any, value: Any, mask: Any, scale: float, parts: int | None = None) -> Any:
+def split_attention(q: Any, key: Any, value: Any, mask: Any, scale: float, parts: int | None = None,
+                    op: str = "efficient") -> Any:
     """Flash decoding with stock kernels, for grouped queries (batch, kv heads, group, dim): each row's keys are cut
-    into ``parts`` chunks that run as extra heads of one fused-attention call (PyTorch's memory-efficient kernel on
-    CUDA, its flash kernel on a CPU; both also return the log-sum-exp), and the chunks' outputs are merged by it.
+    into ``parts`` chunks that run as extra heads of one fused-attention call (on CUDA PyTorch's memory-efficient
+    kernel, or with ``op="cudnn"`` its cuDNN one; on a CPU its flash kernel; all also return the log-sum-exp), and
+    the chunks' outputs are merged by it.
 
     Why: SDPA gives a layer's attention one block per (row, kv head); with few rows (31B on an 80 GB card: 11) that
     is ~176 blocks for 132 SMs, and the cache is read at ~1.3 TB/s of the card's 3 (bench_decode_attention.py)."""
@@ -141,12 +150,15 @@ def split_attention(q: Any, key: Any, value: Any, mask: Any, scale: float, parts
     ks, vs = key.reshape(b, h * parts, c, d), value.reshape(b, h * parts, c, d)
     bias = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill_(~mask, float("-inf"))
     bias = bias.view(b, 1, parts, 1, c).expand(b, h, parts, g, c).reshape(b, h * parts, g, c)
-    if q.is_cuda:
-        out, lse = torch.ops.aten._scaled_dot_product_efficient_attention(qs, ks, vs, bias, True, scale=scale)[:2]
-    else:
+    if not q.is_cuda:
         out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(qs, ks, vs, attn_mask=bias,
                                                                               scale=scale)
-    lse = lse[..., :g].reshape(b, h, parts, g).float()  # the CUDA kernel pads queries to a multiple of 32
+    elif op == "cudnn":
+        out, lse = torch.ops.aten._scaled_dot_product_cudnn_attention(qs, ks, vs, bias, True, scale=scale)[:2]
+    else:
+        out, lse = torch.ops.aten._scaled_dot_product_efficient_attention(qs, ks, vs, bias, True, scale=scale)[:2]
+    # (batch, heads, queries), padded to a multiple of 32 by the memory-efficient kernel; cuDNN's ends in a 1
+    lse = lse.reshape(b, h * parts, -1)[..., :g].reshape(b, h, parts, g).float()
     # a chunk with no key to see weighs 0 (kernels report such rows as output 0 and log-sum-exp 0, not -inf)
     lse = lse.masked_fill(~mask.view(b, 1, parts, c).any(-1).unsqueeze(-1), float("-inf"))
     w = torch.exp(lse - lse.amax(2, keepdim=True))
@@ -257,16 +269,13 @@ class Decoder:
                  compile_scope: str = "model", decode_kernel: str = "auto") -> None:
         if attention not in ("docpipe", "sdpa"):
             raise ValueError(f"decode attention must be 'docpipe' or 'sdpa', not {attention!r}")
-        if decode_kernel not in DECODE_KERNELS:
-            raise ValueError(f"decode attention kernel must be one of {', '.join(DECODE_KERNELS)}, "
-                             f"not {decode_kernel!r}")
         if compile_scope not in ("model", "layers"):
             raise ValueError(f"compile scope must be 'model' or 'layers', not {compile_scope!r}")
         if prefill_attention not in ("flex", "sdpa"):
             raise ValueError(f"prefill attention must be 'flex' or 'sdpa', not {prefill_attention!r}")
         self.model = model
         self.attention = attention
-        self.decode_kernel = decode_kernel  # with attention "docpipe": DECODE_KERNELS
+        self.decode_kernel = check_decode_kernel(decode_kernel)  # with attention "docpipe"
         # "flex": the prefill's masked attention as block-sparse flex attention (gemma_flex); "sdpa": transformers'
         self.prefill_attention = prefill_attention
         # rows per prefill forward (0: all): a big batch's prefill activations (26B-A4B's experts: ~0.2 GB a row)
