@@ -249,7 +249,54 @@ def run_engine(model, proc, image_tokens: int, batch: int, new_tokens: int, jobs
         steps = {"graph": eng.decoder.stats["graph_steps"], "eager": eng.decoder.stats["eager_steps"]}
     return {"wall_s": wall, "pages": pages, "docs": len(outs), "docs_with_data": ok, "failed": failed,
             "graph_steps": steps["graph"], "eager_steps": steps["eager"],
-            "peak_GiB": torch.cuda.max_memory_allocated() / 2**30, **eng.stats}
+            "peak_GiB": torch.cuda.max_memory_allocated() / 2**30,
+            "reserved_GiB": torch.cuda.max_memory_reserved() / 2**30, **eng.stats}
+
+
+def planned_batch(model, proc, image_tokens: int, new_tokens: int) -> int:
+    """The batch the engine plans by itself for this model and card (gemma_memory.plan), as ``--batch 0`` asks."""
+    from docpipe.engines import EngineOptions
+    from docpipe.engines.gemma import GemmaEngine
+
+    extra = {"max_new_tokens": new_tokens, "answer_segment": 0, "vision_chunk": VISION_CHUNK, **SETTINGS}
+    eng = GemmaEngine.from_loaded(model, proc, EngineOptions(image_tokens=image_tokens, extra=extra))
+    rows = int(eng.stats["planned_rows"])
+    eng.close()
+    return rows
+
+
+def memory_at_peak(snapshot: dict, top: int = 14) -> str:
+    """The blocks alive when a recorded run's allocations peaked, summed by where they were made (the innermost
+    docpipe frame and the innermost frame outside it): what a batch's memory holds beside the weights."""
+    trace = [e for e in snapshot["device_traces"][0] if e["action"] in ("alloc", "free_completed")]
+    sizes, cur, peak, at = {}, 0, 0, -1
+    for i, e in enumerate(trace):  # first pass: when the peak came (blocks made before recording are left out)
+        if e["action"] == "alloc":
+            sizes[e["addr"]] = e["size"]
+            cur += e["size"]
+        else:
+            cur -= sizes.pop(e["addr"], 0)
+        if cur > peak:
+            peak, at = cur, i
+    live: dict = {}
+    for e in trace[: at + 1]:
+        if e["action"] == "alloc":
+            live[e["addr"]] = e
+        else:
+            live.pop(e["addr"], None)
+    groups: dict = {}
+    for e in live.values():
+        frames = e.get("frames") or []
+        mine = next((f for f in frames if "docpipe" in f["filename"]), None)
+        other = next((f for f in frames if "docpipe" not in f["filename"]), None)
+        key = " <- ".join(f"{Path(f['filename']).name}:{f['line']} {f['name']}" for f in (other, mine) if f)
+        n, b = groups.get(key, (0, 0))
+        groups[key] = (n + 1, b + e["size"])
+    lines = [f"peak of blocks made during the run: {peak / 2**30:.2f} GiB (event {at} of {len(trace)})",
+             "| GiB | blocks | made at (innermost outside docpipe <- innermost in docpipe) |", "|---|---|---|"]
+    for key, (n, b) in sorted(groups.items(), key=lambda kv: -kv[1][1])[:top]:
+        lines.append(f"| {b / 2**30:.2f} | {n} | {key or '?'} |")
+    return "\n".join(lines)
 
 
 def profile_run(model, proc, image_tokens: int, batch: int, new_tokens: int, out_dir: Path) -> str:
@@ -269,7 +316,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="26b-a4b", choices=sorted(ARCH))
     ap.add_argument("--image-tokens", type=int, nargs="+", default=[1120])
-    ap.add_argument("--batch", type=int, nargs="+", default=[32])
+    ap.add_argument("--batch", type=int, nargs="+", default=[32], help="rows per batch; 0: the engine's plan")
     ap.add_argument("--new-tokens", type=int, default=256)
     ap.add_argument("--batches-per-run", type=int, default=2, help="pages per run = batch x this")
     ap.add_argument("--experts", default="grouped_mm")
@@ -292,11 +339,16 @@ def main() -> None:
                     "configuration's runs (long, steady-state runs)")
     ap.add_argument("--flex-wide", action="store_true", help="the global layers' 512-wide heads through flex too "
                     "(gemma_flex.MAX_CUDA_HEAD = 512; by default they stay with SDPA)")
+    ap.add_argument("--memory-trace", action="store_true", help="record the timed runs' allocations and print "
+                    "what was alive at their peak, by where it was made")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "bench_out")))
     a = ap.parse_args()
     if a.clock_only and "generate" in a.decode:
         ap.error("--clock-only needs --decode loop: the stage clock is the loop's")
     SETTINGS.update({k: json.loads(v) for k, v in (kv.split("=", 1) for kv in a.set)})
+    from docpipe.engines.gemma_memory import allocator_defaults
+
+    allocator_defaults()  # the engine's allocator settings, before the model is built (PYTORCH_CUDA_ALLOC_CONF wins)
     import torch
 
     _checkout_schemas()
@@ -308,8 +360,8 @@ def main() -> None:
     VISION_CHUNK, MOE_GROUPED = a.vision_chunk, a.moe == "docpipe"
     a.out.mkdir(parents=True, exist_ok=True)
     card = measure_card()
-    print(f"card: {card['card']}  copy {card['copy_GBps']:.0f} GB/s  bf16 matmul {card['bf16_TFLOPs']:.0f} TFLOP/s",
-          flush=True)
+    print(f"card: {card['card']}  copy {card['copy_GBps']:.0f} GB/s  bf16 matmul {card['bf16_TFLOPs']:.0f} TFLOP/s  "
+          f"allocator {os.environ.get('PYTORCH_CUDA_ALLOC_CONF') or os.environ.get('PYTORCH_ALLOC_CONF')}", flush=True)
     t = time.perf_counter()
     model, proc = build(a.model, a.experts)
     print(f"built {a.model} in {time.perf_counter() - t:.0f} s; "
@@ -324,6 +376,9 @@ def main() -> None:
             return
     for it in a.image_tokens:
         for b in a.batch:
+            if b == 0:
+                b = planned_batch(model, proc, it, a.new_tokens)
+                print(f"--batch 0: the engine plans {b} rows", flush=True)
             jobs = jobs_for(b * a.batches_per_run)
             if a.grammar_only:
                 t = time.perf_counter()
@@ -353,7 +408,12 @@ def main() -> None:
                         row.update(cold_wall_s=cold["wall_s"], cold_generate_s=cold["generate_s"])
                     pre = None if a.clock_only else run_engine(model, proc, it, b, 1, jobs, grammar=False,
                                                                decode=mode)
+                    if a.memory_trace:
+                        torch.cuda.memory._record_memory_history(max_entries=500_000, stacks="python")
                     full = run_engine(model, proc, it, b, a.new_tokens, jobs, grammar=False, decode=mode)
+                    if a.memory_trace:
+                        print(memory_at_peak(torch.cuda.memory._snapshot()), flush=True)
+                        torch.cuda.memory._record_memory_history(enabled=None)
                 except torch.OutOfMemoryError as e:
                     row["error"] = f"OOM: {str(e)[:120]}"
                     print(row, flush=True)

@@ -261,7 +261,7 @@ def test_fused_text_modules_give_the_same_tokens(tokenizer, variant):
     assert counters["stats"]["unique_graphs"] == 0
 
 
-def test_default_batch_is_what_the_free_memory_holds(tokenizer):
+def test_default_batch_is_what_the_free_memory_holds(tokenizer, monkeypatch):
     """The batch-size planner: a request's cache bytes come from the model's own layers (sliding layers hold only
     their window), and the batch is the free memory after a prefill reserve divided by them, within 1..128."""
     from docpipe.engines.gemma_memory import (GiB, MAX_ROWS, RESERVE, kv_bytes_per_row, prefill_bytes_per_row,
@@ -271,6 +271,8 @@ def test_default_batch_is_what_the_free_memory_holds(tokenizer):
     assert kv_bytes_per_row(model, 100) == (64 + 100) * 32 * 2 * 2  # K and V in bf16
     assert kv_bytes_per_row(model, 1000) - kv_bytes_per_row(model, 900) == 100 * 32 * 2 * 2  # only the full layer
 
+    monkeypatch.delenv("PYTORCH_ALLOC_CONF", raising=False)
+    monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "")  # PyTorch's default allocator: 15% slack on the caches
     per_row = 1.15 * kv_bytes_per_row(model, 300 + 200) + 262_144 * 4
     reserve = RESERVE + 8 * prefill_bytes_per_row(model, 300)
     assert rows_that_fit(model, reserve + 10 * per_row + 1, 300, 200, 8) == 10
@@ -281,6 +283,31 @@ def test_default_batch_is_what_the_free_memory_holds(tokenizer):
     assert rows_that_fit(model, free, 300, 200, 16) == 10
     assert rows_that_fit(model, free - 2, 300, 200, 16) == 9
     assert rows_that_fit(model, 10_000 * GiB, 300, 200, 8) == MAX_ROWS
+    # with expandable segments (the engine's default allocator settings) the caches leave no holes: 2% slack
+    monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
+    per_row = 1.02 * kv_bytes_per_row(model, 300 + 200) + 262_144 * 4
+    assert rows_that_fit(model, reserve + 10 * per_row + 1, 300, 200, 8) == 10
+    assert rows_that_fit(model, reserve + 10 * per_row - 1, 300, 200, 8) == 9
+
+
+def test_engine_asks_for_expandable_segments_unless_the_user_set_the_allocator(monkeypatch):
+    """docpipe's allocator default is set before CUDA starts, and a user's own PYTORCH_CUDA_ALLOC_CONF (or the newer
+    PYTORCH_ALLOC_CONF) is left as it is."""
+    import os
+
+    from docpipe.engines.gemma_memory import ALLOCATOR, allocator_defaults
+
+    monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF", raising=False)
+    monkeypatch.delenv("PYTORCH_ALLOC_CONF", raising=False)
+    allocator_defaults()
+    assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == ALLOCATOR
+    monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "max_split_size_mb:512")
+    allocator_defaults()
+    assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == "max_split_size_mb:512"
+    monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF")
+    monkeypatch.setenv("PYTORCH_ALLOC_CONF", "backend:native")
+    allocator_defaults()
+    assert "PYTORCH_CUDA_ALLOC_CONF" not in os.environ
 
 
 def test_planner_gives_a_dense_model_smaller_prefill_chunks_when_memory_binds(tokenizer):

@@ -135,6 +135,9 @@ class GemmaEngine(Engine):
     def _load(self) -> None:
         if self.model is not None:
             return
+        from .gemma_memory import allocator_defaults
+
+        allocator_defaults()  # before choose_model, which may start CUDA
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 

@@ -8,20 +8,36 @@ free memory after the weights, less a reserve for the prefill's activations, is 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
 GiB = 2**30
 #: never batch more than this many requests (beyond it the first batch waits long for pages, for little gain)
 MAX_ROWS = 128
-#: memory kept free beside the caches and a prefill chunk's activations (4 GiB let 31B at 10 rows run out on an H100)
-RESERVE = 5 * GiB
+#: memory kept free beside the caches and a prefill chunk's activations (the vision tower's batch, CUDA graphs,
+#: cuBLAS workspaces, logits). 5 GiB until the first prefill chunk's own cache was found alive beside the batch's
+#: (gemma_generate's _prefill now frees it layer by layer; 4 GiB at 31B's peak, measured)
+RESERVE = 3 * GiB
 #: rows per prefill forward of a mixture-of-experts model: the experts' grouped GEMMs see only top_k / num_experts of
 #: a forward's tokens each, so they need big forwards (26B-A4B measured at 16 rows of 1,750 tokens)
 MOE_PREFILL_ROWS = 16
 #: the fewest tokens a dense model's prefill forward is given when memory is short: its matmuls are then still
 #: thousands of rows tall, and the activations of fewer rows leave room for more rows' caches (31B: 8 -> 12 rows)
 DENSE_PREFILL_TOKENS = 8192
+
+
+#: PyTorch's allocator settings docpipe asks for unless the user set their own: expandable segments map one growing
+#: range of GPU memory instead of caching fixed blocks, so the caches, prefill activations and vision batches that
+#: come and go do not leave the free memory in pieces too small for the next batch
+ALLOCATOR = "expandable_segments:True"
+
+
+def allocator_defaults() -> None:
+    """Set ``ALLOCATOR`` as PyTorch's CUDA allocator config unless one is set. Call it before CUDA is first used
+    (the allocator reads the variable once, when it starts)."""
+    if not (os.environ.get("PYTORCH_CUDA_ALLOC_CONF") or os.environ.get("PYTORCH_ALLOC_CONF")):
+        os.environ["PYTORCH_CUDA_ALLOC_CONF"] = ALLOCATOR
 
 
 def attention_shapes(model: Any) -> list[tuple[str, int, int, bool]]:
@@ -76,11 +92,19 @@ def prefill_bytes_per_row(model: Any, prompt: int) -> float:
     return prompt * per_token
 
 
+def cache_slack() -> float:
+    """Memory planned per byte of KV cache: 15% more for the fragmentation of PyTorch's default allocator, 2% with
+    expandable segments (``ALLOCATOR``), which leave no holes between blocks (an H100 then held 14 rows of 31B at
+    1120 image tokens, 77.3 GiB at peak, where the 15% planned 11)."""
+    conf = os.environ.get("PYTORCH_CUDA_ALLOC_CONF") or os.environ.get("PYTORCH_ALLOC_CONF") or ""
+    return 1.02 if "expandable_segments:true" in conf.replace(" ", "").lower() else 1.15
+
+
 def rows_that_fit(model: Any, free_bytes: float, prompt: int, new_tokens: int, prefill_rows: int) -> int:
     """Requests of ``prompt`` + ``new_tokens`` tokens whose caches fit in ``free_bytes`` beside a prefill of
     ``prefill_rows`` requests (0: all; fewer when fewer fit) and a fixed ``RESERVE`` (CUDA graphs, logits, the vision
-    tower, cuBLAS workspaces), with 15% of slack on the caches (the allocator's fragmentation)."""
-    per_row = 1.15 * kv_bytes_per_row(model, prompt + new_tokens) + 262_144 * 4  # + a row of float32 logits
+    tower, cuBLAS workspaces), with the allocator's slack on the caches (``cache_slack``)."""
+    per_row = cache_slack() * kv_bytes_per_row(model, prompt + new_tokens) + 262_144 * 4  # + float32 logits
     act = prefill_bytes_per_row(model, prompt)
     chunk = prefill_rows if prefill_rows > 0 else MAX_ROWS  # 0: the whole batch in one prefill forward
     rows = int((free_bytes - RESERVE - chunk * act) // per_row)
