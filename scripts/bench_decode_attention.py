@@ -12,12 +12,12 @@ seconds, without building a model:
            softmax, @ V (a second GEMM): each key and value read once by cuBLAS
   matmul-bf16  the same with the scores rounded to bf16 by the first GEMM (for comparison)
   mmsplitN matmul with the P @ V GEMM split along the keys into N GEMMs, summed in float32 (CUDA: bmm out_dtype)
-  split    gemma_generate.split_attention (flash decoding with stock kernels): each row's keys cut into chunks
-           run as extra heads of one call of PyTorch's memory-efficient op, which also returns the log-sum-exp, by
-           which the chunks are merged; chunks per row from split_parts; splitN forces N
-  split-cudnn  the same with the cuDNN op (CUDA only)
   flex     compiled flex attention (its decoding kernel splits the keys across blocks), GQA, the boolean mask as a
            BlockMask (gemma_flex.block_mask); compiles once per shape
+
+(Flash decoding with stock kernels, each row's keys cut into chunks run as extra heads of the memory-efficient or
+cuDNN op and merged by log-sum-exp, was timed here too and dropped with its engine setting: 2x slower than SDPA at
+31B's 11-16 rows; docs/benchmarks.md, seventh round.)
 
 Shapes: per model and layer type, (kv heads, query heads per kv head, head dim, cached positions): the full layers
 hold the prompt + half the answer, the sliding ones their window. Times are CUDA-event medians; GB/s counts the
@@ -53,7 +53,7 @@ def variants() -> dict:
     import torch
     import torch.nn.functional as F
 
-    from docpipe.engines.gemma_generate import grouped_matmul_attention, split_attention
+    from docpipe.engines.gemma_generate import grouped_matmul_attention
 
     def sdpa(q, k, v, mask, scale):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
@@ -90,10 +90,7 @@ def variants() -> dict:
         return out.view(b, h, g, d)
 
     return {"sdpa": sdpa, "matmul": grouped_matmul_attention, "matmul-bf16": matmul_bf16, "flex": flex,
-            "mmsplit2": matmul_split(2), "mmsplit4": matmul_split(4), "mmsplit8": matmul_split(8),
-            "split": split_attention, "split2": lambda *x: split_attention(*x, parts=2),
-            "split4": lambda *x: split_attention(*x, parts=4), "split8": lambda *x: split_attention(*x, parts=8),
-            "split-cudnn": lambda *x: split_attention(*x, op="cudnn")}
+            "mmsplit2": matmul_split(2), "mmsplit4": matmul_split(4), "mmsplit8": matmul_split(8)}
 
 
 def main() -> None:

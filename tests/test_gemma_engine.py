@@ -329,6 +329,24 @@ def test_batches_are_planned_for_the_answer_segment_not_the_whole_budget(tokeniz
     assert planned(512) > planned(0) > 1  # 0: the whole budget in one batch
 
 
+def test_a_thinking_request_is_not_cut_inside_its_thought_budget(tokenizer):
+    """With --thinking a batch decodes answer_segment new tokens plus the thought budget: cutting a request off
+    costs a whole prefill of its page again, and a thought runs up to thinking_tokens (1,024 by default)."""
+    from docpipe.engines.gemma import GemmaEngine
+
+    model, proc = build_model(tokenizer, "moe"), build_processor(tokenizer)
+
+    def cap(thinking: bool, segment: int, budget: int) -> int:
+        extra = {"max_new_tokens": 2048, "thinking_tokens": 1024, "answer_segment": segment}
+        eng = GemmaEngine.from_loaded(model, proc, EngineOptions(image_tokens=70, thinking=thinking, extra=extra))
+        return eng._answer_cap(budget)
+
+    assert cap(False, 512, 2048) == 512
+    assert cap(True, 512, 2048 + 1024) == 512 + 1024
+    assert cap(True, 512, 300) == 300  # what is left of a continued request
+    assert cap(True, 0, 2048 + 1024) == 2048 + 1024  # 0: the whole budget at once
+
+
 def test_thinking_is_split_off_and_stored_apart_moe(monkeypatch, tmp_path, tiny_models):
     db = tmp_path / "t.duckdb"
     ingest(monkeypatch, db, tiny_models["moe"], make_pdf(tmp_path / "a.pdf", [INVOICE_TEXT]), extra=("--thinking",))
@@ -473,6 +491,22 @@ def test_attention_setting_end_to_end_and_a_bad_value_is_named(monkeypatch, tmp_
     allowed = [f"'{c}'" for c in CHOICES[key]]
     assert f"{key} must be {', '.join(allowed[:-1])} or {allowed[-1]}, not '{bad}'" in out
     assert "Loading weights" not in out  # refused before the weights are read
+
+
+def test_vision_overlap_auto_is_on_where_measured_to_pay(monkeypatch):
+    """vision_overlap "auto" (the default) encodes the next pages during a decode for a mixture-of-experts model on
+    CUDA only (26B-A4B measured faster with it); true and false are obeyed anywhere; anything else is refused."""
+    from docpipe.engines.gemma_settings import engine_settings, vision_overlap_on
+    from docpipe.errors import EngineUnavailable
+
+    assert engine_settings({})["vision_overlap"] == "auto"
+    assert vision_overlap_on("auto", moe=True, device="cuda")
+    assert not vision_overlap_on("auto", moe=False, device="cuda")
+    assert not vision_overlap_on("auto", moe=True, device="cpu")
+    assert vision_overlap_on(True, moe=False, device="cpu") and not vision_overlap_on(False, moe=True, device="cuda")
+    monkeypatch.setenv("DOCPIPE_GEMMA", '{"vision_overlap": "always"}')
+    with pytest.raises(EngineUnavailable, match="vision_overlap must be False, True or 'auto', not 'always'"):
+        engine_settings({})
 
 
 def test_answer_inside_a_string_is_closed_before_the_budget_ends(tokenizer):

@@ -47,10 +47,11 @@ def _ring_update(self: Any, key_states: Any, value_states: Any, *args: Any, **kw
 
 
 #: ways to attend in a one-token step: "sdpa" (SDPA's fused kernels over grouped queries), "matmul" (two batched
-#: GEMMs around a float32 softmax), "split" (split_attention: flash decoding with stock kernels; not measured on a
-#: GPU yet, so "auto" never takes it), "auto" (matmul for a layer of heads up to MATMUL_MAX_DIM wide whose cached
-#: keys and values are MATMUL_FROM_BYTES or more, sdpa for the rest)
-DECODE_KERNELS = ("auto", "sdpa", "matmul", "split")
+#: GEMMs around a float32 softmax), "auto" (matmul for a layer of heads up to MATMUL_MAX_DIM wide whose cached keys
+#: and values are MATMUL_FROM_BYTES or more, sdpa for the rest). Flash decoding with stock kernels (each row's keys
+#: cut into chunks run as extra heads of PyTorch's memory-efficient or cuDNN op, merged by log-sum-exp) was built for
+#: 31B's few rows and dropped: 296-312 µs against SDPA's 143 at 11 rows on an H100 (docs/benchmarks.md, 7th round).
+DECODE_KERNELS = ("auto", "sdpa", "matmul")
 #: One layer's attention at decode (scripts/bench_decode_attention.py, H100 and H200): the GEMMs read a big cache of
 #: 256-wide heads faster (26B-A4B's sliding layers at 72 rows, 604 MB: 249 against 349 µs on an H100, 182 against
 #: 315 on an H200; 31B's at 72 rows: 462 against 653) and a small one slower (E4B's sliding layers at 128 rows, 134
@@ -90,9 +91,7 @@ def decode_attention(original: Callable[..., Any], kernel: str = "auto") -> Call
         mask = attention_mask[:, :, :, :n]
         scale = d**-0.5 if scaling is None else scaling
         big = 2 * key.numel() * key.element_size() >= MATMUL_FROM_BYTES
-        if kernel == "split":
-            out = split_attention(q, key, value, mask, scale)
-        elif kernel == "matmul" or (kernel == "auto" and big and d <= MATMUL_MAX_DIM):
+        if kernel == "matmul" or (kernel == "auto" and big and d <= MATMUL_MAX_DIM):
             out = grouped_matmul_attention(q, key, value, mask, scale)
         else:
             out = torch.nn.functional.scaled_dot_product_attention(q, key, value, attn_mask=mask, scale=scaling)
@@ -115,55 +114,6 @@ def grouped_matmul_attention(q: Any, key: Any, value: Any, mask: Any, scale: flo
         s = torch.bmm(qs, ks).float()
     p = s.view(b, h, g, -1).mul_(scale).masked_fill_(~mask, float("-inf")).softmax(-1)
     return torch.matmul(p.to(value.dtype), value)
-
-
-#: split_attention aims at this many (row, kv head, chunk) blocks: a few per SM of an H100 (132)
-SPLIT_BLOCKS = 512
-
-
-def split_parts(rows_heads: int, keys: int) -> int:
-    """Chunks per row's keys for split_attention: the fewest of 1, 2, 4, 8 that give SPLIT_BLOCKS blocks (else 8),
-    among those that leave chunks of a multiple of 16 keys (the fused kernels want their mask rows aligned so)."""
-    want = -(-SPLIT_BLOCKS // max(1, rows_heads))
-    fits = [1] + [p for p in (2, 4, 8) if keys % (16 * p) == 0]
-    return next((p for p in fits if p >= want), fits[-1])
-
-
-def split_attention(q: Any, key: Any, value: Any, mask: Any, scale: float, parts: int | None = None,
-                    op: str = "efficient") -> Any:
-    """Flash decoding with stock kernels, for grouped queries (batch, kv heads, group, dim): each row's keys are cut
-    into ``parts`` chunks that run as extra heads of one fused-attention call (on CUDA PyTorch's memory-efficient
-    kernel, or with ``op="cudnn"`` its cuDNN one; on a CPU its flash kernel; all also return the log-sum-exp), and
-    the chunks' outputs are merged by it.
-
-    Why: SDPA gives a layer's attention one block per (row, kv head); with few rows (31B on an 80 GB card: 11) that
-    is ~176 blocks for 132 SMs, and the cache is read at ~1.3 TB/s of the card's 3 (bench_decode_attention.py)."""
-    import torch
-
-    b, h, g, d = q.shape
-    n = key.shape[2]
-    parts = parts or split_parts(b * h, n)
-    if parts == 1:  # nothing to split: SDPA's own path
-        return torch.nn.functional.scaled_dot_product_attention(q, key, value, attn_mask=mask, scale=scale)
-    c = n // parts
-    qs = q.unsqueeze(2).expand(b, h, parts, g, d).reshape(b, h * parts, g, d)
-    ks, vs = key.reshape(b, h * parts, c, d), value.reshape(b, h * parts, c, d)
-    bias = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill_(~mask, float("-inf"))
-    bias = bias.view(b, 1, parts, 1, c).expand(b, h, parts, g, c).reshape(b, h * parts, g, c)
-    if not q.is_cuda:
-        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(qs, ks, vs, attn_mask=bias,
-                                                                              scale=scale)
-    elif op == "cudnn":
-        out, lse = torch.ops.aten._scaled_dot_product_cudnn_attention(qs, ks, vs, bias, True, scale=scale)[:2]
-    else:
-        out, lse = torch.ops.aten._scaled_dot_product_efficient_attention(qs, ks, vs, bias, True, scale=scale)[:2]
-    # (batch, heads, queries), padded to a multiple of 32 by the memory-efficient kernel; cuDNN's ends in a 1
-    lse = lse.reshape(b, h * parts, -1)[..., :g].reshape(b, h, parts, g).float()
-    # a chunk with no key to see weighs 0 (kernels report such rows as output 0 and log-sum-exp 0, not -inf)
-    lse = lse.masked_fill(~mask.view(b, 1, parts, c).any(-1).unsqueeze(-1), float("-inf"))
-    w = torch.exp(lse - lse.amax(2, keepdim=True))
-    merged = (w.unsqueeze(-1) * out.view(b, h, parts, g, d).float().nan_to_num(0.0)).sum(2)
-    return (merged / w.sum(2).unsqueeze(-1)).to(q.dtype)
 
 
 _WRAPPED: dict[Any, Any] = {}

@@ -19,7 +19,7 @@ DEFAULTS: dict[str, Any] = {
     # new tokens a batch decodes at most; a request still writing then goes on in a later batch (its prompt and
     # answer so far prefilled again, the grammar resumed), so the KV cache and the batch size are planned for this
     # many, not for the whole budget (JSON answers ran ~57 tokens on average, and 2,048 reserved a row cost 26B-A4B
-    # ~12% of its rows on an H100); 0: the whole budget in one batch
+    # ~12% of its rows on an H100); with --thinking the thought budget is added to it; 0: the whole budget at once
     "answer_segment": 512,
     "thinking_tokens": 1024,  # thought budget when --thinking
     "summary_tokens": 384,
@@ -43,8 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "decode_compile": False,
     # loop only: the kernel of a decode step's attention (gemma_generate.decode_attention). "sdpa": SDPA over
     # grouped queries; "matmul": two batched GEMMs around a float32 softmax; "auto": matmul for a layer of 256-wide
-    # heads whose cache holds 300 MB or more (26B-A4B's sliding layers at 72 rows on an H100: 249 against 349 µs);
-    # "split": flash decoding with stock kernels, for few rows (31B), not measured on a GPU yet
+    # heads whose cache holds 300 MB or more (26B-A4B's sliding layers at 72 rows on an H100: 249 against 349 µs)
     "decode_attention": "auto",
     # loop only: rows per prefill forward (bounds prefill memory in big batches); 0: all; None: planned on CUDA
     # (gemma_memory.plan: 16 for MoE; fewer for a dense model whose batch memory binds, so more rows fit), 16 else
@@ -60,8 +59,10 @@ DEFAULTS: dict[str, Any] = {
     "vision_ahead": True,
     # with vision_ahead: during a batch's decode, the pages waiting for the next batch are encoded too, on a second
     # CUDA stream, so the tower's compute runs beside the memory-bound decode steps (one chunk in flight at a time).
-    # Opt-in: not measured on a GPU yet
-    "vision_overlap": False,
+    # "auto": on for mixture-of-experts models on CUDA (26B-A4B on an H100, 91-102 rows: 4.41 -> 4.77 pages/s at
+    # 1120 tokens, 6.55 -> 6.91 at 560; its decode steps slow from 29 to 40 ms, the tower's time is hidden); the
+    # dense models are not measured with it, so they keep it off unless true
+    "vision_overlap": "auto",
     # vision tower on CUDA (gemma_vision): padding patches trimmed, so SDPA runs without a mask (1.3-1.5x).
     # Compiling its layers (false | "dynamic" | "static"; true = "dynamic") gave 2.2x (26B-A4B) and 2.7x (E4B) on an
     # H200 for ~12-18 s of compiling once per process, little beside loading the weights: on by default.
@@ -81,7 +82,8 @@ DEFAULTS: dict[str, Any] = {
 }
 #: settings that take one of a few words
 CHOICES: dict[str, tuple[str, ...]] = {"decode": ("loop", "generate"), "prefill_attention": ("auto", "flex", "sdpa"),
-                                       "decode_attention": ("auto", "sdpa", "matmul", "split")}
+                                       "decode_attention": ("auto", "sdpa", "matmul"),
+                                       "vision_overlap": (False, True, "auto")}
 #: JSON object of DEFAULTS keys, for tuning without flags, e.g. DOCPIPE_GEMMA='{"batch_size": 32}'
 SETTINGS_ENV = "DOCPIPE_GEMMA"
 
@@ -102,3 +104,9 @@ def engine_settings(extra: dict[str, Any]) -> dict[str, Any]:
             raise EngineUnavailable(f"{key} must be {', '.join(repr(a) for a in allowed[:-1])} or "
                                     f"{allowed[-1]!r}, not {cfg[key]!r}")
     return cfg
+
+
+def vision_overlap_on(setting: Any, moe: bool, device: str) -> bool:
+    """Whether the next batch's pages are encoded during a decode: ``vision_overlap`` true or false as set; "auto"
+    where it was measured to pay, a mixture-of-experts model on CUDA."""
+    return moe and device == "cuda" if setting == "auto" else bool(setting)
