@@ -320,6 +320,8 @@ def test_batches_are_planned_for_the_answer_segment_not_the_whole_budget(tokeniz
         monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: (RESERVE + 64 * 2**20, 80 * 2**30))
         monkeypatch.setattr(torch.cuda, "memory_reserved", lambda *a: 0)
         monkeypatch.setattr(torch.cuda, "memory_allocated", lambda *a: 0)
+        monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+        monkeypatch.setattr(torch.cuda, "memory_snapshot", lambda: [{"device": 0, "is_expandable": True}])
         eng._device = "cuda"
         try:
             return eng._plan()[0]

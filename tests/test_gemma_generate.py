@@ -260,19 +260,17 @@ def test_fused_text_modules_give_the_same_tokens(tokenizer, variant):
     assert counters["stats"]["unique_graphs"] == 0
 
 
-def test_default_batch_is_what_the_free_memory_holds(tokenizer, monkeypatch):
+def test_default_batch_is_what_the_free_memory_holds(tokenizer):
     """The batch-size planner: a request's cache bytes come from the model's own layers (sliding layers hold only
     their window), and the batch is the free memory after a prefill reserve divided by them, within 1..128."""
-    from docpipe.engines.gemma_memory import (GiB, MAX_ROWS, RESERVE, kv_bytes_per_row, prefill_bytes_per_row,
-                                              rows_that_fit)
+    from docpipe.engines.gemma_memory import (SLACK_EXPANDABLE, GiB, MAX_ROWS, RESERVE, kv_bytes_per_row,
+                                              prefill_bytes_per_row, rows_that_fit)
 
     model = build_model(tokenizer, "dense")  # [sliding (window 64), full] layers, one 32-wide KV head each
     assert kv_bytes_per_row(model, 100) == (64 + 100) * 32 * 2 * 2  # K and V in bf16
     assert kv_bytes_per_row(model, 1000) - kv_bytes_per_row(model, 900) == 100 * 32 * 2 * 2  # only the full layer
 
-    monkeypatch.delenv("PYTORCH_ALLOC_CONF", raising=False)
-    monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "")  # PyTorch's default allocator: 15% slack on the caches
-    per_row = 1.15 * kv_bytes_per_row(model, 300 + 200) + 262_144 * 4
+    per_row = 1.15 * kv_bytes_per_row(model, 300 + 200) + 262_144 * 4  # PyTorch's default allocator: 15% slack
     reserve = RESERVE + 8 * prefill_bytes_per_row(model, 300)
     assert rows_that_fit(model, reserve + 10 * per_row + 1, 300, 200, 8) == 10
     assert rows_that_fit(model, reserve + 10 * per_row - 1, 300, 200, 8) == 9
@@ -283,10 +281,9 @@ def test_default_batch_is_what_the_free_memory_holds(tokenizer, monkeypatch):
     assert rows_that_fit(model, free - 2, 300, 200, 16) == 9
     assert rows_that_fit(model, 10_000 * GiB, 300, 200, 8) == MAX_ROWS
     # with expandable segments (the engine's default allocator settings) the caches leave no holes: 2% slack
-    monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
     per_row = 1.02 * kv_bytes_per_row(model, 300 + 200) + 262_144 * 4
-    assert rows_that_fit(model, reserve + 10 * per_row + 1, 300, 200, 8) == 10
-    assert rows_that_fit(model, reserve + 10 * per_row - 1, 300, 200, 8) == 9
+    assert rows_that_fit(model, reserve + 10 * per_row + 1, 300, 200, 8, SLACK_EXPANDABLE) == 10
+    assert rows_that_fit(model, reserve + 10 * per_row - 1, 300, 200, 8, SLACK_EXPANDABLE) == 9
 
 
 def test_engine_asks_for_expandable_segments_unless_the_user_set_the_allocator(monkeypatch):

@@ -135,9 +135,6 @@ class GemmaEngine(Engine):
     def _load(self) -> None:
         if self.model is not None:
             return
-        from .gemma_memory import allocator_defaults
-
-        allocator_defaults()  # before choose_model, which may start CUDA
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -237,13 +234,14 @@ class GemmaEngine(Engine):
         rows = self.cfg["prefill_rows"]
         if self._device != "cuda":
             return 4, 16 if rows is None else int(rows)
-        from .gemma_memory import plan
+        from .gemma_memory import SLACK, SLACK_EXPANDABLE, expandable_segments, plan
 
         free, _ = torch.cuda.mem_get_info(self.input_device)
         # blocks PyTorch's allocator keeps cached (an earlier engine's caches in this process) are free to it too
         free += torch.cuda.memory_reserved(self.input_device) - torch.cuda.memory_allocated(self.input_device)
+        slack = SLACK_EXPANDABLE if expandable_segments(self.input_device) else SLACK
         return plan(self.model, free, self._planned_prompt(), self._answer_cap(int(self.cfg["max_new_tokens"])),
-                    None if rows is None else int(rows))
+                    None if rows is None else int(rows), slack)
 
     def _answer_cap(self, budget: int) -> int:
         """New tokens one batch decodes for a request with ``budget`` left: at most answer_segment, plus the thought

@@ -92,19 +92,28 @@ def prefill_bytes_per_row(model: Any, prompt: int) -> float:
     return prompt * per_token
 
 
-def cache_slack() -> float:
-    """Memory planned per byte of KV cache: 15% more for the fragmentation of PyTorch's default allocator, 2% with
-    expandable segments (``ALLOCATOR``), which leave no holes between blocks (an H100 then held 14 rows of 31B at
-    1120 image tokens, 77.3 GiB at peak, where the 15% planned 11)."""
-    conf = os.environ.get("PYTORCH_CUDA_ALLOC_CONF") or os.environ.get("PYTORCH_ALLOC_CONF") or ""
-    return 1.02 if "expandable_segments:true" in conf.replace(" ", "").lower() else 1.15
+#: memory planned per byte of KV cache: 15% more for the fragmentation of PyTorch's default allocator, 2% with
+#: expandable segments (``ALLOCATOR``), which leave no holes between blocks (an H100 then held 14 rows of 31B at 1120
+#: image tokens, 77.3 GiB at peak, where 15% planned 11)
+SLACK, SLACK_EXPANDABLE = 1.15, 1.02
 
 
-def rows_that_fit(model: Any, free_bytes: float, prompt: int, new_tokens: int, prefill_rows: int) -> int:
+def expandable_segments(device: Any) -> bool:
+    """Whether PyTorch's allocator maps ``device``'s memory as expandable segments: asked of the allocator itself
+    (its segments), since the variable may have been set after CUDA started."""
+    import torch
+
+    index = torch.device(device).index
+    index = torch.cuda.current_device() if index is None else index
+    return any(s.get("is_expandable") for s in torch.cuda.memory_snapshot() if s.get("device") == index)
+
+
+def rows_that_fit(model: Any, free_bytes: float, prompt: int, new_tokens: int, prefill_rows: int,
+                  slack: float = SLACK) -> int:
     """Requests of ``prompt`` + ``new_tokens`` tokens whose caches fit in ``free_bytes`` beside a prefill of
     ``prefill_rows`` requests (0: all; fewer when fewer fit) and a fixed ``RESERVE`` (CUDA graphs, logits, the vision
-    tower, cuBLAS workspaces), with the allocator's slack on the caches (``cache_slack``)."""
-    per_row = cache_slack() * kv_bytes_per_row(model, prompt + new_tokens) + 262_144 * 4  # + float32 logits
+    tower, cuBLAS workspaces), with the allocator's ``slack`` on the caches (SLACK or SLACK_EXPANDABLE)."""
+    per_row = slack * kv_bytes_per_row(model, prompt + new_tokens) + 262_144 * 4  # + a row of float32 logits
     act = prefill_bytes_per_row(model, prompt)
     chunk = prefill_rows if prefill_rows > 0 else MAX_ROWS  # 0: the whole batch in one prefill forward
     rows = int((free_bytes - RESERVE - chunk * act) // per_row)
@@ -113,15 +122,17 @@ def rows_that_fit(model: Any, free_bytes: float, prompt: int, new_tokens: int, p
     return max(1, min(MAX_ROWS, rows))
 
 
-def plan(model: Any, free_bytes: float, prompt: int, new_tokens: int, prefill_rows: int | None) -> tuple[int, int]:
+def plan(model: Any, free_bytes: float, prompt: int, new_tokens: int, prefill_rows: int | None,
+         slack: float = SLACK) -> tuple[int, int]:
     """(requests per batch, rows per prefill forward). ``prefill_rows`` None chooses it: MoE models keep
     ``MOE_PREFILL_ROWS``; a dense model whose caches do not all fit takes the prefill chunk, down to
     ``DENSE_PREFILL_TOKENS`` tokens, that lets the most rows fit."""
     if prefill_rows is not None:
-        return rows_that_fit(model, free_bytes, prompt, new_tokens, prefill_rows), prefill_rows
+        return rows_that_fit(model, free_bytes, prompt, new_tokens, prefill_rows, slack), prefill_rows
     if getattr(model.config.get_text_config(), "enable_moe_block", False):
         chunks = [MOE_PREFILL_ROWS]
     else:
         fewest = min(MOE_PREFILL_ROWS, max(1, -(-DENSE_PREFILL_TOKENS // max(1, prompt))))
         chunks = list(range(MOE_PREFILL_ROWS, fewest - 1, -1))
-    return max((rows_that_fit(model, free_bytes, prompt, new_tokens, c), c) for c in chunks)  # ties: bigger chunk
+    # ties: the bigger chunk
+    return max((rows_that_fit(model, free_bytes, prompt, new_tokens, c, slack), c) for c in chunks)
