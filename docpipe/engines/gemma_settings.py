@@ -80,8 +80,8 @@ DEFAULTS: dict[str, Any] = {
     "prep_workers": 1,
     "moe_grouped": True,  # docpipe's grouped-GEMM experts forward on CUDA (gemma_moe)
 }
-#: settings that take one of a few words
-CHOICES: dict[str, tuple[str, ...]] = {"decode": ("loop", "generate"), "prefill_attention": ("auto", "flex", "sdpa"),
+#: settings that take one of a few values
+CHOICES: dict[str, tuple[Any, ...]] = {"decode": ("loop", "generate"), "prefill_attention": ("auto", "flex", "sdpa"),
                                        "decode_attention": ("auto", "sdpa", "matmul"),
                                        "vision_overlap": (False, True, "auto")}
 #: JSON object of DEFAULTS keys, for tuning without flags, e.g. DOCPIPE_GEMMA='{"batch_size": 32}'
