@@ -192,6 +192,7 @@ class GemmaEngine(Engine):
         self.vision = vision
         # vision_overlap's stream: the next batch's pages are encoded there during a decode (none on a CPU)
         self._side = torch.cuda.Stream() if self._device == "cuda" and vision is not None else None
+        # (and only while vision_ahead stays on: out of memory encoding ahead turns both off)
         self._overlap = vision is not None and bool(self.cfg["vision_ahead"]) and vision_overlap_on(
             self.cfg["vision_overlap"], bool(getattr(text_cfg, "enable_moe_block", False)), self._device)
         if self._device == "cuda" and self.cfg["moe_grouped"]:
@@ -684,7 +685,8 @@ class GemmaEngine(Engine):
                 new = self.decoder.generate(inputs, max_new, None if min_new else self.stops, self.pad_id,
                                             processor=processors or None,
                                             row_pages=[len(r.images) for r in batch],
-                                            between=self._during_decode if self._overlap else None).tolist()
+                                            between=self._during_decode if self._overlap and
+                                            self.cfg["vision_ahead"] else None).tolist()
             else:
                 gen = GenerationConfig(max_new_tokens=max_new, min_new_tokens=min_new or None, do_sample=False,
                                        eos_token_id=None if min_new else self.stops, pad_token_id=self.pad_id)
