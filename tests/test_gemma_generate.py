@@ -323,6 +323,17 @@ def test_planner_gives_a_dense_model_smaller_prefill_chunks_when_memory_binds(to
     assert plan(dense, free, prompt, 200, 4) == (rows_that_fit(dense, free, prompt, 200, 4), 4)
 
 
+def _sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
+    """transformers' attention-function signature over plain SDPA (grouped key/value heads repeated): the reference
+    gemma_flex's attention is compared with, and falls back to."""
+    import torch
+
+    g = query.shape[1] // key.shape[1]
+    out = torch.nn.functional.scaled_dot_product_attention(
+        query, key.repeat_interleave(g, 1), value.repeat_interleave(g, 1), attn_mask=attention_mask, scale=scaling)
+    return out.transpose(1, 2).contiguous(), None
+
+
 def test_flex_prefill_attention_equals_sdpa_with_the_same_mask():
     """gemma_flex cuts the dense mask into 128 x 128 blocks (skipped, unmasked or masked): whatever the pattern
     (sliding window, a bidirectional image block, left padding, an empty cache tail past the prompt), every query
@@ -341,22 +352,15 @@ def test_flex_prefill_attention_equals_sdpa_with_the_same_mask():
     mask[1, :37, :] = False
     mask = mask[:, None]
 
-    def sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
-        g = query.shape[1] // key.shape[1]
-        out = torch.nn.functional.scaled_dot_product_attention(
-            query, key.repeat_interleave(g, 1), value.repeat_interleave(g, 1), attn_mask=attention_mask,
-            scale=scaling)
-        return out.transpose(1, 2).contiguous(), None
-
-    ref, _ = sdpa(None, q, k, v, mask, scaling=0.3)
-    got, _ = prefill_attention(sdpa, compiled=False)(None, q, k, v, mask, scaling=0.3)
+    ref, _ = _sdpa(None, q, k, v, mask, scaling=0.3)
+    got, _ = prefill_attention(_sdpa, compiled=False)(None, q, k, v, mask, scaling=0.3)
     seen = mask[:, 0].any(-1)
     assert torch.allclose(got[seen], ref[seen], atol=1e-5)
     blocks = block_mask(mask)
     assert 0.3 < blocks.sparsity() / 100 < 0.6  # the keys past 384 and the far corner are skipped, not computed
     one = torch.randn(b, hq, 1, d)  # a one-token step goes to the original function
-    assert torch.equal(prefill_attention(sdpa, compiled=False)(None, one, k, v, mask[:, :, :1])[0],
-                       sdpa(None, one, k, v, mask[:, :, :1])[0])
+    assert torch.equal(prefill_attention(_sdpa, compiled=False)(None, one, k, v, mask[:, :, :1])[0],
+                       _sdpa(None, one, k, v, mask[:, :, :1])[0])
 
 
 def test_flex_that_fails_falls_back_to_sdpa_for_that_head_size(monkeypatch, caplog):
@@ -375,15 +379,11 @@ def test_flex_that_fails_falls_back_to_sdpa_for_that_head_size(monkeypatch, capl
 
     monkeypatch.setattr(gemma_flex, "block_mask", broken)
 
-    def sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
-        out = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask)
-        return out.transpose(1, 2).contiguous(), None
-
     q, k, v = torch.randn(1, 2, 40, 16), torch.randn(1, 2, 40, 16), torch.randn(1, 2, 40, 16)
     mask = torch.ones(1, 1, 40, 40, dtype=torch.bool).tril()
-    attend = gemma_flex.prefill_attention(sdpa, compiled=False)
+    attend = gemma_flex.prefill_attention(_sdpa, compiled=False)
     for _ in range(2):
-        assert torch.equal(attend(None, q, k, v, mask)[0], sdpa(None, q, k, v, mask)[0])
+        assert torch.equal(attend(None, q, k, v, mask)[0], _sdpa(None, q, k, v, mask)[0])
     assert len(calls) == 1 and ("cpu", 16) in gemma_flex._FAILED
     assert "flex attention failed for head size 16 on cpu (TypeError" in caplog.text
 

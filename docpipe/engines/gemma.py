@@ -192,8 +192,8 @@ class GemmaEngine(Engine):
         self.vision = vision
         # vision_overlap's stream: the next batch's pages are encoded there during a decode (none on a CPU)
         self._side = torch.cuda.Stream() if self._device == "cuda" and vision is not None else None
-        # (and only while vision_ahead stays on: out of memory encoding ahead turns both off)
-        self._overlap = vision is not None and bool(self.cfg["vision_ahead"]) and vision_overlap_on(
+        # used while vision_ahead stays on (out of memory encoding ahead turns both off)
+        self._overlap = vision is not None and vision_overlap_on(
             self.cfg["vision_overlap"], bool(getattr(text_cfg, "enable_moe_block", False)), self._device)
         if self._device == "cuda" and self.cfg["moe_grouped"]:
             from .gemma_moe import install

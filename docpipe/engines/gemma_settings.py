@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 from ..errors import EngineUnavailable
+from .gemma_generate import DECODE_KERNELS
 
 #: defaults for ``EngineOptions.extra`` keys (all optional)
 DEFAULTS: dict[str, Any] = {
@@ -82,7 +83,7 @@ DEFAULTS: dict[str, Any] = {
 }
 #: settings that take one of a few values
 CHOICES: dict[str, tuple[Any, ...]] = {"decode": ("loop", "generate"), "prefill_attention": ("auto", "flex", "sdpa"),
-                                       "decode_attention": ("auto", "sdpa", "matmul"),
+                                       "decode_attention": DECODE_KERNELS,
                                        "vision_overlap": (False, True, "auto")}
 #: JSON object of DEFAULTS keys, for tuning without flags, e.g. DOCPIPE_GEMMA='{"batch_size": 32}'
 SETTINGS_ENV = "DOCPIPE_GEMMA"
