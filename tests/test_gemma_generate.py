@@ -262,7 +262,7 @@ def test_fused_text_modules_give_the_same_tokens(tokenizer, variant):
 
 def test_default_batch_is_what_the_free_memory_holds(tokenizer):
     """The batch-size planner: a request's cache bytes come from the model's own layers (sliding layers hold only
-    their window), and the batch is the free memory after a prefill reserve divided by them, within 1..128."""
+    their window), and the batch is the free memory after a prefill reserve divided by them, within 1..MAX_ROWS."""
     from docpipe.engines.gemma_memory import (SLACK_EXPANDABLE, GiB, MAX_ROWS, RESERVE, kv_bytes_per_row,
                                               prefill_bytes_per_row, rows_that_fit)
 
@@ -309,7 +309,7 @@ def test_engine_asks_for_expandable_segments_unless_the_user_set_the_allocator(m
 def test_planner_gives_a_dense_model_smaller_prefill_chunks_when_memory_binds(tokenizer):
     """A dense model short of memory prefills fewer rows at once (never under ~8k tokens a forward) so that more
     rows' caches fit; a MoE model keeps its 16-row forwards; a prefill_rows setting is kept as it is."""
-    from docpipe.engines.gemma_memory import DENSE_PREFILL_TOKENS, GiB, RESERVE, plan, rows_that_fit
+    from docpipe.engines.gemma_memory import DENSE_PREFILL_TOKENS, MAX_ROWS, GiB, RESERVE, plan, rows_that_fit
 
     dense, moe = build_model(tokenizer, "dense"), build_model(tokenizer, "moe")
     prompt = 1000
@@ -319,7 +319,7 @@ def test_planner_gives_a_dense_model_smaller_prefill_chunks_when_memory_binds(to
     assert chunk == fewest and rows > rows_that_fit(dense, free, prompt, 200, 16)
     assert rows == rows_that_fit(dense, free, prompt, 200, fewest)
     assert plan(moe, free, prompt, 200, None)[1] == 16
-    assert plan(dense, 10_000 * GiB, prompt, 200, None) == (128, 16)  # nothing binds: the biggest forwards
+    assert plan(dense, 10_000 * GiB, prompt, 200, None) == (MAX_ROWS, 16)  # nothing binds: the biggest forwards
     assert plan(dense, free, prompt, 200, 4) == (rows_that_fit(dense, free, prompt, 200, 4), 4)
 
 

@@ -61,8 +61,8 @@ DEFAULTS: dict[str, Any] = {
     # with vision_ahead: during a batch's decode, the pages waiting for the next batch are encoded too, on a second
     # CUDA stream, so the tower's compute runs beside the memory-bound decode steps (one chunk in flight at a time).
     # "auto": on for mixture-of-experts models on CUDA (26B-A4B on an H100, 91-102 rows: 4.41 -> 4.77 pages/s at
-    # 1120 tokens, 6.55 -> 6.91 at 560; its decode steps slow from 29 to 40 ms, the tower's time is hidden); the
-    # dense models are not measured with it, so they keep it off unless true
+    # 1120 tokens, 6.55 -> 6.91 at 560; its decode steps slow from 29 to 40 ms, the tower's time is hidden); off for
+    # the dense models, whose steps slow by as much as the tower saves (an H200: E4B 10.63 -> 10.48, 31B 2.05 -> 2.07)
     "vision_overlap": "auto",
     # vision tower on CUDA (gemma_vision): padding patches trimmed, so SDPA runs without a mask (1.3-1.5x).
     # Compiling its layers (false | "dynamic" | "static"; true = "dynamic") gave 2.2x (26B-A4B) and 2.7x (E4B) on an
