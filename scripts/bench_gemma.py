@@ -160,22 +160,20 @@ def param_groups(model) -> dict:
     return g
 
 
-def kv_read_per_row(model, context: int) -> float:
-    """Bytes of K and V one row's decode step reads at ``context`` tokens: every layer's attention reads a cache, a
-    KV-shared layer (E models) that of the last layer of its type that stores one. Before the eighth round the
-    roofline counted the cache stored (kv_bytes_per_row), which for E4B's 18 shared layers of 42 is 57% of what a
-    step reads."""
-    from docpipe.engines.gemma_memory import attention_shapes
+def kv_read_row(model):
+    """K and V bytes one row's decode step reads, as a function of the context (gemma_memory.KVRow over the widths
+    read): every layer's attention reads a cache, a KV-shared layer (E models) that of the last layer of its type
+    that stores one. Before the eighth round the roofline counted the cache stored (KVRow.of), which for E4B's 18
+    shared layers of 42 is 57% of what a step reads."""
+    from docpipe.engines.gemma_memory import KVRow, attention_shapes
 
-    window = int(model.config.get_text_config().sliding_window)
     last: dict = {}
-    total = 0.0
+    width = {"sliding": 0, "full": 0}
     for kind, _, kw, own in attention_shapes(model):
         if own:
             last[kind] = kw
-        span = min(context, window) if kind == "sliding_attention" else context
-        total += span * last.get(kind, 0) * 2 * 2  # K and V, bf16
-    return total
+        width["sliding" if kind == "sliding_attention" else "full"] += last.get(kind, 0)
+    return KVRow(int(model.config.get_text_config().sliding_window), width["sliding"], width["full"])
 
 
 def roofline(model, card: dict, prompt_tokens: float, patches: float, batch: int, new_tokens: int) -> dict:
@@ -196,7 +194,8 @@ def roofline(model, card: dict, prompt_tokens: float, patches: float, batch: int
     # decode bytes of one step for the batch: non-expert weights + lm_head + experts touched + KV read
     touched = 1 - (1 - k_frac) ** batch if tc.enable_moe_block else 1.0
     weights = 2 * (g["text"] + g["embed"] + g["experts"] * touched)
-    kv = sum(kv_read_per_row(model, int(prompt_tokens + s)) for s in range(0, new_tokens, 16)) * 16 / new_tokens
+    read = kv_read_row(model)
+    kv = sum(read(int(prompt_tokens + s)) for s in range(0, new_tokens, 16)) * 16 / new_tokens
     step_bytes = weights + batch * kv
     t_prefill = prefill_flops / (card["bf16_TFLOPs"] * 1e12)
     t_decode = new_tokens * step_bytes / (card["copy_GBps"] * 1e9) / batch
@@ -451,7 +450,10 @@ def main() -> None:
                            prefill_tok_s=pre["prefill_tokens"] / pre_s,
                            prefill_ms_page=1e3 * pre_s / pages,
                            decode_tok_s=(full["new_tokens"] - first_tokens) / decode_s,
-                           decode_ms_step=1e3 * decode_s / (full["batches"] * (a.new_tokens - 1)),
+                           # the clock's decode time where there is one, not the difference of two runs' walls
+                           # (a prefill that compiled a new shape in one run made that difference 31% low for 31B)
+                           decode_ms_step=1e3 * (full.get("decode_s") or decode_s)
+                           / (full["batches"] * (a.new_tokens - 1)),
                            peak_GiB=max(pre["peak_GiB"], full["peak_GiB"]), reserved_GiB=full["reserved_GiB"],
                            prompt_tokens=prompt,
                            engine_batches=full["batches"], peak_batch=full["peak_batch"],
@@ -465,9 +467,6 @@ def main() -> None:
                                vision_ahead_ms_page=1e3 * ahead_s / pages,
                                text_prefill_ms_page=1e3 * (pre["prefill_s"] - pre.get("vision_s", 0.0)) / pages,
                                decode_ms_page=1e3 * full.get("decode_s", 0.0) / pages)
-                if full.get("decode_s"):  # the clock's decode time, not the difference of two runs' walls (a
-                    # prefill that compiled a new shape in one run made that difference 31% low for 31B)
-                    row["decode_ms_step"] = 1e3 * full["decode_s"] / (full["batches"] * (a.new_tokens - 1))
                 row.update(roofline(model, card, prompt, it * 9, b, a.new_tokens))
                 row["of_roofline"] = row["pages_s"] / row["roof_pages_s"]
                 results.append(row)

@@ -29,6 +29,7 @@ and page shape (plus one for a single page: size-1 dims are always specialised);
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 #: SDPA backends a setting may name (None: let PyTorch choose)
@@ -111,8 +112,7 @@ class VisionRunner:
                 self.ahead.pop(id(k), None)
         if todo:
             out = self._timed("vision", _take(pixel_values, todo), _take(image_position_ids, todo))
-            sizes = [f.shape[0] for f in out.pooler_output]
-            for i, h, f in zip(todo, out.last_hidden_state.split(sizes), out.pooler_output):
+            for i, (h, f) in zip(todo, _per_page(out)):
                 hidden[i], feats[i] = h, f
         return BaseModelOutputWithPooling(last_hidden_state=torch.cat(hidden), pooler_output=tuple(feats))
 
@@ -134,8 +134,7 @@ class VisionRunner:
                 made = torch.cuda.Event()
                 made.record(stream)
                 self._last = made
-        sizes = [f.shape[0] for f in out.pooler_output]
-        for p, h, f in zip(pages, out.last_hidden_state.split(sizes), out.pooler_output):
+        for p, (h, f) in zip(pages, _per_page(out)):
             self.ahead[id(p)] = (p, h, f, made)
 
     def busy(self) -> bool:
@@ -205,6 +204,12 @@ def _take(t: Any, idx: list[int], n: int | None = None) -> Any:
     return t[rows, :n] if n is not None else t[rows]
 
 
+def _per_page(out: Any) -> Iterator[tuple[Any, Any]]:
+    """(hidden states, soft tokens) of each page of a tower call's output, whose hidden states are concatenated."""
+    sizes = [f.shape[0] for f in out.pooler_output]
+    return zip(out.last_hidden_state.split(sizes), out.pooler_output)
+
+
 def image_features(runner: VisionRunner, pixel_values: Any, image_position_ids: Any) -> Any:
     """What ``Gemma4Model.get_image_features(pixel_values, image_position_ids)`` returns, computed with the
     padding trimmed (see the module doc)."""
@@ -227,8 +232,7 @@ def image_features(runner: VisionRunner, pixel_values: Any, image_position_ids: 
     for s in range(0, len(other), chunk):  # the model's own path, with its padding mask
         part = other[s:s + chunk]
         out = runner.original(_take(pixel_values, part), _take(image_position_ids, part), return_dict=True)
-        sizes = [t.shape[0] for t in out.pooler_output]
-        for i, h, f in zip(part, out.last_hidden_state.split(sizes), out.pooler_output):
+        for i, (h, f) in zip(part, _per_page(out)):
             hidden[i], feats[i] = h, f
     return BaseModelOutputWithPooling(last_hidden_state=torch.cat(hidden), pooler_output=tuple(feats))
 
