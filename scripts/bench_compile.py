@@ -66,7 +66,7 @@ def main() -> None:
     import torch._dynamo.utils as dynamo_utils
 
     from docpipe.engines import gemma_fusion, gemma_moe
-    from docpipe.engines.gemma_generate import Decoder
+    from docpipe.engines.gemma.kernels.generate import Decoder
 
     model, tok, device = tiny_like(a.model)
     if device == "cuda" and model.config.get_text_config().enable_moe_block:

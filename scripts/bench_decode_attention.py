@@ -53,7 +53,7 @@ def variants() -> dict:
     import torch
     import torch.nn.functional as F
 
-    from docpipe.engines.gemma_generate import grouped_matmul_attention
+    from docpipe.engines.gemma.kernels.generate import grouped_matmul_attention
 
     def sdpa(q, k, v, mask, scale):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
@@ -80,7 +80,7 @@ def variants() -> dict:
     masks: dict = {}
 
     def flex(q, k, v, mask, scale):  # flex's decoding kernel (splits the keys), GQA, the mask as a BlockMask
-        from docpipe.engines.gemma_flex import _flex, block_mask
+        from docpipe.engines.gemma.kernels.flex import _flex, block_mask
 
         b, h, g, d = q.shape
         if masks.get("of") is not mask:

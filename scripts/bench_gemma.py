@@ -165,7 +165,7 @@ def kv_read_row(model):
     read): every layer's attention reads a cache, a KV-shared layer (E models) that of the last layer of its type
     that stores one. Before the eighth round the roofline counted the cache stored (KVRow.of), which for E4B's 18
     shared layers of 42 is 57% of what a step reads."""
-    from docpipe.engines.gemma_memory import KVRow, attention_shapes
+    from docpipe.engines.gemma.kernels.memory import KVRow, attention_shapes
 
     last: dict = {}
     width = {"sliding": 0, "full": 0}
@@ -177,7 +177,7 @@ def kv_read_row(model):
 
 
 def roofline(model, card: dict, prompt_tokens: float, patches: float, batch: int, new_tokens: int) -> dict:
-    from docpipe.engines.gemma_memory import attention_shapes
+    from docpipe.engines.gemma.kernels.memory import attention_shapes
 
     tc = model.config.get_text_config()
     vc = model.config.vision_config
@@ -241,7 +241,7 @@ def run_engine(model, proc, image_tokens: int, batch: int, new_tokens: int, jobs
     import torch
 
     from docpipe.engines import EngineOptions
-    from docpipe.engines.gemma import GemmaEngine
+    from docpipe.engines.gemma.engine import GemmaEngine
     from docpipe.schemas import resolve
 
     extra = {"batch_size": batch, "page_text": False, "repair": False, "grammar": grammar,
@@ -273,7 +273,7 @@ def run_engine(model, proc, image_tokens: int, batch: int, new_tokens: int, jobs
 def planned_batch(model, proc, image_tokens: int, new_tokens: int) -> int:
     """The batch the engine plans by itself for this model and card (gemma_memory.plan), as ``--batch 0`` asks."""
     from docpipe.engines import EngineOptions
-    from docpipe.engines.gemma import GemmaEngine
+    from docpipe.engines.gemma.engine import GemmaEngine
 
     extra = {"max_new_tokens": new_tokens, "answer_segment": 0, "vision_chunk": VISION_CHUNK, **SETTINGS}
     eng = GemmaEngine.from_loaded(model, proc, EngineOptions(image_tokens=image_tokens, extra=extra))
@@ -363,14 +363,14 @@ def main() -> None:
     if a.clock_only and "generate" in a.decode:
         ap.error("--clock-only needs --decode loop: the stage clock is the loop's")
     SETTINGS.update({k: json.loads(v) for k, v in (kv.split("=", 1) for kv in a.set)})
-    from docpipe.engines.gemma_memory import allocator_defaults
+    from docpipe.engines.gemma.kernels.memory import allocator_defaults
 
     allocator_defaults()  # the engine's allocator settings, before the model is built (PYTORCH_CUDA_ALLOC_CONF wins)
     import torch
 
     _checkout_schemas()
     if a.flex_wide:
-        from docpipe.engines import gemma_flex
+        from docpipe.engines.gemma.kernels import flex as gemma_flex
 
         gemma_flex.MAX_CUDA_HEAD = 512
     global VISION_CHUNK, MOE_GROUPED
@@ -413,7 +413,7 @@ def main() -> None:
                 row = {"model": a.model, "image_tokens": it, "batch": b, "card": card["card"], "moe": a.moe,
                        "decode": mode, "settings": SETTINGS}
                 try:
-                    from docpipe.engines.gemma_settings import engine_settings
+                    from docpipe.engines.gemma.settings import engine_settings
 
                     eff = engine_settings(SETTINGS)
                     if eff["decode_compile"] or eff["vision_compile"] or eff["prefill_attention"] != "sdpa":

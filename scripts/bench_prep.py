@@ -37,8 +37,8 @@ def make_engine(workers: int, image_tokens: int, processor_kind: str):
     from gemma_tiny import build_processor, build_tokenizer
 
     from docpipe.engines import EngineOptions
-    from docpipe.engines.gemma import GemmaEngine
-    from docpipe.engines.gemma_inputs import PromptBuilder
+    from docpipe.engines.gemma.engine import GemmaEngine
+    from docpipe.engines.gemma.inputs import PromptBuilder
 
     proc = build_processor(build_tokenizer(), max_soft_tokens=image_tokens)
     if processor_kind == "torch":
@@ -88,7 +88,7 @@ def breakdown(eng, files: list[str], image_tokens: int) -> None:
     import torch
 
     from docpipe.discover import describe
-    from docpipe.engines.gemma_inputs import page_arrays, patchify, target_size
+    from docpipe.engines.gemma.inputs import page_arrays, patchify, target_size
     from docpipe.rasterize import open_document
 
     ip = eng.processor.image_processor

@@ -80,7 +80,7 @@ def page_images(kind: str, image_tokens: int, n: int) -> list:
     import numpy as np
     from PIL import Image
 
-    from docpipe.engines.prompting import render_spec_for_tokens
+    from docpipe.engines.vlm.prompting import render_spec_for_tokens
 
     spec = render_spec_for_tokens(image_tokens)
     if kind == "a4":
@@ -167,7 +167,7 @@ class Timer:
 
 def variant_fn(name: str, model: Any, chunk: int, compile_backend: str) -> Callable[[Any, Any], Any]:
     """The callable a variant name stands for (see the module doc)."""
-    from docpipe.engines.gemma_vision import VisionRunner, image_features, sdpa_context
+    from docpipe.engines.gemma.kernels.vision import VisionRunner, image_features, sdpa_context
 
     kind, _, backend = name.partition("+")
     if kind == "baseline":

@@ -62,14 +62,14 @@ def main() -> None:
     import torch
 
     from bench_gemma import _checkout_schemas, build
-    from docpipe.engines.gemma_generate import Decoder
-    from docpipe.engines.gemma_moe import install
+    from docpipe.engines.gemma.kernels.generate import Decoder
+    from docpipe.engines.gemma.kernels.moe import install
 
     _checkout_schemas()
     model, proc = build(a.model, "grouped_mm")
     install(model)
     if not a.no_fusion:  # as the engine runs on CUDA (text_compile); without it the step is ~1.8x slower (E4B)
-        from docpipe.engines.gemma_fusion import install as install_fusion
+        from docpipe.engines.gemma.kernels.fusion import install as install_fusion
 
         install_fusion(model)
     torch.set_grad_enabled(False)

@@ -46,7 +46,7 @@ def index_add_forward(self, hidden_states, top_k_index, top_k_weights):
     """The experts' forward of the previous round (float32 index_add over routed rows), for comparison."""
     import torch
 
-    from docpipe.engines.gemma_moe import _grouped_mm
+    from docpipe.engines.gemma.kernels.moe import _grouped_mm
 
     mm = _grouped_mm()
     n_tok, k = top_k_index.shape
@@ -94,8 +94,8 @@ def main() -> None:
 
     from bench_gemma import _checkout_schemas, build, measure_card, param_groups
     from profile_decode import kernel_times
-    from docpipe.engines.gemma_generate import Decoder
-    from docpipe.engines.gemma_memory import kv_bytes_per_row
+    from docpipe.engines.gemma.kernels.generate import Decoder
+    from docpipe.engines.gemma.kernels.memory import kv_bytes_per_row
 
     _checkout_schemas()
     card = measure_card()

@@ -40,7 +40,7 @@ CHAT_TEMPLATE = (
 
 def _corpus() -> list[str]:
     """Text the tests' prompts are made of, so the trained BPE keeps prompts short (fast CPU prefill)."""
-    from docpipe.engines.prompting import SUMMARY_INSTRUCTIONS, SYSTEM_PROMPT, extraction_instructions
+    from docpipe.engines.vlm.prompting import SUMMARY_INSTRUCTIONS, SYSTEM_PROMPT, extraction_instructions
     from docpipe.schemas import resolve
 
     texts = [SYSTEM_PROMPT, SUMMARY_INSTRUCTIONS]

@@ -1,11 +1,11 @@
-"""Tests for docpipe.engines.einvoice with self-made CII (Factur-X 2, ZUGFeRD 1) and UBL XML."""
+"""Tests for docpipe.engines.offline.einvoice with self-made CII (Factur-X 2, ZUGFeRD 1) and UBL XML."""
 
 from __future__ import annotations
 
 import pymupdf
 import pytest
 
-from docpipe.engines.einvoice import find_einvoice_xml, parse_einvoice_xml, read_einvoice
+from docpipe.engines.offline.einvoice import find_einvoice_xml, parse_einvoice_xml, read_einvoice
 
 FACTURX_CII = """<?xml version="1.0" encoding="UTF-8"?>
 <rsm:CrossIndustryInvoice xmlns:rsm="urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100"

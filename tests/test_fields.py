@@ -10,7 +10,7 @@ from typing import Literal
 import pytest
 from pydantic import Field, create_model
 
-from docpipe.engines.fields import Doc, extract_fields, find_amounts, find_dates, parse_amount
+from docpipe.engines.offline.fields import Doc, extract_fields, find_amounts, find_dates, parse_amount
 from docpipe.schemas import describe, resolve
 
 INVOICE = resolve("invoice")

@@ -22,8 +22,8 @@ from typer.testing import CliRunner  # noqa: E402
 
 from docpipe.cli import app  # noqa: E402
 from docpipe.engines import EngineOptions, choose  # noqa: E402
-from docpipe.engines.gemma import merge_answers  # noqa: E402
-from docpipe.engines.gemma_models import canonical, choose_model  # noqa: E402
+from docpipe.engines.gemma.engine import merge_answers  # noqa: E402
+from docpipe.engines.gemma.models import canonical, choose_model  # noqa: E402
 from docpipe.schemas import resolve  # noqa: E402
 from docpipe.store import Store  # noqa: E402
 
@@ -129,7 +129,7 @@ def test_out_of_memory_splits_the_batch_loses_nothing_and_the_batch_grows_back(m
     10 fall to batch 1 on an H100), and later batches grow back to the planned size."""
     import torch
 
-    from docpipe.engines import gemma
+    from docpipe.engines.gemma import engine as gemma
 
     calls: list[tuple[int, object]] = []
     original = gemma.GemmaEngine._generate_once
@@ -171,8 +171,8 @@ def test_pages_encoded_ahead_give_the_same_answers(tokenizer, monkeypatch, caplo
 
     from docpipe.discover import discover
     from docpipe.engines import DocJob
-    from docpipe.engines.gemma import GemmaEngine
-    from docpipe.engines.gemma_vision import VisionRunner
+    from docpipe.engines.gemma.engine import GemmaEngine
+    from docpipe.engines.gemma.kernels.vision import VisionRunner
 
     model, proc = build_model(tokenizer, "e"), build_processor(tokenizer)
     names = ["invoice_de_din_mueller.pdf", "receipt_en_harbor_bean.png", "invoice_en_2page_globex.pdf"]
@@ -214,8 +214,8 @@ def test_time_spent_encoding_ahead_does_not_count_against_the_batch_wait(tokeniz
 
     from docpipe.discover import discover
     from docpipe.engines import DocJob
-    from docpipe.engines.gemma import GemmaEngine
-    from docpipe.engines.gemma_vision import VisionRunner
+    from docpipe.engines.gemma.engine import GemmaEngine
+    from docpipe.engines.gemma.kernels.vision import VisionRunner
 
     model, proc = build_model(tokenizer, "dense"), build_processor(tokenizer)
     # short prompts, so that the three fit one batch's planned cache
@@ -251,7 +251,7 @@ def test_answers_cut_into_segments_are_the_answers_of_one_pass(tokenizer, varian
     every 7 tokens, the stored answers are those of one pass, and each is still schema-valid JSON."""
     from docpipe.discover import discover
     from docpipe.engines import DocJob
-    from docpipe.engines.gemma import GemmaEngine
+    from docpipe.engines.gemma.engine import GemmaEngine
 
     model, proc = build_model(tokenizer, variant), build_processor(tokenizer)
     names = ["receipt_en_harbor_bean.png", "invoice_en_minimal_ellis.pdf", "invoice_en_2page_globex.pdf"]
@@ -281,8 +281,8 @@ def test_a_many_page_request_gets_a_batch_its_cache_fits_in(tokenizer):
     of its batch to its length, so its batch holds only as many rows as the planned KV cache does."""
     from types import SimpleNamespace
 
-    from docpipe.engines.gemma import GemmaEngine
-    from docpipe.engines.gemma_memory import kv_bytes_per_row
+    from docpipe.engines.gemma.engine import GemmaEngine
+    from docpipe.engines.gemma.kernels.memory import kv_bytes_per_row
 
     model = build_model(tokenizer, "dense")
     eng = GemmaEngine.from_loaded(model, build_processor(tokenizer),
@@ -309,8 +309,8 @@ def test_batches_are_planned_for_the_answer_segment_not_the_whole_budget(tokeniz
     more rows fit. CI has no GPU: the free-memory query answers a fixed 64 MiB beyond the planner's reserve."""
     import torch
 
-    from docpipe.engines.gemma import GemmaEngine
-    from docpipe.engines.gemma_memory import RESERVE
+    from docpipe.engines.gemma.engine import GemmaEngine
+    from docpipe.engines.gemma.kernels.memory import RESERVE
 
     model, proc = build_model(tokenizer, "dense"), build_processor(tokenizer)
 
@@ -334,7 +334,7 @@ def test_batches_are_planned_for_the_answer_segment_not_the_whole_budget(tokeniz
 def test_a_thinking_request_is_not_cut_inside_its_thought_budget(tokenizer):
     """With --thinking a batch decodes answer_segment new tokens plus the thought budget: cutting a request off
     costs a whole prefill of its page again, and a thought runs up to thinking_tokens (1,024 by default)."""
-    from docpipe.engines.gemma import GemmaEngine
+    from docpipe.engines.gemma.engine import GemmaEngine
 
     model, proc = build_model(tokenizer, "moe"), build_processor(tokenizer)
 
@@ -391,7 +391,7 @@ def test_answer_failing_validation_gets_one_repair_then_is_stored_invalid(monkey
 
 
 def test_document_text_cannot_inject_control_tokens(tokenizer):
-    from docpipe.engines.gemma_inputs import PromptBuilder, untrusted
+    from docpipe.engines.gemma.inputs import PromptBuilder, untrusted
 
     import torch
     from PIL import Image
@@ -448,7 +448,7 @@ def test_grouped_experts_forward_matches_the_reference_loop(tokenizer):
     """docpipe's MoE forward (used on GPUs) computes what Gemma4TextExperts' own per-expert loop computes."""
     import torch
 
-    from docpipe.engines.gemma_moe import grouped_experts_forward, install
+    from docpipe.engines.gemma.kernels.moe import grouped_experts_forward, install
 
     model = build_model(tokenizer, "moe")
     model.config.get_text_config()._experts_implementation = "eager"
@@ -482,7 +482,7 @@ def test_attention_setting_end_to_end_and_a_bad_value_is_named(monkeypatch, tmp_
                                                                variant):
     """Each attention kernel the GPU takes by default gives schema-valid rows through the CLI with the grammar on
     (images and their bidirectional mask included); an unknown value is refused by name before the weights load."""
-    from docpipe.engines.gemma_settings import CHOICES
+    from docpipe.engines.gemma.settings import CHOICES
 
     db = tmp_path / "ok.duckdb"
     ingest(monkeypatch, db, tiny_models[variant], make_pdf(tmp_path / "a.pdf", [INVOICE_TEXT]),
@@ -498,7 +498,7 @@ def test_attention_setting_end_to_end_and_a_bad_value_is_named(monkeypatch, tmp_
 def test_vision_overlap_auto_is_on_where_measured_to_pay(monkeypatch):
     """vision_overlap "auto" (the default) encodes the next pages during a decode for a mixture-of-experts model on
     CUDA only (26B-A4B measured faster with it); true and false are obeyed anywhere; anything else is refused."""
-    from docpipe.engines.gemma_settings import engine_settings, vision_overlap_on
+    from docpipe.engines.gemma.settings import engine_settings, vision_overlap_on
     from docpipe.errors import EngineUnavailable
 
     assert engine_settings({})["vision_overlap"] == "auto"
@@ -517,7 +517,7 @@ def test_answer_inside_a_string_is_closed_before_the_budget_ends(tokenizer):
     still ends inside the budget."""
     import torch
 
-    from docpipe.engines.gemma_decoding import JSON, WRAP_UP, BatchProcessor, Grammars, RowSpec
+    from docpipe.engines.gemma.decoding import JSON, WRAP_UP, BatchProcessor, Grammars, RowSpec
 
     stops = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<turn|>")]
     grammars = Grammars(tokenizer, len(tokenizer), stops)

@@ -59,7 +59,7 @@ def _text_batch(tok, widths_pads, seed=3):
 @pytest.mark.parametrize("variant", ["dense", "moe", "e"])
 @pytest.mark.parametrize("width", [40, 64, 90, 150])  # below, at, above and past twice the window
 def test_text_prompts_give_the_tokens_of_generate(tokenizer, variant, width):
-    from docpipe.engines.gemma_generate import Decoder
+    from docpipe.engines.gemma.kernels.generate import Decoder
 
     model = build_model(tokenizer, variant)
     inputs = _text_batch(tokenizer, [(width, 0), (width, 11), (width - 5, 0)])
@@ -75,7 +75,7 @@ def test_text_prompts_give_the_tokens_of_generate(tokenizer, variant, width):
 
 def test_rows_stop_and_are_padded_as_generate_pads_them(tokenizer):
     """Stop tokens picked from what the model really says, so that rows stop at different steps."""
-    from docpipe.engines.gemma_generate import Decoder
+    from docpipe.engines.gemma.kernels.generate import Decoder
 
     model = build_model(tokenizer, "dense")
     inputs = _text_batch(tokenizer, [(70, 0), (70, 9), (61, 0), (70, 30)])
@@ -94,7 +94,7 @@ def test_a_logits_processor_sees_what_it_sees_in_generate(tokenizer):
     import torch
     from transformers import LogitsProcessorList
 
-    from docpipe.engines.gemma_generate import Decoder
+    from docpipe.engines.gemma.kernels.generate import Decoder
 
     class BanLast:
         def __init__(self):
@@ -122,15 +122,15 @@ def test_page_images_give_the_tokens_of_generate(tokenizer, variant, prefill_row
     """Prefill with real page pixels (vision tower, bidirectional image-token mask) then decode; also with the
     prefill done one row at a time (by a row limit, or by a token limit that long rows exceed), each row writing
     into its rows of the batch's cache, and with the prefill's attention as block-sparse flex attention."""
-    from docpipe.engines.gemma_inputs import PromptBuilder, collate
+    from docpipe.engines.gemma.inputs import PromptBuilder, collate
     from docpipe.discover import describe
-    from docpipe.engines.gemma_generate import Decoder
-    from docpipe.engines.prompting import render_spec_for_tokens
+    from docpipe.engines.gemma.kernels.generate import Decoder
+    from docpipe.engines.vlm.prompting import render_spec_for_tokens
     from docpipe.rasterize import open_document
 
     import torch
 
-    from docpipe.engines import gemma_flex
+    from docpipe.engines.gemma.kernels import flex as gemma_flex
 
     built = []
     real = gemma_flex.block_mask
@@ -165,8 +165,8 @@ def _compile_case(tokenizer, variant, **layout):
     import torch
     from torch._dynamo.utils import counters
 
-    from docpipe.engines import gemma_moe
-    from docpipe.engines.gemma_generate import Decoder
+    from docpipe.engines.gemma.kernels import moe as gemma_moe
+    from docpipe.engines.gemma.kernels.generate import Decoder
 
     torch._dynamo.reset()
     model = build_model(tokenizer, variant, **layout)
@@ -186,7 +186,7 @@ def test_compiled_step_gives_the_same_tokens_and_compiles_once_per_shape(tokeniz
     was, on Gemma 4's sliding layers), only for a new batch shape."""
     from torch._dynamo.utils import counters
 
-    from docpipe.engines.gemma_generate import Decoder
+    from docpipe.engines.gemma.kernels.generate import Decoder
 
     model, cases, refs = _compile_case(tokenizer, variant)
     for c, ref in zip(cases, refs):
@@ -203,7 +203,7 @@ def test_layer_compiled_step_gives_the_same_tokens_and_leaves_prefill_alone(toke
     import torch
     from torch._dynamo.utils import counters
 
-    from docpipe.engines.gemma_generate import Decoder, compile_layers
+    from docpipe.engines.gemma.kernels.generate import Decoder, compile_layers
 
     layout = {"num_hidden_layers": 8, "layer_types": (["sliding_attention"] * 3 + ["full_attention"]) * 2}
     if variant == "e":
@@ -229,8 +229,8 @@ def test_fused_text_modules_give_the_same_tokens(tokenizer, variant):
     import torch
     from torch._dynamo.utils import counters
 
-    from docpipe.engines import gemma_fusion
-    from docpipe.engines.gemma_generate import Decoder
+    from docpipe.engines.gemma.kernels import fusion as gemma_fusion
+    from docpipe.engines.gemma.kernels.generate import Decoder
 
     torch._dynamo.reset()
     model = build_model(tokenizer, variant)
@@ -263,7 +263,7 @@ def test_fused_text_modules_give_the_same_tokens(tokenizer, variant):
 def test_default_batch_is_what_the_free_memory_holds(tokenizer):
     """The batch-size planner: a request's cache bytes come from the model's own layers (sliding layers hold only
     their window), and the batch is the free memory after a prefill reserve divided by them, within 1..MAX_ROWS."""
-    from docpipe.engines.gemma_memory import (SLACK_EXPANDABLE, GiB, MAX_ROWS, RESERVE, kv_bytes_per_row,
+    from docpipe.engines.gemma.kernels.memory import (SLACK_EXPANDABLE, GiB, MAX_ROWS, RESERVE, kv_bytes_per_row,
                                               prefill_bytes_per_row, rows_that_fit)
 
     model = build_model(tokenizer, "dense")  # [sliding (window 64), full] layers, one 32-wide KV head each
@@ -291,7 +291,7 @@ def test_engine_asks_for_expandable_segments_unless_the_user_set_the_allocator(m
     PYTORCH_ALLOC_CONF) is left as it is."""
     import os
 
-    from docpipe.engines.gemma_memory import ALLOCATOR, allocator_defaults
+    from docpipe.engines.gemma.kernels.memory import ALLOCATOR, allocator_defaults
 
     monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF", raising=False)
     monkeypatch.delenv("PYTORCH_ALLOC_CONF", raising=False)
@@ -309,7 +309,7 @@ def test_engine_asks_for_expandable_segments_unless_the_user_set_the_allocator(m
 def test_planner_gives_a_dense_model_smaller_prefill_chunks_when_memory_binds(tokenizer):
     """A dense model short of memory prefills fewer rows at once (never under ~8k tokens a forward) so that more
     rows' caches fit; a MoE model keeps its 16-row forwards; a prefill_rows setting is kept as it is."""
-    from docpipe.engines.gemma_memory import DENSE_PREFILL_TOKENS, MAX_ROWS, GiB, RESERVE, plan, rows_that_fit
+    from docpipe.engines.gemma.kernels.memory import DENSE_PREFILL_TOKENS, MAX_ROWS, GiB, RESERVE, plan, rows_that_fit
 
     dense, moe = build_model(tokenizer, "dense"), build_model(tokenizer, "moe")
     prompt = 1000
@@ -340,7 +340,7 @@ def test_flex_prefill_attention_equals_sdpa_with_the_same_mask():
     that may see a key gets SDPA's result, with grouped query heads."""
     import torch
 
-    from docpipe.engines.gemma_flex import block_mask, prefill_attention
+    from docpipe.engines.gemma.kernels.flex import block_mask, prefill_attention
 
     torch.manual_seed(0)
     b, hq, hk, q_len, k_len, d = 3, 4, 2, 400, 520, 32
@@ -368,7 +368,7 @@ def test_flex_that_fails_falls_back_to_sdpa_for_that_head_size(monkeypatch, capl
     call is answered by SDPA, the reason is logged once, and that head size goes to SDPA from then on."""
     import torch
 
-    from docpipe.engines import gemma_flex
+    from docpipe.engines.gemma.kernels import flex as gemma_flex
 
     monkeypatch.setattr(gemma_flex, "_FAILED", set())
     calls = []
@@ -392,8 +392,8 @@ def test_flex_that_fails_falls_back_to_sdpa_for_that_head_size(monkeypatch, capl
 def test_flex_prefill_gives_the_tokens_of_generate(tokenizer, variant, monkeypatch):
     """prefill_attention="flex" (CPU: flex's unfused reference) through the whole loop, with left padding and a
     prompt longer than two of flex's 128-token blocks, gives generate()'s tokens; the flex path really ran."""
-    from docpipe.engines import gemma_flex
-    from docpipe.engines.gemma_generate import Decoder
+    from docpipe.engines.gemma.kernels import flex as gemma_flex
+    from docpipe.engines.gemma.kernels.generate import Decoder
 
     built = []
     real = gemma_flex.block_mask

@@ -25,8 +25,8 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from docpipe.discover import describe  # noqa: E402
-from docpipe.engines.gemma_inputs import PromptBuilder, collate  # noqa: E402
-from docpipe.engines.prompting import render_spec_for_tokens  # noqa: E402
+from docpipe.engines.gemma.inputs import PromptBuilder, collate  # noqa: E402
+from docpipe.engines.vlm.prompting import render_spec_for_tokens  # noqa: E402
 from docpipe.rasterize import open_document  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -136,7 +136,7 @@ def test_fallback_to_floats_stays_exact(builders):
 def test_pool_worker_pages_equal_in_thread_pages(builders, monkeypatch):
     """gemma_prep (prep_workers > 1) sends uint8 arrays; the engine's _drain makes them PagePixels with
     PromptBuilder.page: the same batch as the in-thread path."""
-    from docpipe.engines import gemma_prep
+    from docpipe.engines.gemma import prep as gemma_prep
 
     pb = builders["torchvision"]
     monkeypatch.setattr(gemma_prep, "_image_processor", pb.processor.image_processor)

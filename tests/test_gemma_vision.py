@@ -18,8 +18,8 @@ pytest.importorskip("torchvision")
 sys.path.insert(0, str(Path(__file__).parent))
 from gemma_tiny import build_model, build_processor, build_tokenizer  # noqa: E402
 
-from docpipe.engines.gemma_timing import StageClock  # noqa: E402
-from docpipe.engines.gemma_vision import VisionRunner, image_features, install  # noqa: E402
+from docpipe.engines.gemma.kernels.timing import StageClock  # noqa: E402
+from docpipe.engines.gemma.kernels.vision import VisionRunner, image_features, install  # noqa: E402
 
 SAMPLES = Path(__file__).parent.parent / "samples"
 BUDGET = 70
@@ -39,7 +39,7 @@ def pages(tok):
     from PIL import Image
 
     from docpipe.discover import describe
-    from docpipe.engines.prompting import render_spec_for_tokens
+    from docpipe.engines.vlm.prompting import render_spec_for_tokens
     from docpipe.rasterize import open_document
 
     spec = render_spec_for_tokens(BUDGET)
@@ -91,7 +91,7 @@ def test_pages_encoded_ahead_are_taken_in_place_of_the_tower(model, pages):
     and its summary) gets its features both times; what comes back is the model's own, in order."""
     import torch
 
-    from docpipe.engines.gemma_inputs import PagePixels, stack_pages
+    from docpipe.engines.gemma.inputs import PagePixels, stack_pages
 
     pv, pos = pages
     real = (pos != -1).all(-1).sum(-1).tolist()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from docpipe.engines.fields import Doc
-from docpipe.engines.ocr import rows_to_text
+from docpipe.engines.offline.fields import Doc
+from docpipe.engines.offline.ocr import rows_to_text
 
 
 def box(x: float, y: float, text: str, h: float = 20, cw: float = 10, angle_deg: float = 0.0,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from docpipe.engines.prompting import extraction_instructions, field_guide, prompt_schema_text
+from docpipe.engines.vlm.prompting import extraction_instructions, field_guide, prompt_schema_text
 from docpipe.schemas import resolve
 
 USER_SCHEMA = '''

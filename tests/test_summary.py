@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from docpipe.engines.summary import summarize, text_units
+from docpipe.engines.offline.summary import summarize, text_units
 
 REPORT_P1 = """\
 Quarterly Operations Report – Q1 2025                                   Page 1 of 2

@@ -123,7 +123,7 @@ def locate(name: str) -> ModelChoice | str:
 def device_for(weight_bytes: int) -> tuple[str | None, str]:
     """('cuda' | 'cpu', why) where the weights fit, or (None, why not). The first look at CUDA in a run (``--engine
     auto`` asks before anything loads), so docpipe's allocator settings are set here, before CUDA starts."""
-    from .gemma_memory import allocator_defaults
+    from .kernels.memory import allocator_defaults
 
     allocator_defaults()
     import torch

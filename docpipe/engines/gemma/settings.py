@@ -10,8 +10,8 @@ import json
 import os
 from typing import Any
 
-from ..errors import EngineUnavailable
-from .gemma_generate import DECODE_KERNELS
+from ...errors import EngineUnavailable
+from .kernels.generate import DECODE_KERNELS
 
 #: defaults for ``EngineOptions.extra`` keys (all optional)
 DEFAULTS: dict[str, Any] = {

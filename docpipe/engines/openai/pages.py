@@ -13,11 +13,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..models import PageInfo
-from ..rasterize import Document, RenderSpec
-from ..schemas import SchemaInfo
-from . import DocJob
-from .prompting import SUMMARY_INSTRUCTIONS, SYSTEM_PROMPT, extraction_instructions, neutralise
+from ...models import PageInfo
+from ...rasterize import Document, RenderSpec
+from ...schemas import SchemaInfo
+from ..base import DocJob
+from ..vlm.prompting import SUMMARY_INSTRUCTIONS, SYSTEM_PROMPT, extraction_instructions, neutralise
 
 #: Page text beyond this many characters per request is left out of the prompt (the images carry the page).
 MAX_TEXT_CHARS = 60_000

@@ -30,7 +30,7 @@ import logging
 import types
 from typing import Any, Callable
 
-from .gemma_timing import StageClock
+from .timing import StageClock
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ def compile_layers(model: Any, backend: str = "inductor") -> int:
     switched."""
     import torch
 
-    from .gemma_fusion import _language_model
+    from .fusion import _language_model
 
     n = 0
     for layer in getattr(_language_model(model), "layers", []):
@@ -267,7 +267,7 @@ class Decoder:
     def _prefill_context(self, dev: Any) -> Any:
         if self.prefill_attention != "flex":
             return contextlib.nullcontext()
-        from .gemma_flex import prefill_attention
+        from .flex import prefill_attention
 
         # CPU: flex's unfused reference (tests)
         return SdpaSwap(lambda original: prefill_attention(original, compiled=dev.type == "cuda"))

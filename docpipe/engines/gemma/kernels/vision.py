@@ -124,7 +124,7 @@ class VisionRunner:
 
         import torch
 
-        from .gemma_inputs import stack_pages
+        from ..inputs import stack_pages
 
         with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
             pv, pos = stack_pages(pages, device, dtype)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .prompting import neutralise
+from ..vlm.prompting import neutralise
 
 #: private-use markers standing in for untrusted text while the chat template is rendered
 _MARK_OPEN, _MARK_CLOSE = "\ue000", "\ue001"
@@ -162,7 +162,7 @@ class PromptBuilder:
         only patchified, no resize), else at the budget's pixel count."""
         from dataclasses import replace
 
-        from .prompting import render_spec_for_tokens
+        from ..vlm.prompting import render_spec_for_tokens
 
         spec = render_spec_for_tokens(image_tokens)
         size = exact_size(self.processor.image_processor, image_tokens)

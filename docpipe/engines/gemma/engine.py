@@ -30,13 +30,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..errors import DocpipeError, EngineUnavailable
-from ..models import EngineOutput, ErrorItem, PageInfo, Status
-from ..schemas import SchemaInfo
-from . import DocJob, Engine, EngineOptions, unreadable
-from .gemma_models import ModelChoice, canonical, choose_model
-from .gemma_settings import engine_settings, vision_overlap_on
-from .prompting import (SUMMARY_INSTRUCTIONS, SYSTEM_PROMPT, extraction_instructions, parse_json_object,
+from ...errors import DocpipeError, EngineUnavailable
+from ...models import EngineOutput, ErrorItem, PageInfo, Status
+from ...schemas import SchemaInfo
+from ..base import DocJob, Engine, EngineOptions, unreadable
+from .models import ModelChoice, canonical, choose_model
+from .settings import engine_settings, vision_overlap_on
+from ..vlm.prompting import (SUMMARY_INSTRUCTIONS, SYSTEM_PROMPT, extraction_instructions, parse_json_object,
                         repair_instructions, split_thinking)
 
 log = logging.getLogger(__name__)
@@ -154,8 +154,8 @@ class GemmaEngine(Engine):
     def _setup(self) -> None:
         import torch
 
-        from .gemma_decoding import Grammars
-        from .gemma_inputs import PromptBuilder
+        from .decoding import Grammars
+        from .inputs import PromptBuilder
 
         cfg = self.model.config
         text_cfg = cfg.get_text_config()
@@ -170,7 +170,7 @@ class GemmaEngine(Engine):
         self.window = int(self.cfg["max_context_tokens"] or text_cfg.max_position_embeddings)
         self.dtype = next(self.model.parameters()).dtype
         self.input_device = self.model.get_input_embeddings().weight.device
-        from .gemma_memory import KVRow
+        from .kernels.memory import KVRow
 
         self._kv_row = KVRow.of(self.model)  # KV-cache bytes of one row at a padded length (prompt + new tokens)
         planned_rows, self.prefill_rows = self._plan()
@@ -184,7 +184,7 @@ class GemmaEngine(Engine):
                                         "planned_rows": planned_rows, "prefill_rows": self.prefill_rows}
         vision = None
         if self.cfg["vision_chunk"]:  # on a CPU too (tests, small models), compiled on CUDA only
-            from .gemma_vision import install as install_vision
+            from .kernels.vision import install as install_vision
 
             vision = install_vision(self.model, int(self.cfg["vision_chunk"]),
                                     self.cfg["vision_compile"] if self._device == "cuda" else False,
@@ -196,16 +196,16 @@ class GemmaEngine(Engine):
         self._overlap = vision is not None and vision_overlap_on(
             self.cfg["vision_overlap"], bool(getattr(text_cfg, "enable_moe_block", False)), self._device)
         if self._device == "cuda" and self.cfg["moe_grouped"]:
-            from .gemma_moe import install
+            from .kernels.moe import install
 
             install(self.model)
         if self._device == "cuda" and self.cfg["text_compile"]:
-            from .gemma_fusion import install as install_fusion
+            from .kernels.fusion import install as install_fusion
 
             install_fusion(self.model)
         self.decoder = None
         if self.cfg["decode"] == "loop":
-            from .gemma_generate import Decoder
+            from .kernels.generate import Decoder
 
             compile_step = self.cfg["decode_compile"]
             layers = compile_step == "layers"
@@ -235,7 +235,7 @@ class GemmaEngine(Engine):
         rows = self.cfg["prefill_rows"]
         if self._device != "cuda":
             return 4, 16 if rows is None else int(rows)
-        from .gemma_memory import SLACK, SLACK_EXPANDABLE, expandable_segments, plan
+        from .kernels.memory import SLACK, SLACK_EXPANDABLE, expandable_segments, plan
 
         free, _ = torch.cuda.mem_get_info(self.input_device)
         # blocks PyTorch's allocator keeps cached (an earlier engine's caches in this process) are free to it too
@@ -275,7 +275,7 @@ class GemmaEngine(Engine):
 
     # -- the run -------------------------------------------------------------------------------------------------
     def run(self, jobs: Iterable[DocJob], schema: SchemaInfo) -> Iterator[EngineOutput]:
-        from .gemma_decoding import bounded_schema
+        from .decoding import bounded_schema
 
         self._load()
         self.schema = schema
@@ -466,7 +466,7 @@ class GemmaEngine(Engine):
         """Page ranges of the next documents prepared in ``prep_workers`` processes (gemma_prep), results taken
         back strictly in submission order, so each document's groups and its end reach the consumer in order.
         A chunk holds its pages' slots from submission until its groups are answered (or it is dropped)."""
-        from .gemma_prep import prepare_pages
+        from .prep import prepare_pages
 
         spec = self.prompts.render_spec(self.options.image_tokens)
         # a chunk never needs more slots than a document's unflushed group leaves free (no wait on ourselves)
@@ -508,7 +508,7 @@ class GemmaEngine(Engine):
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            from .gemma_prep import init_worker
+            from .prep import init_worker
 
             self._pool = ProcessPoolExecutor(self.prep_workers, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=init_worker, initargs=(self.processor.image_processor,))
@@ -545,7 +545,7 @@ class GemmaEngine(Engine):
                 b.fail(Status.FAILED, ErrorItem("rasterize", "page preparation worker crashed on this document"))
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = None
-                from .gemma_prep import prepare_pages
+                from .prep import prepare_pages
 
                 for later in window:
                     if later[0] == "chunk":
@@ -566,7 +566,7 @@ class GemmaEngine(Engine):
     # -- requests ------------------------------------------------------------------------------------------------
     def _messages(self, schema: SchemaInfo, n_pages: int, texts: list[str], instructions: str | None = None,
                   history: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-        from .gemma_inputs import untrusted
+        from .inputs import untrusted
 
         if instructions is None:
             marks = [untrusted(i) if t else "" for i, t in enumerate(texts)]
@@ -577,7 +577,7 @@ class GemmaEngine(Engine):
         return msgs + (history or [])
 
     def _group_requests(self, g: _Group) -> list[_Request]:
-        from .gemma_decoding import FREE, JSON, THINK_JSON
+        from .decoding import FREE, JSON, THINK_JSON
 
         reqs = []
         think = self.options.thinking and self.grammar is not None
@@ -597,8 +597,8 @@ class GemmaEngine(Engine):
         return reqs
 
     def _repair_request(self, req: _Request, answer: str, problem: str) -> _Request:
-        from .gemma_decoding import JSON
-        from .gemma_inputs import untrusted
+        from .decoding import JSON
+        from .inputs import untrusted
 
         g = req.group
         assert g is not None
@@ -664,8 +664,8 @@ class GemmaEngine(Engine):
         import torch
         from transformers import GenerationConfig, LogitsProcessorList
 
-        from .gemma_decoding import FREE, BatchProcessor, RowSpec
-        from .gemma_inputs import collate
+        from .decoding import FREE, BatchProcessor, RowSpec
+        from .inputs import collate
 
         batch.sort(key=lambda r: len(r.ids))
         inputs = collate([(r.ids, r.images) for r in batch], self.pad_id, self.prompts.image_id,
@@ -769,8 +769,8 @@ class GemmaEngine(Engine):
 
     def _reduce_summary(self, doc: _Doc) -> _Request:
         """Map-reduce's last step for summaries: one text-only request over the group summaries."""
-        from .gemma_decoding import FREE
-        from .gemma_inputs import untrusted
+        from .decoding import FREE
+        from .inputs import untrusted
 
         parts = [doc.summaries[k] for k in sorted(doc.summaries)]
         text = ("These are summaries of consecutive parts of one document:\n"

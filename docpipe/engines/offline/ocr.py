@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import EngineUnavailable
+from ...errors import EngineUnavailable
 
 _ENGINES: dict[int, Any] = {}
 

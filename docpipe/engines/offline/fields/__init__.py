@@ -31,7 +31,7 @@ from .numbers import find_amounts, parse_amount
 from .receipt import extract_receipt
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ...schemas import SchemaInfo
+    from ....schemas import SchemaInfo
 
 __all__ = ["extract_fields", "Doc", "find_dates", "find_amounts", "parse_amount", "detect_language"]
 

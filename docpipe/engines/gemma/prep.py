@@ -21,7 +21,7 @@ def init_worker(image_processor: Any) -> None:
     check as the parent's PromptBuilder, on the same processor), one compute thread, Ctrl-C left to the parent."""
     import signal
 
-    from .gemma_inputs import byte_values
+    from .inputs import byte_values
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
@@ -39,8 +39,8 @@ def prepare_pages(source: Any, password: str | None, max_pages: int, start: int,
                   image_tokens: int) -> list[tuple[Any, Any, Any, int, bool]]:
     """Pages ``start``..``stop`` of one document as (PageInfo, patches, position_ids, n_tokens, text_usable), the
     arrays as ``page_arrays`` makes them. Raises the same InputError subclasses as the in-thread path."""
-    from ..rasterize import open_document
-    from .gemma_inputs import page_arrays
+    from ...rasterize import open_document
+    from .inputs import page_arrays
 
     out = []
     with open_document(source, password=password, max_pages=max_pages) as d:

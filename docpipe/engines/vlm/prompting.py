@@ -13,8 +13,8 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from ..rasterize import RenderSpec
-from ..schemas import SchemaInfo
+from ...rasterize import RenderSpec
+from ...schemas import SchemaInfo
 
 #: Gemma 4's allowed image budgets; each soft token covers 3x3 patches of 16x16 px.
 IMAGE_TOKEN_BUDGETS = (70, 140, 280, 560, 1120)

@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import EngineError
-from .openai_config import ServerConfig
+from ...errors import EngineError
+from .config import ServerConfig
 
 #: Structured-output modes, most to least constrained.
 MODES = ("json_schema", "json_object", "prompt")

@@ -21,11 +21,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ..errors import DocpipeError, EngineUnavailable, InputError
-from ..models import EngineOutput, ErrorItem, Status
-from ..schemas import SchemaInfo
-from . import DocJob, Engine, EngineOptions, mark_unreadable
-from .openai_config import ServerConfig, load_config
+from ...errors import DocpipeError, EngineUnavailable, InputError
+from ...models import EngineOutput, ErrorItem, Status
+from ...schemas import SchemaInfo
+from ..base import DocJob, Engine, EngineOptions, mark_unreadable
+from .config import ServerConfig, load_config
 
 T = TypeVar("T")
 KIND = "openai"
@@ -118,9 +118,9 @@ class _Runner:
     """The event-loop thread, the render thread and the server pool for one ``run``."""
 
     def __init__(self, engine: OpenAIEngine, schema: SchemaInfo) -> None:
-        from .openai_client import ServerPool
-        from .openai_pages import PromptSchema
-        from .prompting import render_spec_for_tokens
+        from .client import ServerPool
+        from .pages import PromptSchema
+        from ..vlm.prompting import render_spec_for_tokens
 
         self.engine = engine
         self.cfg = engine.cfg
@@ -187,15 +187,15 @@ class _Runner:
                     self._model_error = f"no --model given and {e}"
         if self.engine._model:
             return self.engine._model
-        from .openai_client import ServerError
+        from .client import ServerError
 
         err, self._model_error = self._model_error, None  # try again for the next document
         raise ServerError(err or "no model")
 
     async def document(self, job: DocJob) -> EngineOutput:
         """Read, send and check one document; server trouble becomes FAILED with the server's reason."""
-        from .openai_client import ServerError
-        from .openai_pages import PageStream
+        from .client import ServerError
+        from .pages import PageStream
 
         t0 = time.perf_counter()
         out = EngineOutput(source=job.source, engine=KIND, model=self.engine._model)
@@ -217,7 +217,7 @@ class _Runner:
         return out
 
     async def _extract_document(self, job: DocJob, stream: Any, out: EngineOutput) -> None:
-        from .openai_pages import extraction_messages, summary_messages
+        from .pages import extraction_messages, summary_messages
 
         model = await self.model()
         out.model = model
@@ -254,7 +254,7 @@ class _Runner:
 
     async def _ask(self, messages: list[dict[str, Any]], model: str) -> _Answer:
         """Ask for the group's JSON; if it does not parse or validate, show the model the problem once."""
-        from .prompting import repair_instructions
+        from ..vlm.prompting import repair_instructions
 
         reply = await self.pool.chat(messages, model=model, schema=self.json_schema, schema_name=self.schema.name,
                                      thinking=self.thinking)
@@ -276,7 +276,7 @@ class _Runner:
                        reply.attempts + reply2.attempts, reply.seconds + reply2.seconds)
 
     async def _summary(self, messages: list[dict[str, Any]], model: str, out: EngineOutput) -> str | None:
-        from .openai_client import ServerError
+        from .client import ServerError
 
         try:
             reply = await self.pool.chat(messages, model=model, thinking=self.thinking,
@@ -290,7 +290,7 @@ class _Runner:
 
 def _split(content: str, reasoning: str | None) -> tuple[str | None, str]:
     """Thought text (a separate field, or inline markers) and the answer."""
-    from .prompting import strip_server_thinking
+    from ..vlm.prompting import strip_server_thinking
 
     inline, answer = strip_server_thinking(content or "")
     thoughts = [t.strip() for t in (reasoning, inline) if t and t.strip()]
@@ -301,7 +301,7 @@ def _check(answer: str, schema: SchemaInfo) -> tuple[dict[str, Any] | None, str 
     """(data, problem): the JSON object if there is one, and what is wrong with it (None if it validates)."""
     from pydantic import ValidationError
 
-    from .prompting import parse_json_object
+    from ..vlm.prompting import parse_json_object
 
     try:
         data = parse_json_object(answer)

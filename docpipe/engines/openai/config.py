@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import EngineUnavailable
+from ...errors import EngineUnavailable
 
 #: Image formats a data URL may carry; JPEG q90 is 5x faster to encode than PNG at 2.6 MP (docs/benchmarks.md).
 IMAGE_FORMATS = ("jpeg", "png", "webp")

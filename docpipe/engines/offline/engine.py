@@ -15,11 +15,11 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
-from ..errors import DocpipeError
-from ..models import EngineOutput, ErrorItem, PageInfo, Status
-from ..rasterize import OCR_SPEC
-from ..schemas import SchemaInfo, resolve
-from . import DocJob, Engine, EngineOptions, mark_unreadable
+from ...errors import DocpipeError
+from ...models import EngineOutput, ErrorItem, PageInfo, Status
+from ...rasterize import OCR_SPEC
+from ...schemas import SchemaInfo, resolve
+from ..base import DocJob, Engine, EngineOptions, mark_unreadable
 
 _INVOICE_LIKE = {"invoice_number", "total", "vendor_name"}
 

@@ -1,0 +1,1 @@
+"""Any OpenAI-compatible server (vLLM, Ollama, llama.cpp, LM Studio, transformers serve)."""

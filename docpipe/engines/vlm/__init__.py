@@ -1,0 +1,1 @@
+"""What the vision-language engines share: prompts, parsing and repair of answers."""
