@@ -32,7 +32,9 @@ def _err(msg: str) -> None:
 
     from rich.markup import escape
 
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(msg)}", soft_wrap=True)
+    from .paths import shown
+
+    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(shown(msg))}", soft_wrap=True)
 
 
 def _fail(msg: str, code: int = 1) -> typer.Exit:
@@ -116,6 +118,9 @@ def ingest(
                          force=force, retry_invalid=retry_invalid, password=password, summarize=summarize,
                          max_pages=max_pages)
     progress = RichProgress(enabled=not quiet)
+    from .lifeline import exit_code_for_interrupt, terminate_like_interrupt
+
+    terminate_like_interrupt()  # timeout, docker stop, systemd: flush and stop as on Ctrl-C
     try:
         with progress:
             report = run_ingest(opts, progress)
@@ -123,7 +128,7 @@ def ingest(
         raise _fail(str(e))
     print_report(report, db)
     if report.interrupted:
-        raise typer.Exit(130)
+        raise typer.Exit(exit_code_for_interrupt())
     if report.any_failed:
         raise typer.Exit(1)
 
@@ -259,6 +264,7 @@ def status(db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb")) -> None:
     from rich.table import Table
 
     from .errors import DocpipeError
+    from .paths import shown
     from .store import Store
 
     try:
@@ -279,7 +285,7 @@ def status(db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb")) -> None:
         for col in ("path", "schema", "engine", "status", "reason"):
             p.add_column(col, overflow="fold")
         for row in problems:
-            p.add_row(*[escape(str(x)) if x is not None else "" for x in row])
+            p.add_row(*[escape(shown(x)) if x is not None else "" for x in row])
         c.print(p)
 
 
@@ -338,8 +344,10 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
+        from .lifeline import exit_code_for_interrupt
+
         _err("interrupted")
-        sys.exit(130)
+        sys.exit(exit_code_for_interrupt())
 
 
 if __name__ == "__main__":

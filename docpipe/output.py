@@ -9,6 +9,8 @@ import sys
 from decimal import Decimal
 from typing import Any
 
+from .paths import shown
+
 
 def _json_default(v: Any) -> Any:
     if isinstance(v, Decimal):
@@ -41,9 +43,10 @@ def render_rows(cols: list[str], rows: list[tuple[Any, ...]], fmt: str, title: s
     elif fmt == "csv":
         w = csv.writer(sys.stdout)
         w.writerow(cols)
+        safe = (lambda v: shown(v, keep_lines=True) if isinstance(v, str) else v) if sys.stdout.isatty() else None
         for r in rows:
-            w.writerow(["" if v is None else _json_default(v) if not isinstance(v, (str, int, float)) else v
-                        for v in r])
+            vals = ["" if v is None else _json_default(v) if not isinstance(v, (str, int, float)) else v for v in r]
+            w.writerow([safe(v) for v in vals] if safe else vals)
     else:
         from rich.console import Console
         from rich.table import Table
@@ -54,7 +57,7 @@ def render_rows(cols: list[str], rows: list[tuple[Any, ...]], fmt: str, title: s
         from rich.markup import escape
 
         for r in rows:
-            t.add_row(*["" if v is None else escape(str(v)) for v in r])
+            t.add_row(*["" if v is None else escape(shown(v, keep_lines=True)) for v in r])
         Console().print(t)
         if not rows:
             Console(stderr=True).print("(no rows)")
