@@ -13,12 +13,13 @@ import re
 import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from .discover import hash_file
 from .errors import DocpipeError
+from .evidence.rules import num as _num
 from .schemas import resolve
 from .store import Store
 
@@ -60,14 +61,6 @@ def fold(s: Any) -> str:
     s = unicodedata.normalize("NFKC", str(s)).casefold()
     return re.sub(r"[\W_]+", "", s)
 
-
-def _num(v: Any) -> Decimal | None:
-    if v is None or isinstance(v, bool):
-        return None
-    try:
-        return Decimal(str(v))
-    except (InvalidOperation, ValueError):
-        return None
 
 
 def match(name: str, truth: Any, pred: Any) -> bool:

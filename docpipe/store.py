@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import StoreError
+from .evidence import tables as evidence_tables
 from .models import DocResult, SourceFile, Status
 from .schemas import Column, SchemaInfo
 
@@ -121,6 +122,7 @@ class Store:
         for ddl in _ADDED_COLUMNS:  # columns added after a table first shipped: old files gain them in place
             self.con.execute(ddl)
         self.con.execute(_PROBLEMS_VIEW)
+        evidence_tables.migrate(self.con)
         self.con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 
     def close(self) -> None:
@@ -184,8 +186,9 @@ class Store:
 
     def _create_views(self, name: str, columns: list[Column], nested: dict[str, list[Column]]) -> None:
         view = _ident(name)
+        data = evidence_tables.corrected_data_sql("e.data", "e.doc_id")  # a person's corrections win
         latest = (
-            "SELECT e.doc_id, d.path, e.engine, e.model, e.created_at, e.data FROM extractions e "
+            f"SELECT e.doc_id, d.path, e.engine, e.model, e.created_at, {data} AS data FROM extractions e "
             f"JOIN documents d USING (doc_id) WHERE e.schema_name = {_lit(name)} AND e.status = 'ok' "
             "QUALIFY row_number() OVER (PARTITION BY e.doc_id ORDER BY e.created_at DESC) = 1")
         names = {c.name for c in columns}
@@ -199,7 +202,9 @@ class Store:
                      f"FROM ({latest}) x")
             unn = "SELECT y.doc_id, y.path, generate_subscripts(y.arr, 1) AS line_no, unnest(y.arr) AS item " \
                   f"FROM ({inner}) y"
-            csel = [_cast("z.item", c) for c in cols if c.name not in ("path", "doc_id", "line_no")]
+            csel = [_cast("z.item", c, evidence_tables.corrected_item_sql("z.item", "z.doc_id", field, "z.line_no",
+                                                                          _ident(c.name)))
+                    for c in cols if c.name not in ("path", "doc_id", "line_no")]
             self.con.execute(f"CREATE OR REPLACE VIEW {nview} AS SELECT z.path, z.doc_id, z.line_no, "
                              f"{', '.join(csel)} FROM ({unn}) z")
 
@@ -249,6 +254,7 @@ class Store:
             self._bulk("pages", pages)
             self._bulk("extractions", extr, replace_keys=("doc_id", "schema_name", "engine"))
             self._bulk("summaries", summ, replace_keys=("doc_id", "engine"))
+            evidence_tables.write(self, [r for r in results if r.status is Status.OK], schema.name, now)
 
     def _bulk(self, table: str, rows: list[dict[str, Any]], replace_keys: tuple[str, ...] = ()) -> None:
         """Insert rows through Arrow (one statement), replacing rows with the same keys."""
@@ -285,7 +291,7 @@ class Store:
             "SELECT schema_name, engine, status, count(*) FROM extractions GROUP BY ALL ORDER BY ALL").fetchall()
 
 
-def _cast(src: str, c: Column) -> str:
+def _cast(src: str, c: Column, text: str | None = None) -> str:
     path = f"'$.{_ident(c.name)}'"
     name = _ident(c.name)
     t = c.sql_type.upper()
@@ -293,4 +299,4 @@ def _cast(src: str, c: Column) -> str:
         return f"json_extract({src}, {path}) AS {name}"
     if t.endswith("[]"):
         return f"TRY_CAST(json_extract({src}, {path}) AS {c.sql_type}) AS {name}"
-    return f"TRY_CAST(json_extract_string({src}, {path}) AS {c.sql_type}) AS {name}"
+    return f"TRY_CAST({text or f'json_extract_string({src}, {path})'} AS {c.sql_type}) AS {name}"
