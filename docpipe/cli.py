@@ -133,9 +133,11 @@ def query(
     sql: Annotated[str, typer.Argument(help="SQL to run, e.g. \"SELECT vendor_name, total FROM invoice\".")],
     db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb"),
     fmt: Annotated[OutFormat, typer.Option("--format", "-f", help="Output format.")] = OutFormat.table,
-    write: Annotated[bool, typer.Option("--write", help="Open read-write (default is read-only).")] = False,
+    write: Annotated[bool, typer.Option("--allow-write", "--write", help="Allow writes: to the database and, "
+                                        "through DuckDB, to files (COPY ... TO). Default: read-only, no file access.")]
+    = False,
 ) -> None:
-    """Run SQL against the store (read-only by default).
+    """Run SQL against the store: read-only, and no files read or written, unless --allow-write.
 
     Views: one per schema (invoice, receipt, document), their lists (invoice_line_items, receipt_items),
     problems; tables: documents, pages, extractions, summaries, files, runs.
@@ -148,6 +150,8 @@ def query(
 
     try:
         with Store.open(db, read_only=not write) as store:
+            if not write:
+                store.seal()
             cols, rows = store.query(sql)
     except DocpipeError as e:
         raise _fail(str(e))

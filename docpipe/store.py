@@ -125,6 +125,13 @@ class Store:
         evidence_tables.migrate(self.con)
         self.con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 
+    def seal(self) -> Store:
+        """No file access through this connection from now on: no COPY ... TO, read_csv of a path, ATTACH or
+        INSTALL, and the setting cannot be turned back on (DuckDB's external access off, configuration locked)."""
+        self.con.execute("SET enable_external_access = false")
+        self.con.execute("SET lock_configuration = true")
+        return self
+
     def close(self) -> None:
         self.con.close()
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pymupdf
-import pytest
+from conftest import INVOICE_TEXT, make_pdf, make_scan
 
 from docpipe.discover import discover
 from docpipe.engines import DocJob
@@ -15,13 +15,11 @@ from docpipe.engines.offline.engine import process_document
 from docpipe.evidence import attach
 from docpipe.evidence import rules as r
 from docpipe.evidence.tables import add_correction
-from docpipe.models import EngineOutput, Status
+from docpipe.models import EngineOutput
 from docpipe.pipeline import IngestOptions, ingest
 from docpipe.schemas import resolve
 from docpipe.store import Store
 from docpipe.validate import validate
-
-from conftest import INVOICE_TEXT, make_pdf, make_scan
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
@@ -142,7 +140,7 @@ def test_views_evidence_checks_needs_review_and_corrections(tmp_path: Path, db: 
     rep = ingest(IngestOptions(paths=[pdf], db=db, engine="offline"))
     assert rep.counts["ok"] == 1
     with Store.open(db) as store:
-        cols, rows = store.query("SELECT field, value, page, x0, y0, x1, y1, source, confidence, text, path "
+        _, rows = store.query("SELECT field, value, page, x0, y0, x1, y1, source, confidence, text, path "
                                  "FROM evidence WHERE field = 'total'")
         assert rows and rows[0][1] == "30.35" and rows[0][7] == "text" and "30,35" in rows[0][9]
         assert "30,35" in _box_text(pdf, rows[0][2], rows[0][3:7])
