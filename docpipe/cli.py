@@ -337,6 +337,35 @@ def eval_cmd(
         _err(f"{len(result.missing)} truth file(s) without an ok/invalid extraction: {', '.join(result.missing[:5])}")
 
 
+@app.command()
+def review(
+    db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb"),
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8765,
+    host: Annotated[str, typer.Option("--host", help="Address to bind (only this machine by default).")]
+    = "127.0.0.1",
+    read_only: Annotated[bool, typer.Option("--read-only", help="Show, never save corrections.")] = False,
+) -> None:
+    """A local web page to check values against their page: boxes, confidence, checks, corrections.
+
+    Corrections go to the append-only table `corrections`; the schema views show them.
+
+    Example:  docpipe review --db docpipe.duckdb   (then open http://127.0.0.1:8765)
+    """
+    try:
+        from .review.app import serve
+    except ImportError as e:
+        raise _fail(f"docpipe review needs the review extra: pip install 'docpipe[review]' ({e})")
+    from .errors import DocpipeError
+    from .store import Store
+
+    try:
+        Store.open(db, read_only=True).close()
+    except DocpipeError as e:
+        raise _fail(str(e))
+    print(f"docpipe review: http://{host}:{port}  ({db}{', read-only' if read_only else ''}; Ctrl-C stops)")
+    serve(db, host=host, port=port, read_only=read_only)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
