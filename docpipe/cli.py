@@ -300,6 +300,8 @@ def eval_cmd(
     fmt: Annotated[OutFormat, typer.Option("--format", "-f")] = OutFormat.table,
     mismatches: Annotated[bool, typer.Option("--mismatches", help="Also list every wrong field: file, field, "
                                              "truth, extracted.")] = False,
+    bands: Annotated[bool, typer.Option("--bands", help="Also print accuracy by confidence band and what the "
+                                        "cross-checks caught (always shown in table format).")] = False,
 ) -> None:
     """Per-field accuracy against ground truth (ingests what is not yet in the store first).
 
@@ -333,8 +335,23 @@ def eval_cmd(
         render_rows(["file", "field", "truth", "extracted"],
                     [(f, n, json.dumps(t, ensure_ascii=False), json.dumps(p, ensure_ascii=False))
                      for f, n, t, p in result.mismatches], fmt.value, title="wrong fields")
+    if bands or fmt is OutFormat.table:
+        _print_calibration(db, folder, truth, report.schema, report.engine, fmt.value)
     if result.missing:
         _err(f"{len(result.missing)} truth file(s) without an ok/invalid extraction: {', '.join(result.missing[:5])}")
+
+
+def _print_calibration(db: Path, folder: Path, truth: Path, schema: str, engine: str, fmt: str) -> None:
+    """Accuracy by confidence band and what the checks caught (the evidence's calibration)."""
+    from .evidence.calibration import calibrate
+    from .output import render_rows
+
+    cal = calibrate(db, folder, truth, schema, engine)
+    render_rows(["confidence", "right", "values", "accuracy"],
+                [(f"{b.low:.1f}-{min(b.high, 1.0):.1f}", b.right, b.total, round(b.accuracy, 3))
+                 for b in cal.bands if b.total], fmt, title="accuracy by confidence band")
+    render_rows(["wrong values", "caught by a failed check", "right values", "flagged by a failed check"],
+                [(cal.wrong, cal.caught, cal.right, cal.flagged_right)], fmt, title="cross-checks")
 
 
 @app.command()

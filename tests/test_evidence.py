@@ -162,3 +162,26 @@ def test_views_evidence_checks_needs_review_and_corrections(tmp_path: Path, db: 
         store.con.execute("UPDATE field_evidence SET confidence = 0.2 WHERE field = 'invoice_number'")
         _, review = store.query("SELECT problems, why FROM needs_review")
         assert review and "low confidence: invoice_number" in review[0][1]
+
+
+def test_eval_reports_accuracy_by_confidence_band(tmp_path: Path, db: Path) -> None:
+    from typer.testing import CliRunner
+
+    from docpipe.cli import app
+
+    make_pdf(tmp_path / "rechnung.pdf", [INVOICE_TEXT])
+    truth = tmp_path / "truth.jsonl"
+    truth.write_text(json.dumps({"file": "rechnung.pdf", "fields": {"total": 30.35, "invoice_date": "2025-03-06",
+                                                                    "vendor_tax_id": "DE123456789"}}) + "\n")
+    res = CliRunner().invoke(app, ["eval", str(tmp_path), "--db", str(db), "-e", "offline", "-w", "1",
+                                   "--format", "json", "--bands"])
+    assert res.exit_code == 0, res.output
+    dec, docs, i = json.JSONDecoder(), [], 0
+    while (j := res.output.find("[", i)) >= 0:  # three JSON arrays, one after another
+        obj, i = dec.raw_decode(res.output, j)
+        docs.append(obj)
+    bands, checks = docs[-2], docs[-1]
+    assert sum(b["values"] for b in bands) == 3 and sum(b["right"] for b in bands) == 2
+    # the wrong date passed every check; the made-up VAT id is right (as printed) yet fails its checksum
+    assert checks == [{"wrong values": 1, "caught by a failed check": 0, "right values": 2,
+                       "flagged by a failed check": 1}]
