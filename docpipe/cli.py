@@ -49,6 +49,8 @@ class EngineKind(str, Enum):
 
 class OutFormat(str, Enum):
     table = "table"
+    plain = "plain"
+    markdown = "markdown"
     csv = "csv"
     json = "json"
     jsonl = "jsonl"

@@ -62,6 +62,7 @@ class IngestReport:
     failures: list[Failure] = field(default_factory=list)
     interrupted: bool = False
     run_id: str = ""
+    columns: list[tuple[str, str]] = field(default_factory=list)  # the schema view's (name, SQL type)
 
     @property
     def processed(self) -> int:
@@ -96,7 +97,8 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
     schema = resolve(opts.schema)
     kind, why = engines_mod.choose(opts.engine, opts.engine_options)
     engine = engines_mod.create(kind, opts.engine_options)
-    report = IngestReport(engine=kind, engine_reason=why, model=engine.model_name, schema=schema.name)
+    report = IngestReport(engine=kind, engine_reason=why, model=engine.model_name, schema=schema.name,
+                          columns=[(c.name, c.sql_type) for c in schema.columns])
     progress.engine_chosen(kind, why, engine.model_name)
 
     with Store.open(opts.db) as store, engine:

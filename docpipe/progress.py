@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -86,4 +87,8 @@ def print_report(report: IngestReport, db: Path) -> None:
         c.print("[bold]not ok:[/]")
         for f in report.failures:
             c.print(f"  {escape(f.path)}: [yellow]{f.status}[/] {escape(f.reason)}", soft_wrap=True)
-    c.print(f"results in {db}; try: docpipe query \"SELECT * FROM {report.schema}\"", soft_wrap=True)
+    from .display import suggested_query
+
+    db_opt = "" if str(db) == "docpipe.duckdb" else f"--db {shlex.quote(str(db))} "
+    c.print(f"results in {escape(str(db))}; try: docpipe query {escape(db_opt)}"
+            f"\"{escape(suggested_query(report.schema, report.columns))}\"", soft_wrap=True)
