@@ -75,7 +75,7 @@ class IngestReport:
 
 class Progress(Protocol):
     def engine_chosen(self, kind: str, why: str, model: str | None) -> None: ...
-    def planned(self, total_files: int, todo: int, skipped: int) -> None: ...
+    def planned(self, total_files: int, todo: int, skipped: int, copies: int = 0) -> None: ...
     def document_done(self, result: DocResult) -> None: ...
 
 
@@ -83,7 +83,7 @@ class _NoProgress:
     def engine_chosen(self, kind: str, why: str, model: str | None) -> None:
         pass
 
-    def planned(self, total_files: int, todo: int, skipped: int) -> None:
+    def planned(self, total_files: int, todo: int, skipped: int, copies: int = 0) -> None:
         pass
 
     def document_done(self, result: DocResult) -> None:
@@ -111,15 +111,18 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
         done = set() if opts.force else store.done_ids(schema.name, kind, retry_invalid=opts.retry_invalid)
         todo: list[SourceFile] = []
         seen: set[str] = set()
-        skipped = 0
+        skipped = copies = 0
         for s in sources:
-            if s.sha256 in done or s.sha256 in seen:
-                skipped += 1
+            if s.sha256 in seen:
+                copies += 1  # identical bytes at another path: recorded in `files`, read once
                 continue
             seen.add(s.sha256)
+            if s.sha256 in done:
+                skipped += 1
+                continue
             todo.append(s)
-        report.counts[Status.SKIPPED.value] += skipped
-        progress.planned(len(sources) + len(unreadable), len(todo), skipped)
+        report.counts[Status.SKIPPED.value] += skipped + copies
+        progress.planned(len(sources) + len(unreadable), len(todo), skipped, copies=copies)
         report.run_id = store.start_run(kind, engine.model_name, schema.name, {
             "paths": [str(p) for p in opts.paths], "force": opts.force, "summarize": opts.summarize,
             "workers": opts.engine_options.workers, "model": opts.engine_options.model,

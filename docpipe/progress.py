@@ -34,11 +34,13 @@ class RichProgress:
     def engine_chosen(self, kind: str, why: str, model: str | None) -> None:
         self.console.print(f"engine: [bold]{kind}[/]" + (f" ({escape(model)})" if model else "") + f" - {escape(why)}")
 
-    def planned(self, total_files: int, todo: int, skipped: int) -> None:
+    def planned(self, total_files: int, todo: int, skipped: int, copies: int = 0) -> None:
         msg = f"{total_files} file(s): {todo} to process"
         if skipped:
             msg += f", {skipped} already done (--force redoes them)"
-        self.console.print(msg)
+        if copies:
+            msg += f", {copies} identical cop{'y' if copies == 1 else 'ies'} of another file (see the duplicates view)"
+        self.console.print(msg, soft_wrap=True)
         if not self.enabled or todo == 0:
             return
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,

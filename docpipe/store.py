@@ -49,6 +49,11 @@ _DDL = [
         method VARCHAR, status VARCHAR, reason VARCHAR, data JSON, errors JSON, raw_text VARCHAR,
         thinking VARCHAR, timings JSON, run_id VARCHAR, created_at TIMESTAMP,
         PRIMARY KEY (doc_id, schema_name, engine))""",
+    # every attempt, appended and never changed: what `extractions` held before a re-run replaced it
+    """CREATE TABLE IF NOT EXISTS extraction_history (
+        doc_id VARCHAR, schema_name VARCHAR, engine VARCHAR, schema_version VARCHAR, model VARCHAR,
+        method VARCHAR, status VARCHAR, reason VARCHAR, data JSON, errors JSON, raw_text VARCHAR,
+        thinking VARCHAR, timings JSON, run_id VARCHAR, created_at TIMESTAMP)""",
     """CREATE TABLE IF NOT EXISTS summaries (
         doc_id VARCHAR, engine VARCHAR, model VARCHAR, summary VARCHAR, created_at TIMESTAMP,
         PRIMARY KEY (doc_id, engine))""",
@@ -61,7 +66,20 @@ _DDL = [
 
 _ADDED_COLUMNS = [
     "ALTER TABLE pages ADD COLUMN IF NOT EXISTS ocr_rotation INTEGER",
+    "ALTER TABLE files ADD COLUMN IF NOT EXISTS first_seen TIMESTAMP",
+    "UPDATE files SET first_seen = seen_at WHERE first_seen IS NULL",
 ]
+
+# every path whose bytes are also at another path: one row per copy, the first one seen first
+_DUPLICATES_VIEW = """
+CREATE OR REPLACE VIEW duplicates AS
+SELECT doc_id, path, size, first_seen, count(*) OVER (PARTITION BY doc_id) AS copies,
+       first_value(path) OVER (PARTITION BY doc_id ORDER BY first_seen, path) AS first_path
+FROM files QUALIFY copies > 1 ORDER BY doc_id, first_seen, path
+"""
+
+# a rank per status: a stored result is replaced only by one at least as good (ok > invalid > the rest)
+_RANK = {Status.OK.value: 2, Status.INVALID.value: 1}
 
 _PROBLEMS_VIEW = """
 CREATE OR REPLACE VIEW problems AS
@@ -79,6 +97,11 @@ def _ident(name: str) -> str:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise StoreError(f"not a safe SQL name: {name!r}")
     return name
+
+
+def _q(name: str) -> str:
+    """A safe name, double-quoted: a model called ``Order`` gets a view ``"order"``, not a syntax error."""
+    return f'"{_ident(name)}"'
 
 
 def _lit(s: str) -> str:
@@ -121,6 +144,13 @@ class Store:
         for ddl in _ADDED_COLUMNS:  # columns added after a table first shipped: old files gain them in place
             self.con.execute(ddl)
         self.con.execute(_PROBLEMS_VIEW)
+        self.con.execute(_DUPLICATES_VIEW)
+        if self.con.execute("SELECT count(*) FROM meta WHERE key = 'history'").fetchone()[0] == 0:
+            # results stored before the history table existed are its first entries
+            self.con.execute("INSERT INTO extraction_history SELECT doc_id, schema_name, engine, schema_version, "
+                             "model, method, status, reason, data, errors, raw_text, thinking, timings, run_id, "
+                             "created_at FROM extractions")
+            self.con.execute("INSERT OR REPLACE INTO meta VALUES ('history', '1')")
         self.con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 
     def close(self) -> None:
@@ -168,8 +198,14 @@ class Store:
         if not sources:
             return
         now = _now()
-        rows = [{"path": str(s.path), "doc_id": s.sha256, "size": s.size, "seen_at": now} for s in sources]
+        rows = [{"path": str(s.path), "doc_id": s.sha256, "size": s.size, "seen_at": now, "first_seen": now}
+                for s in sources]
         with self.transaction():
+            known = {(p, d): f for p, d, f in self.con.execute(
+                f"SELECT path, doc_id, first_seen FROM files WHERE path IN ({','.join('?' * len(rows))})",
+                [r["path"] for r in rows]).fetchall()}
+            for r in rows:  # the same bytes at the same path keep the time they were first seen
+                r["first_seen"] = known.get((r["path"], r["doc_id"])) or now
             self._bulk("files", rows, replace_keys=("path",))
 
     # -- schemas and views ------------------------------------------------------------------------------------------
@@ -177,13 +213,14 @@ class Store:
         """Record the schema's columns and (re)create its typed views."""
         cols = [[c.name, c.sql_type, c.description] for c in schema.columns]
         nested = {n.field: [[c.name, c.sql_type, c.description] for c in n.columns] for n in schema.nested}
-        self.con.execute("INSERT OR REPLACE INTO schemas VALUES (?, ?, ?, ?, ?, ?)",
-                         [schema.name, schema.version, schema.ref, json.dumps(cols), json.dumps(nested), _now()])
-        self._create_views(schema.name, [Column(*c) for c in cols],
-                           {k: [Column(*c) for c in v] for k, v in nested.items()})
+        with self.transaction():  # a view that cannot be made leaves no schema row behind
+            self.con.execute("INSERT OR REPLACE INTO schemas VALUES (?, ?, ?, ?, ?, ?)",
+                             [schema.name, schema.version, schema.ref, json.dumps(cols), json.dumps(nested), _now()])
+            self._create_views(schema.name, [Column(*c) for c in cols],
+                               {k: [Column(*c) for c in v] for k, v in nested.items()})
 
     def _create_views(self, name: str, columns: list[Column], nested: dict[str, list[Column]]) -> None:
-        view = _ident(name)
+        view = _q(name)
         latest = (
             "SELECT e.doc_id, d.path, e.engine, e.model, e.created_at, e.data FROM extractions e "
             f"JOIN documents d USING (doc_id) WHERE e.schema_name = {_lit(name)} AND e.status = 'ok' "
@@ -194,7 +231,7 @@ class Store:
         sel += ["x.engine AS _engine", "x.created_at AS _extracted_at"]
         self.con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT {', '.join(sel)} FROM ({latest}) x")
         for field, cols in nested.items():
-            nview = _ident(f"{name}_{field}")
+            nview = _q(f"{name}_{field}")
             inner = (f"SELECT x.doc_id, x.path, CAST(json_extract(x.data, '$.{_ident(field)}') AS JSON[]) AS arr "
                      f"FROM ({latest}) x")
             unn = "SELECT y.doc_id, y.path, generate_subscripts(y.arr, 1) AS line_no, unnest(y.arr) AS item " \
@@ -235,6 +272,14 @@ class Store:
                 summ.append({"doc_id": src.sha256, "engine": out.engine, "model": out.model,
                              "summary": out.summary, "created_at": now})
         with self.transaction():
+            self._bulk("extraction_history", extr)
+            kept = self._better_than_stored(extr)
+            docs = [d for d in docs if d["doc_id"] in kept]
+            pages = [p for p in pages if p["doc_id"] in kept]
+            extr = [e for e in extr if e["doc_id"] in kept]
+            summ = [x for x in summ if x["doc_id"] in kept]
+            if not docs:
+                return
             ids = [d["doc_id"] for d in docs]
             first = dict(self.con.execute(
                 f"SELECT doc_id, first_seen FROM documents WHERE doc_id IN ({','.join('?' * len(ids))})",
@@ -242,13 +287,22 @@ class Store:
             for d in docs:
                 d["first_seen"] = first.get(d["doc_id"], now)
             self._bulk("documents", docs, replace_keys=("doc_id",))
-            with_pages = [r.source.sha256 for r in results if r.output.pages]
+            with_pages = [r.source.sha256 for r in results if r.output.pages and r.source.sha256 in kept]
             if with_pages:
                 self.con.execute(f"DELETE FROM pages WHERE doc_id IN ({','.join('?' * len(with_pages))})",
                                  with_pages)
             self._bulk("pages", pages)
             self._bulk("extractions", extr, replace_keys=("doc_id", "schema_name", "engine"))
             self._bulk("summaries", summ, replace_keys=("doc_id", "engine"))
+
+    def _better_than_stored(self, extr: list[dict[str, Any]]) -> set[str]:
+        """doc_ids whose new result may replace the stored one: a failed or invalid re-run (``--force``, a wrong
+        password, a server down) never replaces an ok result, nor a failed one an invalid result."""
+        stored = {(d, s, e): _RANK.get(st, 0) for d, s, e, st in self.con.execute(
+            f"SELECT doc_id, schema_name, engine, status FROM extractions WHERE doc_id IN "
+            f"({','.join('?' * len(extr))})", [x["doc_id"] for x in extr]).fetchall()}
+        return {x["doc_id"] for x in extr
+                if _RANK.get(x["status"], 0) >= stored.get((x["doc_id"], x["schema_name"], x["engine"]), -1)}
 
     def _bulk(self, table: str, rows: list[dict[str, Any]], replace_keys: tuple[str, ...] = ()) -> None:
         """Insert rows through Arrow (one statement), replacing rows with the same keys."""
@@ -287,7 +341,7 @@ class Store:
 
 def _cast(src: str, c: Column) -> str:
     path = f"'$.{_ident(c.name)}'"
-    name = _ident(c.name)
+    name = _q(c.name)
     t = c.sql_type.upper()
     if t == "JSON":
         return f"json_extract({src}, {path}) AS {name}"
