@@ -157,6 +157,34 @@ def query(
 
 
 @app.command()
+def show(
+    target: Annotated[str, typer.Argument(help="A file (found by its bytes), a path or file name as ingested, or a "
+                                               "doc_id (its first characters are enough).")],
+    db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb"),
+    fmt: Annotated[OutFormat, typer.Option("--format", "-f", help="table (for people) or json.")]
+    = OutFormat.table,
+) -> None:
+    """One document: its paths, status, the fields and line items of each extraction, summary and earlier results.
+
+    Example:  docpipe show samples/invoice_en_classic_acme.pdf
+    """
+    from .errors import DocpipeError
+    from .output import _json_default
+    from .showing import find_doc_id, load, render
+    from .store import Store
+
+    try:
+        with Store.open(db, read_only=True) as store:
+            doc = load(store, find_doc_id(store, target))
+    except DocpipeError as e:
+        raise _fail(str(e))
+    if fmt in (OutFormat.json, OutFormat.jsonl):
+        print(json.dumps(doc, default=_json_default, ensure_ascii=False, indent=2 if fmt is OutFormat.json else None))
+    else:
+        render(doc)
+
+
+@app.command()
 def export(
     names: Annotated[Optional[list[str]], typer.Argument(help="Views or tables to export (default: every schema "
                                                          "view, its list views, documents and summaries).")] = None,
