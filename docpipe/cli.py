@@ -32,7 +32,9 @@ def _err(msg: str) -> None:
 
     from rich.markup import escape
 
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(msg)}", soft_wrap=True)
+    from .paths import shown
+
+    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(shown(msg))}", soft_wrap=True)
 
 
 def _fail(msg: str, code: int = 1) -> typer.Exit:
@@ -118,6 +120,9 @@ def ingest(
                          force=force, retry_invalid=retry_invalid, password=password, summarize=summarize,
                          max_pages=max_pages)
     progress = RichProgress(enabled=not quiet)
+    from .lifeline import exit_code_for_interrupt, terminate_like_interrupt
+
+    terminate_like_interrupt()  # timeout, docker stop, systemd: flush and stop as on Ctrl-C
     try:
         with progress:
             report = run_ingest(opts, progress)
@@ -125,7 +130,7 @@ def ingest(
         raise _fail(str(e))
     print_report(report, db)
     if report.interrupted:
-        raise typer.Exit(130)
+        raise typer.Exit(exit_code_for_interrupt())
     if report.any_failed:
         raise typer.Exit(1)
 
@@ -289,6 +294,7 @@ def status(db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb")) -> None:
     from rich.table import Table
 
     from .errors import DocpipeError
+    from .paths import shown
     from .store import Store
 
     try:
@@ -309,7 +315,7 @@ def status(db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb")) -> None:
         for col in ("path", "schema", "engine", "status", "reason"):
             p.add_column(col, overflow="fold")
         for row in problems:
-            p.add_row(*[escape(str(x)) if x is not None else "" for x in row])
+            p.add_row(*[escape(shown(x)) if x is not None else "" for x in row])
         c.print(p)
 
 
@@ -368,8 +374,10 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
+        from .lifeline import exit_code_for_interrupt
+
         _err("interrupted")
-        sys.exit(130)
+        sys.exit(exit_code_for_interrupt())
 
 
 if __name__ == "__main__":

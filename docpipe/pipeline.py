@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Protocol
 
 from . import engines as engines_mod
-from .discover import discover
+from .discover import Skipped, discover
 from .engines import DocJob, EngineOptions
 from .models import DocResult, EngineOutput, ErrorItem, SourceFile, Status
 from .rasterize import DEFAULT_MAX_PAGES
+from .paths import path_text
 from .schemas import SchemaInfo, resolve
 from .store import DEFAULT_DB, Store
 from .validate import validate
@@ -104,9 +105,10 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
     with Store.open(opts.db) as store, engine:
         store.register_schema(schema)
         sources, unreadable = _collect(opts.paths)
-        for path, reason in unreadable:
-            report.failures.append(Failure(str(path), Status.FAILED.value, reason))
-            report.counts[Status.FAILED.value] += 1
+        for path, reason, why in unreadable:
+            report.failures.append(Failure(path_text(path), why, reason))
+            report.counts[why] += 1
+        store.note_skipped(unreadable)
         store.note_files(sources)
         done = set() if opts.force else store.done_ids(schema.name, kind, retry_invalid=opts.retry_invalid)
         todo: list[SourceFile] = []
@@ -137,7 +139,8 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
                 report.counts[result.status.value] += 1
                 report.pages += len(out.pages)
                 if result.status is not Status.OK:
-                    report.failures.append(Failure(str(result.source.path), result.status.value, result.reason))
+                    report.failures.append(Failure(path_text(result.source.path), result.status.value,
+                                                   result.reason))
                 progress.document_done(result)
                 if len(buffer) >= FLUSH_EVERY_DOCS or time.perf_counter() - last_flush > FLUSH_EVERY_SECONDS:
                     store.write(buffer, schema, report.run_id)
@@ -153,9 +156,9 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
     return report
 
 
-def _collect(paths: list[Path]) -> tuple[list[SourceFile], list[tuple[Path, str]]]:
+def _collect(paths: list[Path]) -> tuple[list[SourceFile], list[Skipped]]:
     sources: list[SourceFile] = []
-    unreadable: list[tuple[Path, str]] = []
+    unreadable: list[Skipped] = []
     for item in discover(paths):
         if isinstance(item, SourceFile):
             sources.append(item)

@@ -9,6 +9,7 @@ from typing import Any
 from rich.markup import escape
 
 from .models import DocResult, Status
+from .paths import shown
 from .pipeline import IngestReport
 
 
@@ -56,7 +57,7 @@ class RichProgress:
     def document_done(self, result: DocResult) -> None:
         self.pages += len(result.output.pages)
         if result.status not in (Status.OK,):
-            line = f"[yellow]{result.status.value}[/] {escape(str(result.source.path))}: {escape(result.reason)}"
+            line = f"[yellow]{result.status.value}[/] {escape(shown(result.source.path))}: {escape(shown(result.reason))}"
             if self._progress is not None:
                 self._progress.console.print(line)
             else:
@@ -88,9 +89,9 @@ def print_report(report: IngestReport, db: Path) -> None:
     if report.failures:
         c.print("[bold]not ok:[/]")
         for f in report.failures:
-            c.print(f"  {escape(f.path)}: [yellow]{f.status}[/] {escape(f.reason)}", soft_wrap=True)
+            c.print(f"  {escape(shown(f.path))}: [yellow]{f.status}[/] {escape(shown(f.reason))}", soft_wrap=True)
     from .display import suggested_query
 
     db_opt = "" if str(db) == "docpipe.duckdb" else f"--db {shlex.quote(str(db))} "
-    c.print(f"results in {escape(str(db))}; try: docpipe query {escape(db_opt)}"
+    c.print(f"results in {escape(shown(str(db)))}; try: docpipe query {escape(db_opt)}"
             f"\"{escape(suggested_query(report.schema, report.columns))}\"", soft_wrap=True)
