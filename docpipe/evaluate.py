@@ -30,6 +30,7 @@ from .schemas import resolve
 from .store import Store
 
 NAME_FIELDS = {"vendor_name", "customer_name", "merchant_name", "description"}
+_ITEM_KEYS = {"description", "quantity", "unit_price", "amount"}
 ADDRESS_SIMILAR = 0.85  # folded addresses this similar count: a dropped country or one misread letter is not a miss
 
 
@@ -133,7 +134,8 @@ def _match_item(truth: Any, pred: Any) -> bool:
     if isinstance(truth, dict):
         if not isinstance(pred, dict):
             return False
-        return all(match(k, v, pred.get(k)) for k, v in truth.items())
+        # the item keys the schemas share, plus any the extraction has: a truth key no schema has is not scored
+        return all(match(k, v, pred.get(k)) for k, v in truth.items() if k in _ITEM_KEYS or k in pred)
     return match("", truth, pred)
 
 
