@@ -347,6 +347,8 @@ def eval_cmd(
     from .pipeline import IngestOptions
     from .pipeline import ingest as run_ingest
 
+    if not folder.exists():
+        raise _fail(f"{folder}: path does not exist")
     truth = truth or folder / "truth.jsonl"
     if not truth.exists():
         raise _fail(f"no truth file at {truth}: pass --truth")
@@ -366,7 +368,8 @@ def eval_cmd(
                     [(f, n, json.dumps(t, ensure_ascii=False), json.dumps(p, ensure_ascii=False))
                      for f, n, t, p in result.mismatches], fmt.value, title="wrong fields")
     if result.missing:
-        _err(f"{len(result.missing)} truth file(s) without an ok/invalid extraction: {', '.join(result.missing[:5])}")
+        raise _fail(f"{len(result.missing)} truth file(s) without an ok/invalid extraction (scored as wrong): "
+                    f"{', '.join(result.missing[:5])}")
 
 
 def main() -> None:
