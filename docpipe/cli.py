@@ -32,7 +32,9 @@ def _err(msg: str) -> None:
 
     from rich.markup import escape
 
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(msg)}", soft_wrap=True)
+    from .paths import shown
+
+    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(shown(msg))}", soft_wrap=True)
 
 
 def _fail(msg: str, code: int = 1) -> typer.Exit:
@@ -49,6 +51,8 @@ class EngineKind(str, Enum):
 
 class OutFormat(str, Enum):
     table = "table"
+    plain = "plain"
+    markdown = "markdown"
     csv = "csv"
     json = "json"
     jsonl = "jsonl"
@@ -116,6 +120,9 @@ def ingest(
                          force=force, retry_invalid=retry_invalid, password=password, summarize=summarize,
                          max_pages=max_pages)
     progress = RichProgress(enabled=not quiet)
+    from .lifeline import exit_code_for_interrupt, terminate_like_interrupt
+
+    terminate_like_interrupt()  # timeout, docker stop, systemd: flush and stop as on Ctrl-C
     try:
         with progress:
             report = run_ingest(opts, progress)
@@ -123,7 +130,7 @@ def ingest(
         raise _fail(str(e))
     print_report(report, db)
     if report.interrupted:
-        raise typer.Exit(130)
+        raise typer.Exit(exit_code_for_interrupt())
     if report.any_failed:
         raise typer.Exit(1)
 
@@ -156,6 +163,34 @@ def query(
     except DocpipeError as e:
         raise _fail(str(e))
     render_rows(cols, rows, fmt.value)
+
+
+@app.command()
+def show(
+    target: Annotated[str, typer.Argument(help="A file (found by its bytes), a path or file name as ingested, or a "
+                                               "doc_id (its first characters are enough).")],
+    db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb"),
+    fmt: Annotated[OutFormat, typer.Option("--format", "-f", help="table (for people) or json.")]
+    = OutFormat.table,
+) -> None:
+    """One document: its paths, status, the fields and line items of each extraction, summary and earlier results.
+
+    Example:  docpipe show samples/invoice_en_classic_acme.pdf
+    """
+    from .errors import DocpipeError
+    from .output import _json_default
+    from .showing import find_doc_id, load, render
+    from .store import Store
+
+    try:
+        with Store.open(db, read_only=True) as store:
+            doc = load(store, find_doc_id(store, target))
+    except DocpipeError as e:
+        raise _fail(str(e))
+    if fmt in (OutFormat.json, OutFormat.jsonl):
+        print(json.dumps(doc, default=_json_default, ensure_ascii=False, indent=2 if fmt is OutFormat.json else None))
+    else:
+        render(doc)
 
 
 @app.command()
@@ -263,6 +298,7 @@ def status(db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb")) -> None:
     from rich.table import Table
 
     from .errors import DocpipeError
+    from .paths import shown
     from .store import Store
 
     try:
@@ -283,7 +319,7 @@ def status(db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb")) -> None:
         for col in ("path", "schema", "engine", "status", "reason"):
             p.add_column(col, overflow="fold")
         for row in problems:
-            p.add_row(*[escape(str(x)) if x is not None else "" for x in row])
+            p.add_row(*[escape(shown(x)) if x is not None else "" for x in row])
         c.print(p)
 
 
@@ -317,6 +353,8 @@ def eval_cmd(
     from .pipeline import IngestOptions
     from .pipeline import ingest as run_ingest
 
+    if not folder.exists():
+        raise _fail(f"{folder}: path does not exist")
     truth = truth or folder / "truth.jsonl"
     if not truth.exists():
         raise _fail(f"no truth file at {truth}: pass --truth")
@@ -338,7 +376,8 @@ def eval_cmd(
     if bands or fmt is OutFormat.table:
         _print_calibration(db, folder, truth, report.schema, report.engine, fmt.value)
     if result.missing:
-        _err(f"{len(result.missing)} truth file(s) without an ok/invalid extraction: {', '.join(result.missing[:5])}")
+        raise _fail(f"{len(result.missing)} truth file(s) without an ok/invalid extraction (scored as wrong): "
+                    f"{', '.join(result.missing[:5])}")
 
 
 def _print_calibration(db: Path, folder: Path, truth: Path, schema: str, engine: str, fmt: str) -> None:
@@ -388,8 +427,10 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
+        from .lifeline import exit_code_for_interrupt
+
         _err("interrupted")
-        sys.exit(130)
+        sys.exit(exit_code_for_interrupt())
 
 
 if __name__ == "__main__":
