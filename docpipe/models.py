@@ -57,6 +57,8 @@ class PageInfo:
     ocr_confidence: float | None = None
     render_ms: float = 0.0
     ocr_ms: float = 0.0
+    # OCR boxes in PDF points (x0, y0, x1, y1, text, score), kept so evidence can ground values without a 2nd OCR
+    words: list[tuple[float, float, float, float, str, float]] | None = None
 
 
 @dataclass
@@ -102,6 +104,8 @@ class DocResult:
     status: Status
     data: dict[str, Any] | None
     validation_errors: list[dict[str, Any]] = field(default_factory=list)
+    evidence: list[Any] = field(default_factory=list)  # docpipe.evidence.FieldEvidence, one per non-null field
+    checks: list[Any] = field(default_factory=list)  # docpipe.evidence.CheckResult, one per check that could run
 
     @property
     def source(self) -> SourceFile:
