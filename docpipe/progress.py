@@ -86,4 +86,9 @@ def print_report(report: IngestReport, db: Path) -> None:
         c.print("[bold]not ok:[/]")
         for f in report.failures:
             c.print(f"  {escape(f.path)}: [yellow]{f.status}[/] {escape(f.reason)}", soft_wrap=True)
+    if report.sparse:
+        c.print(f"[yellow]few fields filled[/] in {len(report.sparse)} ok document(s): {escape(report.sparse[0].reason)}",
+                soft_wrap=True)
+        for f in report.sparse[:5]:
+            c.print(f"  {escape(f.path)}", soft_wrap=True)
     c.print(f"results in {db}; try: docpipe query \"SELECT * FROM {report.schema}\"", soft_wrap=True)
