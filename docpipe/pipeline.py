@@ -62,6 +62,7 @@ class IngestReport:
     pages: int = 0
     seconds: float = 0.0
     failures: list[Failure] = field(default_factory=list)
+    sparse: list[Failure] = field(default_factory=list)  # ok, but the engine filled few of the schema's fields
     interrupted: bool = False
     run_id: str = ""
     columns: list[tuple[str, str]] = field(default_factory=list)  # the schema view's (name, SQL type)
@@ -143,6 +144,8 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
                 if result.status is not Status.OK:
                     report.failures.append(Failure(path_text(result.source.path), result.status.value,
                                                    result.reason))
+                elif note := next((e.message for e in out.errors if e.stage == "coverage"), None):
+                    report.sparse.append(Failure(path_text(result.source.path), result.status.value, note))
                 progress.document_done(result)
                 if len(buffer) >= FLUSH_EVERY_DOCS or time.perf_counter() - last_flush > FLUSH_EVERY_SECONDS:
                     store.write(buffer, schema, report.run_id)

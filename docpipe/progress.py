@@ -90,6 +90,11 @@ def print_report(report: IngestReport, db: Path) -> None:
         c.print("[bold]not ok:[/]")
         for f in report.failures:
             c.print(f"  {escape(shown(f.path))}: [yellow]{f.status}[/] {escape(shown(f.reason))}", soft_wrap=True)
+    if report.sparse:
+        c.print(f"[yellow]few fields filled[/] in {len(report.sparse)} ok document(s): "
+                f"{escape(shown(report.sparse[0].reason))}", soft_wrap=True)
+        for f in report.sparse[:5]:
+            c.print(f"  {escape(shown(f.path))}", soft_wrap=True)
     from .display import suggested_query
 
     db_opt = "" if str(db) == "docpipe.duckdb" else f"--db {shlex.quote(str(db))} "
