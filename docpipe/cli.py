@@ -47,6 +47,7 @@ class EngineKind(str, Enum):
     offline = "offline"
     gemma = "gemma"
     openai = "openai"
+    vllm = "vllm"
 
 
 class OutFormat(str, Enum):

@@ -117,8 +117,14 @@ class DocResult:
         if self.output.errors:
             return self.output.errors[0].message
         if self.validation_errors:
-            e = self.validation_errors[0]
-            loc = ".".join(str(p) for p in e.get("loc", ()))
-            more = f" (+{len(self.validation_errors) - 1} more)" if len(self.validation_errors) > 1 else ""
-            return f"{loc}: {e.get('msg', 'invalid')}{more}"
+            return describe_errors(self.validation_errors, shown=1)
         return ""
+
+
+def describe_errors(errors: list[dict[str, Any]], shown: int = 3) -> str:
+    """pydantic's errors as one line a person reads: ``loc: msg`` for the first ``shown``, then how many more.
+    The one formatter for validation errors (stored reasons and the repair request's problem)."""
+    parts = [f"{'.'.join(str(p) for p in e.get('loc', ())) or '(root)'}: {e.get('msg', 'invalid')}"
+             for e in errors[:shown]]
+    more = f" (+{len(errors) - shown} more)" if len(errors) > shown else ""
+    return "; ".join(parts) + more
