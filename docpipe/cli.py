@@ -96,7 +96,8 @@ def ingest(
                                               "70, 140, 280, 560 or 1120.")] = 1120,
     thinking: Annotated[bool, typer.Option("--thinking", help="Let the model think before answering (gemma, and "
                                            "openai servers that support it); thoughts are stored apart.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the files that are not ok, one line "
+                                        "each, and errors.")] = False,
 ) -> None:
     """Read documents and store their fields.
 
@@ -110,6 +111,9 @@ def ingest(
     from .pipeline import ingest as run_ingest
     from .progress import RichProgress, print_report
 
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise _fail(f"no such file or folder: {', '.join(missing)}", code=2)
     if image_tokens not in (70, 140, 280, 560, 1120):
         raise typer.BadParameter("must be one of 70, 140, 280, 560, 1120", param_hint="--image-tokens")
     eopts = EngineOptions(workers=max(1, workers), model=model, image_tokens=image_tokens, thinking=thinking,
@@ -117,13 +121,13 @@ def ingest(
     opts = IngestOptions(paths=paths, schema=schema, db=db, engine=engine.value, engine_options=eopts,
                          force=force, retry_invalid=retry_invalid, password=password, summarize=summarize,
                          max_pages=max_pages)
-    progress = RichProgress(enabled=not quiet)
+    progress = RichProgress(enabled=not quiet, quiet=quiet)
     try:
         with progress:
             report = run_ingest(opts, progress)
     except DocpipeError as e:
         raise _fail(str(e))
-    print_report(report, db)
+    print_report(report, db, progress)
     if report.interrupted:
         raise typer.Exit(130)
     if report.any_failed:
@@ -370,6 +374,12 @@ def main() -> None:
     except KeyboardInterrupt:
         _err("interrupted")
         sys.exit(130)
+    except Exception as e:  # a bug, not bad input: one line, the traceback on request
+        if os.environ.get("DOCPIPE_DEBUG"):
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        _err(f"{type(e).__name__}: {first} (a docpipe bug: DOCPIPE_DEBUG=1 shows the traceback; please report it)")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

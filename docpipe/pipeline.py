@@ -17,6 +17,7 @@ from typing import Protocol
 from . import engines as engines_mod
 from .discover import discover
 from .engines import DocJob, EngineOptions
+from .errors import InputError
 from .models import DocResult, EngineOutput, ErrorItem, SourceFile, Status
 from .rasterize import DEFAULT_MAX_PAGES
 from .schemas import SchemaInfo, resolve
@@ -95,6 +96,12 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
     progress = progress or _NoProgress()
     t0 = time.perf_counter()
     schema = resolve(opts.schema)
+    missing = [str(p) for p in opts.paths if not Path(p).exists()]
+    if missing:  # a typo: say so before a database is made or an engine loaded
+        raise InputError(f"no such file or folder: {', '.join(missing)}")
+    sources, unreadable = _collect(opts.paths)
+    if not sources and not unreadable:
+        raise InputError(f"no files under {', '.join(str(p) for p in opts.paths)}: nothing to ingest")
     kind, why = engines_mod.choose(opts.engine, opts.engine_options)
     engine = engines_mod.create(kind, opts.engine_options)
     report = IngestReport(engine=kind, engine_reason=why, model=engine.model_name, schema=schema.name,
@@ -103,7 +110,6 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
 
     with Store.open(opts.db) as store, engine:
         store.register_schema(schema)
-        sources, unreadable = _collect(opts.paths)
         for path, reason in unreadable:
             report.failures.append(Failure(str(path), Status.FAILED.value, reason))
             report.counts[Status.FAILED.value] += 1
