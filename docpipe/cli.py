@@ -128,6 +128,8 @@ def ingest(
     except DocpipeError as e:
         raise _fail(str(e))
     print_report(report, db, progress)
+    if report.stopped:
+        raise _fail(report.stopped)
     if report.interrupted:
         raise typer.Exit(130)
     if report.any_failed:
