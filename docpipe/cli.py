@@ -257,10 +257,17 @@ def schemas(
 
 @app.command()
 def engines(
-    model: Annotated[Optional[str], typer.Option("--model", "-m", envvar="DOCPIPE_MODEL")] = None,
-    base_url: Annotated[Optional[str], typer.Option("--base-url", envvar="DOCPIPE_BASE_URL")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", envvar="DOCPIPE_MODEL",
+                                                 help="Model to check for: a Gemma id or folder, or a served "
+                                                      "model name.")] = None,
+    base_url: Annotated[Optional[str], typer.Option("--base-url", envvar="DOCPIPE_BASE_URL",
+                                                    help="OpenAI-compatible server URL(s) to ask whether they "
+                                                         "answer and serve --model.")] = None,
 ) -> None:
-    """Show each engine, whether it can run here, and why not."""
+    """Show each engine, whether it can run here, and why not (a server is asked for its models).
+
+    Example:  docpipe engines --base-url http://127.0.0.1:8000/v1 --model google/gemma-4-E4B-it
+    """
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -274,11 +281,16 @@ def engines(
     t.add_column("available")
     t.add_column("detail")
     for kind in sorted(eng.registry()):
+        detail = ""
         try:
-            reason = eng.engine_class(kind).unavailable_reason(opts)
+            cls = eng.engine_class(kind)
+            reason = cls.unavailable_reason(opts)
+            if reason is None and hasattr(cls, "check_server"):  # a server: ask it, rather than assume
+                ok, detail = cls.check_server(opts)
+                reason = None if ok else detail
         except EngineUnavailable as e:
             reason = str(e)
-        t.add_row(kind, "yes" if reason is None else "no", escape(reason or ""))
+        t.add_row(kind, "yes" if reason is None else "no", escape(reason or detail))
     try:
         chosen, why = eng.choose("auto", opts)
         t.caption = escape(f"--engine auto would use {chosen}: {why}")

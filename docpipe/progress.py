@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shlex
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,17 @@ class RichProgress:
         self.pages = 0
 
     def __enter__(self) -> RichProgress:
+        import logging
+
+        # engines say run-wide things (a lowered image budget) through the "docpipe" logger: above the bar
+        self._log = _ConsoleHandler(self)
+        logging.getLogger("docpipe").addHandler(self._log)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        import logging
+
+        logging.getLogger("docpipe").removeHandler(self._log)
         if self._progress is not None:
             self._progress.stop()
 
@@ -69,6 +78,19 @@ class RichProgress:
             elapsed = task.elapsed or 0.0
             rate = f"{self.pages / elapsed:.1f} pages/s" if elapsed > 0 else "- pages/s"
             self._progress.update(self._task, advance=1, pages=self.pages, rate=rate)
+
+
+class _ConsoleHandler(logging.Handler):
+    """Warnings from the library, one line each, printed where the progress bar does not break them."""
+
+    def __init__(self, progress: RichProgress) -> None:
+        super().__init__(logging.WARNING)
+        self.progress = progress
+
+    def emit(self, record: logging.LogRecord) -> None:
+        p = self.progress
+        console = p._progress.console if p._progress is not None else p.console
+        console.print(f"[yellow]warning:[/] {escape(record.getMessage())}", soft_wrap=True)
 
 
 def not_ok_line(path: str, status: str, reason: str) -> str:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -28,6 +30,10 @@ from ..base import DocJob, Engine, EngineOptions, mark_unreadable
 from .config import ServerConfig, load_config
 
 T = TypeVar("T")
+#: How servers say a prompt does not fit their context (vLLM, SGLang, llama.cpp, OpenAI's own wording).
+_CONTEXT_FULL = re.compile(r"HTTP 4(00|13).*(max_model_len|max-model-len|maximum model length|maximum context length|"
+                           r"context length|context window|prompt is too long|too many tokens|exceeds the context)",
+                           re.I | re.S)
 KIND = "openai"
 
 
@@ -54,6 +60,28 @@ class OpenAIEngine(Engine):
             return ("no server configured: pass --base-url http://HOST:PORT/v1 (comma-separated for several), set "
                     "DOCPIPE_BASE_URL, or put base_url in docpipe.toml (see docs/serving.md)")
         return None
+
+    @classmethod
+    def check_server(cls, options: EngineOptions) -> tuple[bool, str]:
+        """Ask each server for its models (``docpipe engines``): (usable, what it said), naming the model asked
+        for when a server does not serve it."""
+        import httpx
+
+        cfg = load_config(options)
+        headers = {"Authorization": f"Bearer {cfg.api_key}"} if cfg.api_key else {}
+        said = []
+        for url in cfg.base_urls:
+            try:
+                r = httpx.get(f"{url}/models", headers=headers, timeout=min(5.0, cfg.connect_timeout_s),
+                              trust_env=False)
+                r.raise_for_status()
+                ids = [m["id"] for m in r.json().get("data", []) if isinstance(m, dict) and "id" in m]
+            except (httpx.HTTPError, ValueError, AttributeError) as e:
+                return False, f"{url} does not answer: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            if cfg.model and cfg.model not in ids:
+                return False, f"{url} does not serve model {cfg.model!r} (it serves: {', '.join(ids) or 'none'})"
+            said.append(f"{url} serves {', '.join(ids) or 'no models'}")
+        return True, "; ".join(said)
 
     @property
     def model_name(self) -> str | None:
@@ -127,6 +155,7 @@ class _Runner:
         self.schema = schema
         self.prompt_schema = PromptSchema(schema)
         self.json_schema = self.prompt_schema.json_schema
+        self.tokens = engine.options.image_tokens
         self.spec = render_spec_for_tokens(engine.options.image_tokens)
         self.thinking = engine.options.thinking
         self.loop = asyncio.new_event_loop()
@@ -217,8 +246,11 @@ class _Runner:
         return out
 
     async def _extract_document(self, job: DocJob, stream: Any, out: EngineOutput) -> None:
-        from .pages import extraction_messages, summary_messages
+        from ..vlm.prompting import render_spec_for_tokens
+        from .client import ServerError
+        from .pages import extraction_messages, shrink_group, summary_messages
 
+        lowered = ""
         model = await self.model()
         out.model = model
         total = stream.page_count
@@ -229,6 +261,7 @@ class _Runner:
         render_ms = encode_ms = 0.0
         first = 1
         while first <= total:
+            group_tokens = self.tokens
             group = await self._in_render(stream.next_group, per, self.spec, self.cfg.image_format,
                                           self.cfg.jpeg_quality)
             if not group.infos:
@@ -240,17 +273,49 @@ class _Runner:
             t = time.perf_counter()
             messages = extraction_messages(self.prompt_schema, group, first, total)
             out.timings["build_ms"] = out.timings.get("build_ms", 0.0) + (time.perf_counter() - t) * 1000
-            answers.append(await self._ask(messages, model))
+            while True:
+                try:
+                    answers.append(await self._ask(messages, model))
+                    break
+                except ServerError as e:
+                    lower = self._lower_budget(str(e), group_tokens)
+                    if lower is None:
+                        raise
+                    lowered = f"image budget lowered to {lower} tokens a page: {e}"
+                    group = await self._in_render(shrink_group, group, render_spec_for_tokens(lower).max_pixels,
+                                                  self.cfg.image_format, self.cfg.jpeg_quality)
+                    messages = extraction_messages(self.prompt_schema, group, first, total)
+                    group_tokens = lower
             if first == 1 and len(group.infos) >= total:
                 whole = group
             first += len(group.infos)
             del group, messages
         _settle(out, answers)
+        if lowered:  # recorded with the result (docpipe show, extractions.errors)
+            out.errors.append(ErrorItem("engine", lowered))
         out.timings.update(render_ms=round(render_ms, 2), encode_ms=round(encode_ms, 2),
                            server_ms=round(sum(a.seconds for a in answers) * 1000, 2),
                            requests=float(sum(a.requests for a in answers)))
         if job.summarize:
             out.summary = await self._summary(summary_messages(whole, texts, self.cfg.summary_words), model, out)
+
+    def _lower_budget(self, error: str, tokens: int) -> int | None:
+        """After a server said the prompt is longer than its context: the next smaller image budget, used for the
+        rest of the run (said once on stderr); None when the error is something else or no budget is left."""
+        from ..vlm.prompting import IMAGE_TOKEN_BUDGETS, render_spec_for_tokens
+
+        if not _CONTEXT_FULL.search(error):
+            return None
+        smaller = [b for b in IMAGE_TOKEN_BUDGETS if b < tokens]
+        if not smaller:
+            return None
+        if smaller[-1] < self.tokens:  # the first document to find the limit lowers it for all that follow
+            self.tokens = smaller[-1]
+            self.spec = render_spec_for_tokens(self.tokens)
+            logging.getLogger("docpipe").warning(
+                "the server's context is too small for %s image tokens a page; sending %s from now on "
+                "(--image-tokens %s starts there)", tokens, self.tokens, self.tokens)
+        return smaller[-1]
 
     async def _ask(self, messages: list[dict[str, Any]], model: str) -> _Answer:
         """Ask for the group's JSON; if it does not parse or validate, show the model the problem once."""

@@ -59,6 +59,21 @@ def encode_image(img: Any, fmt: str = "jpeg", quality: int = 90) -> str:
     return f"data:image/{fmt};base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def shrink_group(group: PageGroup, max_pixels: int, fmt: str, quality: int) -> PageGroup:
+    """The same pages with their images scaled down to at most ``max_pixels`` each (a server's context refused
+    the larger ones); text and page info unchanged."""
+    from PIL import Image
+
+    images = []
+    for url in group.images:
+        with Image.open(io.BytesIO(base64.b64decode(url.partition(",")[2]))) as img:
+            scale = min(1.0, (max_pixels / (img.width * img.height)) ** 0.5)
+            small = img.resize((max(1, int(img.width * scale)), max(1, int(img.height * scale))),
+                               Image.Resampling.LANCZOS) if scale < 1 else img.copy()
+        images.append(encode_image(small, fmt, quality))
+    return PageGroup(group.infos, group.texts, images, group.render_ms, group.encode_ms)
+
+
 class PageStream:
     """An open document handing out its pages group by group (call only from the render thread)."""
 
