@@ -17,12 +17,34 @@ import typer
 
 app = typer.Typer(
     help="Read invoices, receipts and scans; land validated, typed fields in DuckDB; ask questions in SQL.\n\n"
-    "Start with:  docpipe ingest samples/  then  docpipe query \"SELECT * FROM invoice\"",
+    "Start with:  docpipe ingest samples/  then\n\n"
+    "docpipe query \"SELECT vendor_name, invoice_date, total, currency FROM invoice ORDER BY invoice_date\"",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            v = version("docpipe")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            v = "unknown (not installed)"
+        print(f"docpipe {v}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print docpipe's version and exit.")] = False,
+) -> None:
+    """Read invoices, receipts and scans; land validated, typed fields in DuckDB; ask questions in SQL."""
 
 DB_OPT = typer.Option("--db", help="DuckDB file to write/read.", envvar="DOCPIPE_DB")
 
@@ -225,6 +247,8 @@ def schemas(
     """List the schemas and their fields (descriptions are what a model is told).
 
     Bring your own:  docpipe ingest contracts/ --schema my_schemas.py:Contract
+
+    Example:  docpipe schemas invoice --json
     """
     from rich.console import Console
     from rich.table import Table
@@ -301,7 +325,10 @@ def engines(
 
 @app.command()
 def status(db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb")) -> None:
-    """Counts per schema, engine and status, and every document that is not ok with its reason."""
+    """Counts per schema, engine and status, and every document that is not ok with its reason.
+
+    Example:  docpipe status --db ap.duckdb
+    """
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -337,11 +364,16 @@ def eval_cmd(
     truth: Annotated[Optional[Path], typer.Option("--truth", help="truth.jsonl (default: FOLDER/truth.jsonl).")]
     = None,
     db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb"),
-    schema: Annotated[str, typer.Option("--schema", "-s")] = "invoice",
-    engine: Annotated[EngineKind, typer.Option("--engine", "-e")] = EngineKind.auto,
-    workers: Annotated[int, typer.Option("--workers", "-w")] = min(2, os.cpu_count() or 1),
-    model: Annotated[Optional[str], typer.Option("--model", "-m", envvar="DOCPIPE_MODEL")] = None,
-    fmt: Annotated[OutFormat, typer.Option("--format", "-f")] = OutFormat.table,
+    schema: Annotated[str, typer.Option("--schema", "-s", help="Schema the truth file's fields belong to.")]
+    = "invoice",
+    engine: Annotated[EngineKind, typer.Option("--engine", "-e", help="Engine to ingest and score with.")]
+    = EngineKind.auto,
+    workers: Annotated[int, typer.Option("--workers", "-w", help="Processes for rasterizing and OCR.")]
+    = min(2, os.cpu_count() or 1),
+    model: Annotated[Optional[str], typer.Option("--model", "-m", envvar="DOCPIPE_MODEL",
+                                                 help="Model id or folder (gemma) or served model name (openai).")]
+    = None,
+    fmt: Annotated[OutFormat, typer.Option("--format", "-f", help="Output format.")] = OutFormat.table,
     mismatches: Annotated[bool, typer.Option("--mismatches", help="Also list every wrong field: file, field, "
                                              "truth, extracted.")] = False,
 ) -> None:

@@ -110,3 +110,31 @@ def test_quiet_prints_only_what_is_not_ok(tmp_path: Path, db: Path) -> None:
     assert sorted(line.split(":")[0] for line in lines) == [str(folder / n) for n in
                                                             ("locked.pdf", "notes.pdf", "zero.pdf")]
     assert ingest(str(folder / "good.pdf"), "--db", str(db), "-q").output == ""
+
+
+def test_text_of_a_page_turned_by_rotate_reads_in_order(tmp_path: Path, db: Path) -> None:
+    import pymupdf
+
+    doc = pymupdf.open()
+    page = doc.new_page(width=595, height=842)
+    page.set_rotation(90)  # a landscape page: stored portrait, turned for display, text upright to the reader
+    text = "ACME Tools Ltd\nInvoice no: 7\nLeft col    Right col\nTotal: 30.35 EUR\nThank you"
+    page.insert_textbox(pymupdf.Rect(50, 50, 800, 500) * page.derotation_matrix, text, fontsize=12, rotate=90)
+    doc.save(tmp_path / "landscape.pdf")
+    assert ingest(str(tmp_path / "landscape.pdf"), "--db", str(db), "-q").exit_code == 0
+    stored = duckdb.connect(str(db), read_only=True).execute("SELECT rotation, text FROM pages").fetchone()
+    assert stored == (90, text + "\n")
+
+
+def test_version_short_help_and_every_option_explained() -> None:
+    import typer.main
+
+    res = run("--version")
+    assert res.exit_code == 0 and re.fullmatch(r"docpipe \S+\n", res.stdout)
+    res = run("ingest", "-h")
+    assert res.exit_code == 0 and "--schema" in res.stdout
+    for name, cmd in typer.main.get_group(app).commands.items():
+        assert "Example:" in (cmd.help or ""), f"`docpipe {name} --help` has no example"
+        for p in cmd.params:
+            if p.param_type_name == "option":
+                assert getattr(p, "help", None), f"docpipe {name} {p.opts[0]} has no help"
