@@ -45,7 +45,8 @@ class RichProgress:
     def engine_chosen(self, kind: str, why: str, model: str | None) -> None:
         if self.quiet:
             return
-        self.console.print(f"engine: [bold]{kind}[/]" + (f" ({escape(model)})" if model else "") + f" - {escape(why)}")
+        self.console.print(f"engine: [bold]{kind}[/]" + (f" ({escape(model)})" if model else "") + f" - {escape(why)}",
+                           soft_wrap=True)
 
     def planned(self, total_files: int, todo: int, skipped: int, copies: int = 0) -> None:
         msg = f"{total_files} file(s): {todo} to process"
