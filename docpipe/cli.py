@@ -54,7 +54,9 @@ def _err(msg: str) -> None:
 
     from rich.markup import escape
 
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(msg)}", soft_wrap=True)
+    from .paths import shown
+
+    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(shown(msg))}", soft_wrap=True)
 
 
 def _fail(msg: str, code: int = 1) -> typer.Exit:
@@ -67,6 +69,7 @@ class EngineKind(str, Enum):
     offline = "offline"
     gemma = "gemma"
     openai = "openai"
+    vllm = "vllm"
 
 
 class OutFormat(str, Enum):
@@ -144,6 +147,9 @@ def ingest(
                          force=force, retry_invalid=retry_invalid, password=password, summarize=summarize,
                          max_pages=max_pages)
     progress = RichProgress(enabled=not quiet, quiet=quiet)
+    from .lifeline import exit_code_for_interrupt, terminate_like_interrupt
+
+    terminate_like_interrupt()  # timeout, docker stop, systemd: flush and stop as on Ctrl-C
     try:
         with progress:
             report = run_ingest(opts, progress)
@@ -153,7 +159,7 @@ def ingest(
     if report.stopped:
         raise _fail(report.stopped)
     if report.interrupted:
-        raise typer.Exit(130)
+        raise typer.Exit(exit_code_for_interrupt())
     if report.any_failed:
         raise typer.Exit(1)
 
@@ -163,9 +169,11 @@ def query(
     sql: Annotated[str, typer.Argument(help="SQL to run, e.g. \"SELECT vendor_name, total FROM invoice\".")],
     db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb"),
     fmt: Annotated[OutFormat, typer.Option("--format", "-f", help="Output format.")] = OutFormat.table,
-    write: Annotated[bool, typer.Option("--write", help="Open read-write (default is read-only).")] = False,
+    write: Annotated[bool, typer.Option("--allow-write", "--write", help="Allow writes: to the database and, "
+                                        "through DuckDB, to files (COPY ... TO). Default: read-only, no file access.")]
+    = False,
 ) -> None:
-    """Run SQL against the store (read-only by default).
+    """Run SQL against the store: read-only, and no files read or written, unless --allow-write.
 
     Views: one per schema (invoice, receipt, document), their lists (invoice_line_items, receipt_items),
     problems; tables: documents, pages, extractions, summaries, files, runs.
@@ -178,6 +186,8 @@ def query(
 
     try:
         with Store.open(db, read_only=not write) as store:
+            if not write:
+                store.seal()
             cols, rows = store.query(sql)
     except DocpipeError as e:
         raise _fail(str(e))
@@ -334,6 +344,7 @@ def status(db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb")) -> None:
     from rich.table import Table
 
     from .errors import DocpipeError
+    from .paths import shown
     from .store import Store
 
     try:
@@ -354,7 +365,7 @@ def status(db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb")) -> None:
         for col in ("path", "schema", "engine", "status", "reason"):
             p.add_column(col, overflow="fold")
         for row in problems:
-            p.add_row(*[escape(str(x)) if x is not None else "" for x in row])
+            p.add_row(*[escape(shown(x)) if x is not None else "" for x in row])
         c.print(p)
 
 
@@ -376,6 +387,8 @@ def eval_cmd(
     fmt: Annotated[OutFormat, typer.Option("--format", "-f", help="Output format.")] = OutFormat.table,
     mismatches: Annotated[bool, typer.Option("--mismatches", help="Also list every wrong field: file, field, "
                                              "truth, extracted.")] = False,
+    bands: Annotated[bool, typer.Option("--bands", help="Also print accuracy by confidence band and what the "
+                                        "cross-checks caught (always shown in table format).")] = False,
 ) -> None:
     """Per-field accuracy against ground truth (ingests what is not yet in the store first).
 
@@ -391,6 +404,8 @@ def eval_cmd(
     from .pipeline import IngestOptions
     from .pipeline import ingest as run_ingest
 
+    if not folder.exists():
+        raise _fail(f"{folder}: path does not exist")
     truth = truth or folder / "truth.jsonl"
     if not truth.exists():
         raise _fail(f"no truth file at {truth}: pass --truth")
@@ -409,8 +424,53 @@ def eval_cmd(
         render_rows(["file", "field", "truth", "extracted"],
                     [(f, n, json.dumps(t, ensure_ascii=False), json.dumps(p, ensure_ascii=False))
                      for f, n, t, p in result.mismatches], fmt.value, title="wrong fields")
+    if bands or fmt is OutFormat.table:
+        _print_calibration(db, folder, truth, report.schema, report.engine, fmt.value)
     if result.missing:
-        _err(f"{len(result.missing)} truth file(s) without an ok/invalid extraction: {', '.join(result.missing[:5])}")
+        raise _fail(f"{len(result.missing)} truth file(s) without an ok/invalid extraction (scored as wrong): "
+                    f"{', '.join(result.missing[:5])}")
+
+
+def _print_calibration(db: Path, folder: Path, truth: Path, schema: str, engine: str, fmt: str) -> None:
+    """Accuracy by confidence band and what the checks caught (the evidence's calibration)."""
+    from .evidence.calibration import calibrate
+    from .output import render_rows
+
+    cal = calibrate(db, folder, truth, schema, engine)
+    render_rows(["confidence", "right", "values", "accuracy"],
+                [(f"{b.low:.1f}-{min(b.high, 1.0):.1f}", b.right, b.total, round(b.accuracy, 3))
+                 for b in cal.bands if b.total], fmt, title="accuracy by confidence band")
+    render_rows(["wrong values", "caught by a failed check", "right values", "flagged by a failed check"],
+                [(cal.wrong, cal.caught, cal.right, cal.flagged_right)], fmt, title="cross-checks")
+
+
+@app.command()
+def review(
+    db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb"),
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8765,
+    host: Annotated[str, typer.Option("--host", help="Address to bind (only this machine by default).")]
+    = "127.0.0.1",
+    read_only: Annotated[bool, typer.Option("--read-only", help="Show, never save corrections.")] = False,
+) -> None:
+    """A local web page to check values against their page: boxes, confidence, checks, corrections.
+
+    Corrections go to the append-only table `corrections`; the schema views show them.
+
+    Example:  docpipe review --db docpipe.duckdb   (then open http://127.0.0.1:8765)
+    """
+    try:
+        from .review.app import serve
+    except ImportError as e:
+        raise _fail(f"docpipe review needs the review extra: pip install 'docpipe[review]' ({e})")
+    from .errors import DocpipeError
+    from .store import Store
+
+    try:
+        Store.open(db, read_only=True).close()
+    except DocpipeError as e:
+        raise _fail(str(e))
+    print(f"docpipe review: http://{host}:{port}  ({db}{', read-only' if read_only else ''}; Ctrl-C stops)")
+    serve(db, host=host, port=port, read_only=read_only)
 
 
 def main() -> None:
@@ -418,8 +478,10 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
+        from .lifeline import exit_code_for_interrupt
+
         _err("interrupted")
-        sys.exit(130)
+        sys.exit(exit_code_for_interrupt())
     except Exception as e:  # a bug, not bad input: one line, the traceback on request
         if os.environ.get("DOCPIPE_DEBUG"):
             raise

@@ -13,6 +13,8 @@ import re
 from decimal import Decimal
 from typing import Any, TextIO
 
+from .paths import shown
+
 ID_CHARS = 12  # shown of a 64-hex doc_id; unique in any realistic store, and `docpipe show` accepts it
 MIN_TEXT = 6  # narrowest a text column gets before columns are dropped instead
 _SHA = re.compile(r"[0-9a-f]{64}")
@@ -36,7 +38,7 @@ def short(v: Any) -> str:
     s = cell(v)
     if len(s) == 64 and _SHA.fullmatch(s):
         return s[:ID_CHARS] + "…"
-    return " ".join(s.split()) if ("\n" in s or "\t" in s) else s
+    return shown(" ".join(s.split()) if ("\n" in s or "\t" in s) else s)
 
 
 def _numeric(values: list[Any]) -> bool:
@@ -99,19 +101,19 @@ def table(cols: list[str], rows: list[tuple[Any, ...]], title: str | None = None
     texts = [[short(v) for v in col] for col in values]
     fixed = [_fixed(v, t) for v, t in zip(values, texts)]
     widths = fit_widths(cols, texts, fixed, out.width)
-    shown = [i for i, w in enumerate(widths) if w > 0]
-    for i in shown:  # a cut path keeps its end (the file name), other text its start
+    visible = [i for i, w in enumerate(widths) if w > 0]
+    for i in visible:  # a cut path keeps its end (the file name), other text its start
         texts[i] = [("…" + t[-(widths[i] - 1):]) if len(t) > widths[i] > 1 and ("/" in t or "\\" in t) else t
                     for t in texts[i]]
     t = Table(title=title, title_justify="left")
-    for i in shown:
+    for i in visible:
         t.add_column(escape(cols[i]), width=widths[i], no_wrap=True, overflow="ellipsis",
                      justify="right" if _numeric(values[i]) else "left")
     for r in range(len(rows)):
-        t.add_row(*[escape(texts[i][r]) for i in shown])
+        t.add_row(*[escape(texts[i][r]) for i in visible])
     out.print(t)
-    if len(shown) < len(cols):
-        hidden = [cols[i] for i in range(len(cols)) if i not in shown]
+    if len(visible) < len(cols):
+        hidden = [cols[i] for i in range(len(cols)) if i not in visible]
         err.print(f"({len(hidden)} more column(s) do not fit in {out.width} columns: {escape(', '.join(hidden))}; "
                   "select fewer columns, or use --format plain, markdown, csv or json)", soft_wrap=True)
     if not rows:
@@ -121,7 +123,7 @@ def table(cols: list[str], rows: list[tuple[Any, ...]], title: str | None = None
 def plain(cols: list[str], rows: list[tuple[Any, ...]], out: TextIO) -> None:
     """Aligned columns without borders, every value in full on one line (for pipes, grep and wide terminals)."""
     values = [[r[i] for r in rows] for i in range(len(cols))]
-    texts = [[" ".join(cell(v).split()) if v is not None else "" for v in col] for col in values]
+    texts = [[shown(" ".join(cell(v).split())) if v is not None else "" for v in col] for col in values]
     widths = [max([len(c)] + [len(t) for t in col]) for c, col in zip(cols, texts)]
     right = [_numeric(v) for v in values]
 
@@ -137,7 +139,7 @@ def plain(cols: list[str], rows: list[tuple[Any, ...]], out: TextIO) -> None:
 def markdown(cols: list[str], rows: list[tuple[Any, ...]], out: TextIO) -> None:
     """A GitHub-flavoured Markdown table (numbers right-aligned, ``|`` escaped)."""
     def esc(s: str) -> str:
-        return " ".join(s.split()).replace("|", "\\|")
+        return shown(" ".join(s.split())).replace("|", "\\|")
 
     values = [[r[i] for r in rows] for i in range(len(cols))]
     out.write("| " + " | ".join(esc(c) for c in cols) + " |\n")

@@ -9,6 +9,8 @@ import sys
 from decimal import Decimal
 from typing import Any
 
+from .paths import shown
+
 
 def _json_default(v: Any) -> Any:
     if isinstance(v, Decimal):
@@ -43,8 +45,10 @@ def render_rows(cols: list[str], rows: list[tuple[Any, ...]], fmt: str, title: s
 
         w = csv.writer(sys.stdout)
         w.writerow(cols)
+        tty = sys.stdout.isatty()  # control characters in names reach a terminal escaped, a file as they are
         for r in rows:  # decimals as stored (2000.00, as `docpipe export` writes them), not as floats
-            w.writerow([v if isinstance(v, (int, float, str)) else cell(v) for v in r])
+            vals = [v if isinstance(v, (int, float, str)) else cell(v) for v in r]
+            w.writerow([shown(v, keep_lines=True) if tty and isinstance(v, str) else v for v in vals])
     elif fmt == "plain":
         from .display import plain
 

@@ -16,11 +16,13 @@ from typing import Protocol
 
 from . import engines as engines_mod
 from .breaker import BREAK_AFTER, Breaker
-from .discover import discover
+from .discover import Skipped, discover
 from .engines import DocJob, EngineOptions
 from .errors import InputError
+from .evidence import attach as attach_evidence
 from .models import DocResult, EngineOutput, ErrorItem, SourceFile, Status
 from .rasterize import DEFAULT_MAX_PAGES
+from .paths import path_text
 from .schemas import SchemaInfo, resolve
 from .store import DEFAULT_DB, Store
 from .validate import validate
@@ -63,6 +65,7 @@ class IngestReport:
     pages: int = 0
     seconds: float = 0.0
     failures: list[Failure] = field(default_factory=list)
+    sparse: list[Failure] = field(default_factory=list)  # ok, but the engine filled few of the schema's fields
     interrupted: bool = False
     run_id: str = ""
     stopped: str = ""  # why the run stopped early (the breaker), empty when it did not
@@ -113,9 +116,10 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
 
     with Store.open(opts.db) as store, engine:
         store.register_schema(schema)
-        for path, reason in unreadable:
-            report.failures.append(Failure(str(path), Status.FAILED.value, reason))
-            report.counts[Status.FAILED.value] += 1
+        for path, reason, why in unreadable:
+            report.failures.append(Failure(path_text(path), why, reason))
+            report.counts[why] += 1
+        store.note_skipped(unreadable)
         store.note_files(sources)
         done = set() if opts.force else store.done_ids(schema.name, kind, retry_invalid=opts.retry_invalid)
         todo: list[SourceFile] = []
@@ -144,11 +148,15 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
         try:
             for out in outputs:
                 result = validate(out, schema)
+                attach_evidence(result, schema, opts.password, opts.max_pages)
                 buffer.append(result)
                 report.counts[result.status.value] += 1
                 report.pages += len(out.pages)
                 if result.status is not Status.OK:
-                    report.failures.append(Failure(str(result.source.path), result.status.value, result.reason))
+                    report.failures.append(Failure(path_text(result.source.path), result.status.value,
+                                                   result.reason))
+                elif note := next((e.message for e in out.errors if e.stage == "coverage"), None):
+                    report.sparse.append(Failure(path_text(result.source.path), result.status.value, note))
                 progress.document_done(result)
                 report.stopped = breaker.record(out, result.status) or ""
                 if report.stopped:
@@ -168,9 +176,9 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
     return report
 
 
-def _collect(paths: list[Path]) -> tuple[list[SourceFile], list[tuple[Path, str]]]:
+def _collect(paths: list[Path]) -> tuple[list[SourceFile], list[Skipped]]:
     sources: list[SourceFile] = []
-    unreadable: list[tuple[Path, str]] = []
+    unreadable: list[Skipped] = []
     for item in discover(paths):
         if isinstance(item, SourceFile):
             sources.append(item)

@@ -10,6 +10,7 @@ from typing import Any
 from rich.markup import escape
 
 from .models import DocResult, Status
+from .paths import path_text, shown
 from .pipeline import IngestReport
 
 
@@ -71,8 +72,8 @@ class RichProgress:
     def document_done(self, result: DocResult) -> None:
         self.pages += len(result.output.pages)
         if result.status not in (Status.OK,):
-            self.printed.add(str(result.source.path))
-            line = not_ok_line(str(result.source.path), result.status.value, result.reason)
+            self.printed.add(path_text(result.source.path))
+            line = not_ok_line(path_text(result.source.path), result.status.value, result.reason)
             (self._progress.console if self._progress is not None else self.console).print(line, soft_wrap=True)
         if self._progress is not None:
             task = self._progress.tasks[0]
@@ -97,7 +98,7 @@ class _ConsoleHandler(logging.Handler):
 def not_ok_line(path: str, status: str, reason: str) -> str:
     """``path: reason``, the status named first only where the reason does not already say it."""
     said = status.replace("_", " ") in reason.lower() or status in reason.lower()
-    return f"{escape(path)}: " + ("" if said else f"[yellow]{status}[/]: ") + escape(reason or status)
+    return f"{escape(shown(path))}: " + ("" if said else f"[yellow]{status}[/]: ") + escape(shown(reason or status))
 
 
 def print_report(report: IngestReport, db: Path, progress: RichProgress | None = None) -> None:
@@ -127,12 +128,17 @@ def print_report(report: IngestReport, db: Path, progress: RichProgress | None =
     c.print(t)
     if report.failures:
         c.print(f"{len(report.failures)} not ok (listed above); `docpipe status` lists them again", soft_wrap=True)
+    if report.sparse:
+        c.print(f"[yellow]few fields filled[/] in {len(report.sparse)} ok document(s): "
+                f"{escape(shown(report.sparse[0].reason))}", soft_wrap=True)
+        for f in report.sparse[:5]:
+            c.print(f"  {escape(shown(f.path))}", soft_wrap=True)
     if not report.counts.get(Status.OK.value) and not report.counts.get(Status.SKIPPED.value):
         return  # nothing to query yet
     from .display import suggested_query
 
     db_opt = "" if str(db) == "docpipe.duckdb" else f"--db {shlex.quote(str(db))} "
-    c.print(f"results in {escape(str(db))}; try: docpipe query {escape(db_opt)}"
+    c.print(f"results in {escape(shown(str(db)))}; try: docpipe query {escape(db_opt)}"
             f"{escape(_shell_quote(suggested_query(report.schema, report.columns)))}", soft_wrap=True)
 
 

@@ -210,9 +210,14 @@ def _model_from_json_schema(p: Path) -> tuple[type[BaseModel], str]:
 
 def _object_model(title: str, schema: dict[str, Any], defs: dict[str, Any]) -> type[BaseModel]:
     fields: dict[str, Any] = {}
+    required = set(schema.get("required", []))
     for name, prop in schema.get("properties", {}).items():
         typ = _json_type(name, prop, defs)
-        fields[name] = (typ | None, Field(None, description=prop.get("description")))
+        if name in required:  # as in a pydantic model: must be present; null only where the type allows it
+            nullable = "null" in (prop.get("type") if isinstance(prop.get("type"), list) else [prop.get("type")])
+            fields[name] = (typ | None if nullable else typ, Field(..., description=prop.get("description")))
+        else:
+            fields[name] = (typ | None, Field(None, description=prop.get("description")))
     model = create_model(re.sub(r"\W", "_", title) or "Model", **fields)  # type: ignore[call-overload]
     model.model_config["title"] = title
     return model
