@@ -1,4 +1,4 @@
-"""Rows -> table, CSV, JSON array or JSON lines on stdout (shared by query, eval)."""
+"""Rows -> table, plain text, Markdown, CSV, JSON array or JSON lines on stdout (shared by query, eval, show)."""
 
 from __future__ import annotations
 
@@ -41,23 +41,23 @@ def render_rows(cols: list[str], rows: list[tuple[Any, ...]], fmt: str, title: s
             sys.stdout.write(json_safe(json.dumps({c: _jsonable(v) for c, v in zip(cols, r)}, default=_json_default,
                                                   ensure_ascii=False)) + "\n")
     elif fmt == "csv":
+        from .display import cell
+
         w = csv.writer(sys.stdout)
         w.writerow(cols)
-        safe = (lambda v: shown(v, keep_lines=True) if isinstance(v, str) else v) if sys.stdout.isatty() else None
-        for r in rows:
-            vals = ["" if v is None else _json_default(v) if not isinstance(v, (str, int, float)) else v for v in r]
-            w.writerow([safe(v) for v in vals] if safe else vals)
+        tty = sys.stdout.isatty()  # control characters in names reach a terminal escaped, a file as they are
+        for r in rows:  # decimals as stored (2000.00, as `docpipe export` writes them), not as floats
+            vals = [v if isinstance(v, (int, float, str)) else cell(v) for v in r]
+            w.writerow([shown(v, keep_lines=True) if tty and isinstance(v, str) else v for v in vals])
+    elif fmt == "plain":
+        from .display import plain
+
+        plain(cols, rows, sys.stdout)
+    elif fmt == "markdown":
+        from .display import markdown
+
+        markdown(cols, rows, sys.stdout)
     else:
-        from rich.console import Console
-        from rich.table import Table
+        from .display import table
 
-        t = Table(title=title, title_justify="left")
-        for c in cols:
-            t.add_column(c, overflow="fold")
-        from rich.markup import escape
-
-        for r in rows:
-            t.add_row(*["" if v is None else escape(shown(v, keep_lines=True)) for v in r])
-        Console().print(t)
-        if not rows:
-            Console(stderr=True).print("(no rows)")
+        table(cols, rows, title=title)

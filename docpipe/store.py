@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import StoreError
+from .evidence import tables as evidence_tables
 from .models import DocResult, SourceFile, Status
 from .paths import path_bytes, path_text
 from .schemas import Column, SchemaInfo
@@ -50,6 +51,11 @@ _DDL = [
         method VARCHAR, status VARCHAR, reason VARCHAR, data JSON, errors JSON, raw_text VARCHAR,
         thinking VARCHAR, timings JSON, run_id VARCHAR, created_at TIMESTAMP,
         PRIMARY KEY (doc_id, schema_name, engine))""",
+    # every attempt, appended and never changed: what `extractions` held before a re-run replaced it
+    """CREATE TABLE IF NOT EXISTS extraction_history (
+        doc_id VARCHAR, schema_name VARCHAR, engine VARCHAR, schema_version VARCHAR, model VARCHAR,
+        method VARCHAR, status VARCHAR, reason VARCHAR, data JSON, errors JSON, raw_text VARCHAR,
+        thinking VARCHAR, timings JSON, run_id VARCHAR, created_at TIMESTAMP)""",
     """CREATE TABLE IF NOT EXISTS summaries (
         doc_id VARCHAR, engine VARCHAR, model VARCHAR, summary VARCHAR, created_at TIMESTAMP,
         PRIMARY KEY (doc_id, engine))""",
@@ -64,10 +70,23 @@ _DDL = [
 
 _ADDED_COLUMNS = [
     "ALTER TABLE pages ADD COLUMN IF NOT EXISTS ocr_rotation INTEGER",
+    "ALTER TABLE files ADD COLUMN IF NOT EXISTS first_seen TIMESTAMP",
+    "UPDATE files SET first_seen = seen_at WHERE first_seen IS NULL",
     # the raw bytes of a path whose name is not UTF-8 (path holds it with those bytes written \xNN)
     "ALTER TABLE documents ADD COLUMN IF NOT EXISTS path_bytes BLOB",
     "ALTER TABLE files ADD COLUMN IF NOT EXISTS path_bytes BLOB",
 ]
+
+# every path whose bytes are also at another path: one row per copy, the first one seen first
+_DUPLICATES_VIEW = """
+CREATE OR REPLACE VIEW duplicates AS
+SELECT doc_id, path, size, first_seen, count(*) OVER (PARTITION BY doc_id) AS copies,
+       first_value(path) OVER (PARTITION BY doc_id ORDER BY first_seen, path) AS first_path
+FROM files QUALIFY copies > 1 ORDER BY doc_id, first_seen, path
+"""
+
+# a rank per status: a stored result is replaced only by one at least as good (ok > invalid > the rest)
+_RANK = {Status.OK.value: 2, Status.INVALID.value: 1}
 
 _PROBLEMS_VIEW = """
 CREATE OR REPLACE VIEW problems AS
@@ -85,8 +104,14 @@ def _now() -> dt.datetime:
 
 def _ident(name: str) -> str:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        raise StoreError(f"not a safe SQL name: {name!r}")
+        raise StoreError(f"{name!r} cannot be a column or view name: use letters, digits and _ "
+                         "(rename the field, or give it an alias)")
     return name
+
+
+def _q(name: str) -> str:
+    """A safe name, double-quoted: a model called ``Order`` gets a view ``"order"``, not a syntax error."""
+    return f'"{_ident(name)}"'
 
 
 def _lit(s: str) -> str:
@@ -140,7 +165,22 @@ class Store:
         for ddl in _ADDED_COLUMNS:  # columns added after a table first shipped: old files gain them in place
             self.con.execute(ddl)
         self.con.execute(_PROBLEMS_VIEW)
+        evidence_tables.migrate(self.con)
+        self.con.execute(_DUPLICATES_VIEW)
+        if self.con.execute("SELECT count(*) FROM meta WHERE key = 'history'").fetchone()[0] == 0:
+            # results stored before the history table existed are its first entries
+            self.con.execute("INSERT INTO extraction_history SELECT doc_id, schema_name, engine, schema_version, "
+                             "model, method, status, reason, data, errors, raw_text, thinking, timings, run_id, "
+                             "created_at FROM extractions")
+            self.con.execute("INSERT OR REPLACE INTO meta VALUES ('history', '1')")
         self.con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+
+    def seal(self) -> Store:
+        """No file access through this connection from now on: no COPY ... TO, read_csv of a path, ATTACH or
+        INSTALL, and the setting cannot be turned back on (DuckDB's external access off, configuration locked)."""
+        self.con.execute("SET enable_external_access = false")
+        self.con.execute("SET lock_configuration = true")
+        return self
 
     def close(self) -> None:
         self.con.close()
@@ -193,9 +233,14 @@ class Store:
         if not sources:
             return
         now = _now()
-        rows = [{"path": path_text(s.path), "doc_id": s.sha256, "size": s.size, "seen_at": now,
+        rows = [{"path": path_text(s.path), "doc_id": s.sha256, "size": s.size, "seen_at": now, "first_seen": now,
                  "path_bytes": _raw_if_needed(s.path)} for s in sources]
         with self.transaction():
+            known = {(p, d): f for p, d, f in self.con.execute(
+                f"SELECT path, doc_id, first_seen FROM files WHERE path IN ({','.join('?' * len(rows))})",
+                [r["path"] for r in rows]).fetchall()}
+            for r in rows:  # the same bytes at the same path keep the time they were first seen
+                r["first_seen"] = known.get((r["path"], r["doc_id"])) or now
             self._bulk("files", rows, replace_keys=("path",))
             self._bulk("skipped_paths", [{"path": r["path"]} for r in rows], replace_keys=("path",), insert=False)
 
@@ -214,16 +259,17 @@ class Store:
         """Record the schema's columns and (re)create its typed views."""
         cols = [[c.name, c.sql_type, c.description] for c in schema.columns]
         nested = {n.field: [[c.name, c.sql_type, c.description] for c in n.columns] for n in schema.nested}
-        with self.writing():
+        with self.transaction():  # a view that cannot be made leaves no schema row behind
             self.con.execute("INSERT OR REPLACE INTO schemas VALUES (?, ?, ?, ?, ?, ?)",
                              [schema.name, schema.version, schema.ref, json.dumps(cols), json.dumps(nested), _now()])
             self._create_views(schema.name, [Column(*c) for c in cols],
                                {k: [Column(*c) for c in v] for k, v in nested.items()})
 
     def _create_views(self, name: str, columns: list[Column], nested: dict[str, list[Column]]) -> None:
-        view = _ident(name)
+        view = _q(name)
+        data = evidence_tables.corrected_data_sql("e.data", "e.doc_id")  # a person's corrections win
         latest = (
-            "SELECT e.doc_id, d.path, e.engine, e.model, e.created_at, e.data FROM extractions e "
+            f"SELECT e.doc_id, d.path, e.engine, e.model, e.created_at, {data} AS data FROM extractions e "
             f"JOIN documents d USING (doc_id) WHERE e.schema_name = {_lit(name)} AND e.status = 'ok' "
             "QUALIFY row_number() OVER (PARTITION BY e.doc_id ORDER BY e.created_at DESC) = 1")
         names = {c.name for c in columns}
@@ -232,12 +278,14 @@ class Store:
         sel += ["x.engine AS _engine", "x.created_at AS _extracted_at"]
         self.con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT {', '.join(sel)} FROM ({latest}) x")
         for field, cols in nested.items():
-            nview = _ident(f"{name}_{field}")
+            nview = _q(f"{name}_{field}")
             inner = (f"SELECT x.doc_id, x.path, CAST(json_extract(x.data, '$.{_ident(field)}') AS JSON[]) AS arr "
                      f"FROM ({latest}) x")
             unn = "SELECT y.doc_id, y.path, generate_subscripts(y.arr, 1) AS line_no, unnest(y.arr) AS item " \
                   f"FROM ({inner}) y"
-            csel = [_cast("z.item", c) for c in cols if c.name not in ("path", "doc_id", "line_no")]
+            csel = [_cast("z.item", c, evidence_tables.corrected_item_sql("z.item", "z.doc_id", field, "z.line_no",
+                                                                          _ident(c.name)))
+                    for c in cols if c.name not in ("path", "doc_id", "line_no")]
             self.con.execute(f"CREATE OR REPLACE VIEW {nview} AS SELECT z.path, z.doc_id, z.line_no, "
                              f"{', '.join(csel)} FROM ({unn}) z")
 
@@ -274,6 +322,14 @@ class Store:
                 summ.append({"doc_id": src.sha256, "engine": out.engine, "model": out.model,
                              "summary": out.summary, "created_at": now})
         with self.transaction():
+            self._bulk("extraction_history", extr)
+            kept = self._better_than_stored(extr)
+            docs = [d for d in docs if d["doc_id"] in kept]
+            pages = [p for p in pages if p["doc_id"] in kept]
+            extr = [e for e in extr if e["doc_id"] in kept]
+            summ = [x for x in summ if x["doc_id"] in kept]
+            if not docs:
+                return
             ids = [d["doc_id"] for d in docs]
             first = dict(self.con.execute(
                 f"SELECT doc_id, first_seen FROM documents WHERE doc_id IN ({','.join('?' * len(ids))})",
@@ -281,13 +337,23 @@ class Store:
             for d in docs:
                 d["first_seen"] = first.get(d["doc_id"], now)
             self._bulk("documents", docs, replace_keys=("doc_id",))
-            with_pages = [r.source.sha256 for r in results if r.output.pages]
+            with_pages = [r.source.sha256 for r in results if r.output.pages and r.source.sha256 in kept]
             if with_pages:
                 self.con.execute(f"DELETE FROM pages WHERE doc_id IN ({','.join('?' * len(with_pages))})",
                                  with_pages)
             self._bulk("pages", pages)
             self._bulk("extractions", extr, replace_keys=("doc_id", "schema_name", "engine"))
             self._bulk("summaries", summ, replace_keys=("doc_id", "engine"))
+            evidence_tables.write(self, [r for r in results if r.status is Status.OK], schema.name, now)
+
+    def _better_than_stored(self, extr: list[dict[str, Any]]) -> set[str]:
+        """doc_ids whose new result may replace the stored one: a failed or invalid re-run (``--force``, a wrong
+        password, a server down) never replaces an ok result, nor a failed one an invalid result."""
+        stored = {(d, s, e): _RANK.get(st, 0) for d, s, e, st in self.con.execute(
+            f"SELECT doc_id, schema_name, engine, status FROM extractions WHERE doc_id IN "
+            f"({','.join('?' * len(extr))})", [x["doc_id"] for x in extr]).fetchall()}
+        return {x["doc_id"] for x in extr
+                if _RANK.get(x["status"], 0) >= stored.get((x["doc_id"], x["schema_name"], x["engine"]), -1)}
 
     def _bulk(self, table: str, rows: list[dict[str, Any]], replace_keys: tuple[str, ...] = (),
               insert: bool = True) -> None:
@@ -314,6 +380,8 @@ class Store:
         """Run SQL; (column names, rows)."""
         import duckdb
 
+        if not sql.strip():
+            raise StoreError('no SQL given: e.g. docpipe query "SELECT * FROM documents LIMIT 5"')
         try:
             cur = self.con.execute(sql, params or [])
             cols = [d[0] for d in cur.description] if cur.description else []
@@ -350,12 +418,12 @@ def _raw_if_needed(path: Any) -> bytes | None:
     return raw if path_text(path).encode() != raw else None
 
 
-def _cast(src: str, c: Column) -> str:
+def _cast(src: str, c: Column, text: str | None = None) -> str:
     path = f"'$.{_ident(c.name)}'"
-    name = _ident(c.name)
+    name = _q(c.name)
     t = c.sql_type.upper()
     if t == "JSON":
         return f"json_extract({src}, {path}) AS {name}"
     if t.endswith("[]"):
         return f"TRY_CAST(json_extract({src}, {path}) AS {c.sql_type}) AS {name}"
-    return f"TRY_CAST(json_extract_string({src}, {path}) AS {c.sql_type}) AS {name}"
+    return f"TRY_CAST({text or f'json_extract_string({src}, {path})'} AS {c.sql_type}) AS {name}"
