@@ -59,6 +59,9 @@ def test_any_byte_names_are_processed_stored_losslessly_and_found_again(tmp_path
     assert from_stored(plain_text, plain_raw) == folder / "plain.pdf"
     assert con.execute("SELECT count(*) FROM files WHERE path_bytes = ?", [latin1]).fetchone() == (1,)
     con.close()
+    # named on the command line too (the run's arguments are stored)
+    res = docpipe("ingest", os.fsdecode(latin1), "--db", str(db), "-e", "offline", "-w", "1", "-q", "--force")
+    assert res.returncode == 0, res.stderr.decode(errors="replace")
     out = runner.invoke(app, ["query", "--db", str(db), "-f", "csv", "SELECT path FROM invoice ORDER BY path"]).output
     assert out.splitlines()[1:] == [text, plain_text]
 
