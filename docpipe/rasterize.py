@@ -160,8 +160,6 @@ class Document:
             raise InputError(f"corrupt PDF page tree: {_one_line(e)}") from e
 
     def _open_image(self) -> None:
-        from PIL import Image
-
         img = self._reopen_image()
         w, h = img.size
         if w * h > MAX_IMAGE_PIXELS:

@@ -200,7 +200,7 @@ class Store:
             except BaseException:
                 try:
                     self.con.execute("ROLLBACK")
-                except Exception:  # the database may refuse even this after a fatal error: the first error counts
+                except Exception:  # noqa: BLE001, S110 - refused after a fatal error: the first error is the one to tell
                     pass
                 raise
             else:

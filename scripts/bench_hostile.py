@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "corpus")]
 
-from make_hostile import good_pdf, make_hostile_corpus  # noqa: E402
+from make_hostile import good_pdf, make_hostile_corpus
 
 
 def _status(pid: int) -> dict[str, int]:

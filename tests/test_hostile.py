@@ -14,8 +14,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import duckdb
 import pytest
@@ -23,10 +23,10 @@ from conftest import INVOICE_TEXT, make_pdf, make_scan
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "corpus"))
-from make_hostile import good_pdf, make_hostile_corpus, pdf_bomb, png_bomb  # noqa: E402
+from make_hostile import good_pdf, make_hostile_corpus, pdf_bomb, png_bomb
 
-from docpipe.cli import app  # noqa: E402
-from docpipe.paths import from_stored  # noqa: E402
+from docpipe.cli import app
+from docpipe.paths import from_stored
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -35,7 +35,7 @@ runner = CliRunner()
 def docpipe(*args: str, timeout: float = 120, env: dict[str, str] | None = None
             ) -> subprocess.CompletedProcess[bytes]:
     """The real CLI in a subprocess (bytes out: names need not be UTF-8)."""
-    return subprocess.run([sys.executable, "-m", "docpipe", *args], capture_output=True, timeout=timeout,
+    return subprocess.run([sys.executable, "-m", "docpipe", *args], capture_output=True, timeout=timeout, check=False,
                           env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, cwd=ROOT)
 
 
@@ -167,7 +167,7 @@ def test_files_changed_after_discovery_keep_no_false_identity_and_say_what_happe
 
     folder = tmp_path / "inbox"
     folder.mkdir()
-    swapped, deleted, emptied, cut, kept = (make_pdf(folder / f"{n}.pdf", [INVOICE_TEXT.replace("0042", f"00{i}1")])
+    swapped, deleted, emptied, cut, _kept = (make_pdf(folder / f"{n}.pdf", [INVOICE_TEXT.replace("0042", f"00{i}1")])
                                             for i, n in enumerate(("swapped", "deleted", "emptied", "cut", "kept")))
     make_pdf(tmp_path / "other.pdf", [INVOICE_TEXT.replace("RE-2025-0042", "RE-NEW-777")])
     new_bytes = (tmp_path / "other.pdf").read_bytes()
@@ -427,8 +427,8 @@ def _read_only_bind(folder: Path) -> Iterator[None]:
 def test_database_locked_by_another_process_is_one_line(tmp_path: Path) -> None:
     make_pdf(tmp_path / "a.pdf", [INVOICE_TEXT])
     db = tmp_path / "t.duckdb"
-    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-                               "print('held', flush=True); time.sleep(60)", str(db)], stdout=subprocess.PIPE)
+    hold = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(db)], stdout=subprocess.PIPE)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == b"held"
         res = docpipe("ingest", str(tmp_path / "a.pdf"), "--db", str(db), "-e", "offline", "-w", "1", "-q")
