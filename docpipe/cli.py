@@ -7,7 +7,6 @@ Exit codes: 0 all ok, 1 some file failed (or a command error), 2 usage.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -25,6 +24,8 @@ app = typer.Typer(
 )
 
 DB_OPT = typer.Option("--db", help="DuckDB file to write/read.", envvar="DOCPIPE_DB")
+SET_OPT = typer.Option("--set", help="Any setting as NAME=VALUE (VALUE read as JSON, else as text), e.g. "
+                       "--set batch_size=32 --set timeout_s=600; `docpipe config` lists them.")
 
 
 def _err(msg: str) -> None:
@@ -38,13 +39,6 @@ def _err(msg: str) -> None:
 def _fail(msg: str, code: int = 1) -> typer.Exit:
     _err(msg)
     return typer.Exit(code)
-
-
-class EngineKind(str, Enum):
-    auto = "auto"
-    offline = "offline"
-    gemma = "gemma"
-    openai = "openai"
 
 
 class OutFormat(str, Enum):
@@ -66,12 +60,13 @@ def ingest(
                                                      "(PNG, JPEG, TIFF incl. multi-page, WEBP, BMP), by content.")],
     schema: Annotated[str, typer.Option("--schema", "-s", help="Built-in schema (invoice, receipt, document), "
                                         "my_schemas.py:Model, or a JSON Schema file.")] = "invoice",
-    db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb"),
-    engine: Annotated[EngineKind, typer.Option("--engine", "-e", help="auto picks Gemma if weights and a device "
-                                               "are here, a server if DOCPIPE_BASE_URL is set, else offline.")]
-    = EngineKind.auto,
-    workers: Annotated[int, typer.Option("--workers", "-w", help="Processes for rasterizing and OCR.")]
-    = min(2, os.cpu_count() or 1),
+    db: Annotated[Optional[Path], typer.Option("--db", help="DuckDB file to write [default: docpipe.duckdb, or "
+                                               "DOCPIPE_DB / docpipe.toml].")] = None,
+    engine: Annotated[Optional[str], typer.Option("--engine", "-e", help="auto, offline, gemma, openai or a plugin's "
+                                                  "(docpipe engines). auto picks Gemma if weights and a device are "
+                                                  "here, a server if one is configured, else offline.")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", "-w", help="Processes for rasterizing and OCR "
+                                                   "[default: 2].")] = None,
     force: Annotated[bool, typer.Option("--force", help="Redo documents already done for this schema and engine.")]
     = False,
     retry_invalid: Annotated[bool, typer.Option("--retry-invalid", help="Also redo documents whose result was "
@@ -80,21 +75,23 @@ def ingest(
                                                     envvar="DOCPIPE_PDF_PASSWORD")] = None,
     summarize: Annotated[bool, typer.Option("--summarize", help="Ask model engines for a long-context summary "
                                             "(the offline engine always writes an extractive one).")] = False,
-    max_pages: Annotated[int, typer.Option("--max-pages", help="Refuse documents longer than this.")] = 2000,
+    max_pages: Annotated[Optional[int], typer.Option("--max-pages", help="Refuse documents longer than this "
+                                                     "[default: 2000].")] = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model id or folder (gemma) or served "
-                                                 "model name (openai).", envvar="DOCPIPE_MODEL")] = None,
+                                                 "model name (openai) [env: DOCPIPE_MODEL].")] = None,
     base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL(s), "
-                                                    "comma-separated.", envvar="DOCPIPE_BASE_URL")] = None,
+                                                    "comma-separated [env: DOCPIPE_BASE_URL].")] = None,
     api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", help="Environment variable holding the "
                                                        "API key [default: OPENAI_API_KEY].")] = None,
     concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Requests in flight, openai engine "
                                                        "[default: 4, or DOCPIPE_CONCURRENCY / docpipe.toml].")]
     = None,
-    image_tokens: Annotated[int, typer.Option("--image-tokens", help="Gemma image token budget per page: "
-                                              "70, 140, 280, 560 or 1120.")] = 1120,
+    image_tokens: Annotated[Optional[int], typer.Option("--image-tokens", help="Gemma image token budget per "
+                                                        "page: 70, 140, 280, 560 or 1120 [default: 1120].")] = None,
     thinking: Annotated[bool, typer.Option("--thinking", help="Let the model think before answering (gemma, and "
                                            "openai servers that support it); thoughts are stored apart.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    set_: Annotated[Optional[list[str]], SET_OPT] = None,
 ) -> None:
     """Read documents and store their fields.
 
@@ -102,26 +99,26 @@ def ingest(
 
     Example:  docpipe ingest ~/invoices --schema invoice --workers 2
     """
-    from .engines import EngineOptions
+    from .api import ingest_options
     from .errors import DocpipeError
-    from .pipeline import IngestOptions
     from .pipeline import ingest as run_ingest
     from .progress import RichProgress, print_report
 
-    if image_tokens not in (70, 140, 280, 560, 1120):
+    if image_tokens is not None and image_tokens not in (70, 140, 280, 560, 1120):
         raise typer.BadParameter("must be one of 70, 140, 280, 560, 1120", param_hint="--image-tokens")
-    eopts = EngineOptions(workers=max(1, workers), model=model, image_tokens=image_tokens, thinking=thinking,
-                          extra={"base_url": base_url, "api_key_env": api_key_env, "concurrency": concurrency})
-    opts = IngestOptions(paths=paths, schema=schema, db=db, engine=engine.value, engine_options=eopts,
-                         force=force, retry_invalid=retry_invalid, password=password, summarize=summarize,
-                         max_pages=max_pages)
-    progress = RichProgress(enabled=not quiet)
     try:
+        settings = _settings(set_, schema=schema, db=db, engine=engine, model=model, image_tokens=image_tokens,
+                             thinking=thinking or None, max_pages=max_pages, base_url=base_url,
+                             api_key_env=api_key_env, concurrency=concurrency,
+                             workers=None if workers is None else max(1, workers))
+        opts = ingest_options(paths, settings=settings, force=force, retry_invalid=retry_invalid,
+                              password=password, summarize=summarize)
+        progress = RichProgress(enabled=not quiet)
         with progress:
             report = run_ingest(opts, progress)
     except DocpipeError as e:
         raise _fail(str(e))
-    print_report(report, db)
+    print_report(report, opts.db)
     if report.interrupted:
         raise typer.Exit(130)
     if report.any_failed:
@@ -221,8 +218,8 @@ def schemas(
 
 @app.command()
 def engines(
-    model: Annotated[Optional[str], typer.Option("--model", "-m", envvar="DOCPIPE_MODEL")] = None,
-    base_url: Annotated[Optional[str], typer.Option("--base-url", envvar="DOCPIPE_BASE_URL")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m")] = None,
+    base_url: Annotated[Optional[str], typer.Option("--base-url")] = None,
 ) -> None:
     """Show each engine, whether it can run here, and why not."""
     from rich.console import Console
@@ -230,9 +227,12 @@ def engines(
     from rich.table import Table
 
     from . import engines as eng
-    from .errors import EngineUnavailable
+    from .errors import DocpipeError, EngineUnavailable
 
-    opts = eng.EngineOptions(model=model, extra={"base_url": base_url})
+    try:
+        opts = _settings(None, model=model, base_url=base_url).engine_options()
+    except DocpipeError as e:
+        raise _fail(str(e))
     t = Table()
     t.add_column("engine")
     t.add_column("available")
@@ -290,9 +290,9 @@ def eval_cmd(
     = None,
     db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb"),
     schema: Annotated[str, typer.Option("--schema", "-s")] = "invoice",
-    engine: Annotated[EngineKind, typer.Option("--engine", "-e")] = EngineKind.auto,
-    workers: Annotated[int, typer.Option("--workers", "-w")] = min(2, os.cpu_count() or 1),
-    model: Annotated[Optional[str], typer.Option("--model", "-m", envvar="DOCPIPE_MODEL")] = None,
+    engine: Annotated[Optional[str], typer.Option("--engine", "-e")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", "-w")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m")] = None,
     fmt: Annotated[OutFormat, typer.Option("--format", "-f")] = OutFormat.table,
     mismatches: Annotated[bool, typer.Option("--mismatches", help="Also list every wrong field: file, field, "
                                              "truth, extracted.")] = False,
@@ -304,19 +304,18 @@ def eval_cmd(
 
     Example:  docpipe eval ../shared/devset/parsee_invoices
     """
-    from .engines import EngineOptions
+    from .api import ingest_options
     from .errors import DocpipeError
     from .evaluate import evaluate
     from .output import render_rows
-    from .pipeline import IngestOptions
     from .pipeline import ingest as run_ingest
 
     truth = truth or folder / "truth.jsonl"
     if not truth.exists():
         raise _fail(f"no truth file at {truth}: pass --truth")
     try:
-        opts = IngestOptions(paths=[folder], schema=schema, db=db, engine=engine.value,
-                             engine_options=EngineOptions(workers=max(1, workers), model=model))
+        opts = ingest_options([folder], settings=_settings(None, schema=schema, db=db, engine=engine, model=model,
+                                                           workers=None if workers is None else max(1, workers)))
         report = run_ingest(opts)
         result = evaluate(db, folder, truth, report.schema, report.engine)
     except DocpipeError as e:
@@ -331,6 +330,59 @@ def eval_cmd(
                      for f, n, t, p in result.mismatches], fmt.value, title="wrong fields")
     if result.missing:
         _err(f"{len(result.missing)} truth file(s) without an ok/invalid extraction: {', '.join(result.missing[:5])}")
+
+
+@app.command()
+def config(
+    set_: Annotated[Optional[list[str]], SET_OPT] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print {name: {value, from}} as JSON.")] = False,
+) -> None:
+    """Print every setting, its effective value and where it came from: flag, env, toml or default.
+
+    The first one set wins: --set NAME=VALUE (or an ingest flag), a DOCPIPE_* variable, docpipe.toml
+    (or the file DOCPIPE_CONFIG names), the default.
+
+    Example:  DOCPIPE_GEMMA='{"batch_size": 16}' docpipe config --set engine=gemma
+    """
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from .errors import DocpipeError
+
+    try:
+        rows = _settings(set_).explain()
+    except DocpipeError as e:
+        raise _fail(str(e))
+    if as_json:
+        print(json.dumps({r.name: {"value": r.value, "from": r.origin} for r in rows}, indent=2, default=str))
+        return
+    t = Table()
+    for col in ("setting", "value", "from", "what it does"):
+        t.add_column(col, overflow="fold")
+    for r in rows:
+        t.add_row(r.name, escape(json.dumps(r.value, default=str)), r.origin, escape(r.description))
+    Console().print(t)
+
+
+def _settings(pairs: Optional[list[str]], **flags: Any) -> Any:
+    """Settings from ``--set NAME=VALUE`` pairs and a command's flags (None: not given); flags win."""
+    from .config import Settings
+
+    values: dict[str, Any] = {}
+    for pair in pairs or []:
+        name, eq, text = pair.partition("=")
+        if not eq or not name.strip():
+            raise typer.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint="--set")
+        try:
+            values[name.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            values[name.strip()] = text
+    values.update({k: v for k, v in flags.items() if v is not None})
+    try:
+        return Settings.load(values)
+    except KeyError as e:
+        raise typer.BadParameter(f"no setting named {e.args[0]!r} (docpipe config lists them)", param_hint="--set")
 
 
 def main() -> None:

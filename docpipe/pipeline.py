@@ -29,7 +29,7 @@ FLUSH_EVERY_SECONDS = 2.0
 
 @dataclass
 class IngestOptions:
-    """Everything one ``docpipe ingest`` needs; the CLI builds it from flags."""
+    """Everything one ``docpipe ingest`` needs; the CLI and ``docpipe.ingest`` build it from ``Settings``."""
 
     paths: list[Path]
     schema: str = "invoice"
@@ -52,6 +52,9 @@ class Failure:
 
 @dataclass
 class IngestReport:
+    """What one ingest did: the engine it used and why, counts by status, pages, time, and each document that
+    is not ok (``failures``: path, status, one-line reason)."""
+
     engine: str = ""
     engine_reason: str = ""
     model: str | None = None
@@ -121,7 +124,8 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
         report.run_id = store.start_run(kind, engine.model_name, schema.name, {
             "paths": [str(p) for p in opts.paths], "force": opts.force, "summarize": opts.summarize,
             "workers": opts.engine_options.workers, "model": opts.engine_options.model,
-            "concurrency": opts.engine_options.extra.get("concurrency")})
+            "concurrency": getattr(opts.engine_options.settings.get("openai"), "concurrency", None)
+            if kind == "openai" else None})
 
         buffer: list[DocResult] = []
         last_flush = time.perf_counter()

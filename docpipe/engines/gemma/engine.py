@@ -100,7 +100,7 @@ class GemmaEngine(Engine):
 
     def __init__(self, options: EngineOptions) -> None:
         super().__init__(options)
-        self.cfg = engine_settings(options.extra)
+        self.cfg = engine_settings(options)
         self._choice: ModelChoice | None = None
         self._device = ""
         self.model: Any = None
