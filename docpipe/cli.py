@@ -33,7 +33,9 @@ def _err(msg: str) -> None:
 
     from rich.markup import escape
 
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(msg)}", soft_wrap=True)
+    from .paths import shown
+
+    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(shown(msg))}", soft_wrap=True)
 
 
 def _fail(msg: str, code: int = 1) -> typer.Exit:
@@ -43,6 +45,8 @@ def _fail(msg: str, code: int = 1) -> typer.Exit:
 
 class OutFormat(str, Enum):
     table = "table"
+    plain = "plain"
+    markdown = "markdown"
     csv = "csv"
     json = "json"
     jsonl = "jsonl"
@@ -58,8 +62,9 @@ class ExportFormat(str, Enum):
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files and folders (walked recursively). PDFs and images "
                                                      "(PNG, JPEG, TIFF incl. multi-page, WEBP, BMP), by content.")],
-    schema: Annotated[str, typer.Option("--schema", "-s", help="Built-in schema (invoice, receipt, document), "
-                                        "my_schemas.py:Model, or a JSON Schema file.")] = "invoice",
+    schema: Annotated[Optional[str], typer.Option("--schema", "-s", help="Built-in schema (invoice, receipt, "
+                                                  "document), my_schemas.py:Model, or a JSON Schema file "
+                                                  "[default: invoice].")] = None,
     db: Annotated[Optional[Path], typer.Option("--db", help="DuckDB file to write [default: docpipe.duckdb, or "
                                                "DOCPIPE_DB / docpipe.toml].")] = None,
     engine: Annotated[Optional[str], typer.Option("--engine", "-e", help="auto, offline, gemma, openai or a plugin's "
@@ -106,6 +111,9 @@ def ingest(
 
     if image_tokens is not None and image_tokens not in (70, 140, 280, 560, 1120):
         raise typer.BadParameter("must be one of 70, 140, 280, 560, 1120", param_hint="--image-tokens")
+    from .lifeline import exit_code_for_interrupt, terminate_like_interrupt
+
+    terminate_like_interrupt()  # timeout, docker stop, systemd: flush and stop as on Ctrl-C
     try:
         settings = _settings(set_, schema=schema, db=db, engine=engine, model=model, image_tokens=image_tokens,
                              thinking=thinking or None, max_pages=max_pages, base_url=base_url,
@@ -120,7 +128,7 @@ def ingest(
         raise _fail(str(e))
     print_report(report, opts.db)
     if report.interrupted:
-        raise typer.Exit(130)
+        raise typer.Exit(exit_code_for_interrupt())
     if report.any_failed:
         raise typer.Exit(1)
 
@@ -149,6 +157,34 @@ def query(
     except DocpipeError as e:
         raise _fail(str(e))
     render_rows(cols, rows, fmt.value)
+
+
+@app.command()
+def show(
+    target: Annotated[str, typer.Argument(help="A file (found by its bytes), a path or file name as ingested, or a "
+                                               "doc_id (its first characters are enough).")],
+    db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb"),
+    fmt: Annotated[OutFormat, typer.Option("--format", "-f", help="table (for people) or json.")]
+    = OutFormat.table,
+) -> None:
+    """One document: its paths, status, the fields and line items of each extraction, summary and earlier results.
+
+    Example:  docpipe show samples/invoice_en_classic_acme.pdf
+    """
+    from .errors import DocpipeError
+    from .output import _json_default
+    from .showing import find_doc_id, load, render
+    from .store import Store
+
+    try:
+        with Store.open(db, read_only=True) as store:
+            doc = load(store, find_doc_id(store, target))
+    except DocpipeError as e:
+        raise _fail(str(e))
+    if fmt in (OutFormat.json, OutFormat.jsonl):
+        print(json.dumps(doc, default=_json_default, ensure_ascii=False, indent=2 if fmt is OutFormat.json else None))
+    else:
+        render(doc)
 
 
 @app.command()
@@ -259,6 +295,7 @@ def status(db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb")) -> None:
     from rich.table import Table
 
     from .errors import DocpipeError
+    from .paths import shown
     from .store import Store
 
     try:
@@ -279,7 +316,7 @@ def status(db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb")) -> None:
         for col in ("path", "schema", "engine", "status", "reason"):
             p.add_column(col, overflow="fold")
         for row in problems:
-            p.add_row(*[escape(str(x)) if x is not None else "" for x in row])
+            p.add_row(*[escape(shown(x)) if x is not None else "" for x in row])
         c.print(p)
 
 
@@ -289,7 +326,7 @@ def eval_cmd(
     truth: Annotated[Optional[Path], typer.Option("--truth", help="truth.jsonl (default: FOLDER/truth.jsonl).")]
     = None,
     db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb"),
-    schema: Annotated[str, typer.Option("--schema", "-s")] = "invoice",
+    schema: Annotated[Optional[str], typer.Option("--schema", "-s")] = None,
     engine: Annotated[Optional[str], typer.Option("--engine", "-e")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", "-w")] = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m")] = None,
@@ -310,6 +347,8 @@ def eval_cmd(
     from .output import render_rows
     from .pipeline import ingest as run_ingest
 
+    if not folder.exists():
+        raise _fail(f"{folder}: path does not exist")
     truth = truth or folder / "truth.jsonl"
     if not truth.exists():
         raise _fail(f"no truth file at {truth}: pass --truth")
@@ -329,7 +368,8 @@ def eval_cmd(
                     [(f, n, json.dumps(t, ensure_ascii=False), json.dumps(p, ensure_ascii=False))
                      for f, n, t, p in result.mismatches], fmt.value, title="wrong fields")
     if result.missing:
-        _err(f"{len(result.missing)} truth file(s) without an ok/invalid extraction: {', '.join(result.missing[:5])}")
+        raise _fail(f"{len(result.missing)} truth file(s) without an ok/invalid extraction (scored as wrong): "
+                    f"{', '.join(result.missing[:5])}")
 
 
 @app.command()
@@ -390,8 +430,10 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
+        from .lifeline import exit_code_for_interrupt
+
         _err("interrupted")
-        sys.exit(130)
+        sys.exit(exit_code_for_interrupt())
 
 
 if __name__ == "__main__":

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Protocol
 
 from . import engines as engines_mod
-from .discover import discover
+from .discover import Skipped, discover
 from .engines import DocJob, EngineOptions
 from .models import DocResult, EngineOutput, ErrorItem, SourceFile, Status
 from .rasterize import DEFAULT_MAX_PAGES
+from .paths import path_text
 from .schemas import SchemaInfo, resolve
 from .store import DEFAULT_DB, Store
 from .validate import validate
@@ -65,6 +66,7 @@ class IngestReport:
     failures: list[Failure] = field(default_factory=list)
     interrupted: bool = False
     run_id: str = ""
+    columns: list[tuple[str, str]] = field(default_factory=list)  # the schema view's (name, SQL type)
 
     @property
     def processed(self) -> int:
@@ -77,7 +79,7 @@ class IngestReport:
 
 class Progress(Protocol):
     def engine_chosen(self, kind: str, why: str, model: str | None) -> None: ...
-    def planned(self, total_files: int, todo: int, skipped: int) -> None: ...
+    def planned(self, total_files: int, todo: int, skipped: int, copies: int = 0) -> None: ...
     def document_done(self, result: DocResult) -> None: ...
 
 
@@ -85,7 +87,7 @@ class _NoProgress:
     def engine_chosen(self, kind: str, why: str, model: str | None) -> None:
         pass
 
-    def planned(self, total_files: int, todo: int, skipped: int) -> None:
+    def planned(self, total_files: int, todo: int, skipped: int, copies: int = 0) -> None:
         pass
 
     def document_done(self, result: DocResult) -> None:
@@ -99,28 +101,33 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
     schema = resolve(opts.schema)
     kind, why = engines_mod.choose(opts.engine, opts.engine_options)
     engine = engines_mod.create(kind, opts.engine_options)
-    report = IngestReport(engine=kind, engine_reason=why, model=engine.model_name, schema=schema.name)
+    report = IngestReport(engine=kind, engine_reason=why, model=engine.model_name, schema=schema.name,
+                          columns=[(c.name, c.sql_type) for c in schema.columns])
     progress.engine_chosen(kind, why, engine.model_name)
 
     with Store.open(opts.db) as store, engine:
         store.register_schema(schema)
         sources, unreadable = _collect(opts.paths)
-        for path, reason in unreadable:
-            report.failures.append(Failure(str(path), Status.FAILED.value, reason))
-            report.counts[Status.FAILED.value] += 1
+        for path, reason, why in unreadable:
+            report.failures.append(Failure(path_text(path), why, reason))
+            report.counts[why] += 1
+        store.note_skipped(unreadable)
         store.note_files(sources)
         done = set() if opts.force else store.done_ids(schema.name, kind, retry_invalid=opts.retry_invalid)
         todo: list[SourceFile] = []
         seen: set[str] = set()
-        skipped = 0
+        skipped = copies = 0
         for s in sources:
-            if s.sha256 in done or s.sha256 in seen:
-                skipped += 1
+            if s.sha256 in seen:
+                copies += 1  # identical bytes at another path: recorded in `files`, read once
                 continue
             seen.add(s.sha256)
+            if s.sha256 in done:
+                skipped += 1
+                continue
             todo.append(s)
-        report.counts[Status.SKIPPED.value] += skipped
-        progress.planned(len(sources) + len(unreadable), len(todo), skipped)
+        report.counts[Status.SKIPPED.value] += skipped + copies
+        progress.planned(len(sources) + len(unreadable), len(todo), skipped, copies=copies)
         report.run_id = store.start_run(kind, engine.model_name, schema.name, {
             "paths": [str(p) for p in opts.paths], "force": opts.force, "summarize": opts.summarize,
             "workers": opts.engine_options.workers, "model": opts.engine_options.model,
@@ -136,7 +143,8 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
                 report.counts[result.status.value] += 1
                 report.pages += len(out.pages)
                 if result.status is not Status.OK:
-                    report.failures.append(Failure(str(result.source.path), result.status.value, result.reason))
+                    report.failures.append(Failure(path_text(result.source.path), result.status.value,
+                                                   result.reason))
                 progress.document_done(result)
                 if len(buffer) >= FLUSH_EVERY_DOCS or time.perf_counter() - last_flush > FLUSH_EVERY_SECONDS:
                     store.write(buffer, schema, report.run_id)
@@ -152,9 +160,9 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
     return report
 
 
-def _collect(paths: list[Path]) -> tuple[list[SourceFile], list[tuple[Path, str]]]:
+def _collect(paths: list[Path]) -> tuple[list[SourceFile], list[Skipped]]:
     sources: list[SourceFile] = []
-    unreadable: list[tuple[Path, str]] = []
+    unreadable: list[Skipped] = []
     for item in discover(paths):
         if isinstance(item, SourceFile):
             sources.append(item)

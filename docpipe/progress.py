@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
 from rich.markup import escape
 
 from .models import DocResult, Status
+from .paths import shown
 from .pipeline import IngestReport
 
 
@@ -33,11 +35,13 @@ class RichProgress:
     def engine_chosen(self, kind: str, why: str, model: str | None) -> None:
         self.console.print(f"engine: [bold]{kind}[/]" + (f" ({escape(model)})" if model else "") + f" - {escape(why)}")
 
-    def planned(self, total_files: int, todo: int, skipped: int) -> None:
+    def planned(self, total_files: int, todo: int, skipped: int, copies: int = 0) -> None:
         msg = f"{total_files} file(s): {todo} to process"
         if skipped:
             msg += f", {skipped} already done (--force redoes them)"
-        self.console.print(msg)
+        if copies:
+            msg += f", {copies} identical cop{'y' if copies == 1 else 'ies'} of another file (see the duplicates view)"
+        self.console.print(msg, soft_wrap=True)
         if not self.enabled or todo == 0:
             return
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
@@ -53,7 +57,7 @@ class RichProgress:
     def document_done(self, result: DocResult) -> None:
         self.pages += len(result.output.pages)
         if result.status not in (Status.OK,):
-            line = f"[yellow]{result.status.value}[/] {escape(str(result.source.path))}: {escape(result.reason)}"
+            line = f"[yellow]{result.status.value}[/] {escape(shown(result.source.path))}: {escape(shown(result.reason))}"
             if self._progress is not None:
                 self._progress.console.print(line)
             else:
@@ -85,5 +89,9 @@ def print_report(report: IngestReport, db: Path) -> None:
     if report.failures:
         c.print("[bold]not ok:[/]")
         for f in report.failures:
-            c.print(f"  {escape(f.path)}: [yellow]{f.status}[/] {escape(f.reason)}", soft_wrap=True)
-    c.print(f"results in {db}; try: docpipe query \"SELECT * FROM {report.schema}\"", soft_wrap=True)
+            c.print(f"  {escape(shown(f.path))}: [yellow]{f.status}[/] {escape(shown(f.reason))}", soft_wrap=True)
+    from .display import suggested_query
+
+    db_opt = "" if str(db) == "docpipe.duckdb" else f"--db {shlex.quote(str(db))} "
+    c.print(f"results in {escape(shown(str(db)))}; try: docpipe query {escape(db_opt)}"
+            f"\"{escape(suggested_query(report.schema, report.columns))}\"", soft_wrap=True)

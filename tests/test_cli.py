@@ -42,7 +42,7 @@ def test_rerun_skips_done_and_force_redoes(invoice_pdf: Path, db: Path, tmp_path
     copy.write_bytes(invoice_pdf.read_bytes())
     assert cli("ingest", str(invoice_pdf), "--db", str(db), "-e", "offline", "-w", "1", "-q")[0] == 0
     code, out = cli("ingest", str(invoice_pdf), str(copy), "--db", str(db), "-e", "offline", "-w", "1", "-q")
-    assert code == 0 and "0 to process" in out and "2 already done" in out
+    assert code == 0 and "0 to process, 1 already done" in out and "1 identical copy" in out
     code, out = cli("ingest", str(invoice_pdf), "--db", str(db), "-e", "offline", "-w", "1", "-q", "--force")
     assert code == 0 and "1 to process" in out
     con = duckdb.connect(str(db), read_only=True)

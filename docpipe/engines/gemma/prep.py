@@ -19,10 +19,13 @@ _as_bytes = False
 def init_worker(image_processor: Any) -> None:
     """Pool initializer: keep the (pickled) image processor and whether its pages can travel as bytes (the same
     check as the parent's PromptBuilder, on the same processor), one compute thread, Ctrl-C left to the parent."""
+    import os
     import signal
 
+    from ...lifeline import tie_to_parent
     from .inputs import byte_values
 
+    tie_to_parent(os.getppid(), kernel=False)  # the pool starts from a thread: watch the parent's pid instead
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         import torch

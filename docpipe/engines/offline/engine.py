@@ -51,8 +51,11 @@ def _run_pool(jobs: Iterable[DocJob], workers: int) -> Iterator[EngineOutput]:
     """Bounded fan-out: at most 2 x workers documents in flight; a crashed worker's documents are retried once."""
     import multiprocessing as mp
 
+    from ...lifeline import init_worker, pool_initargs
+
     ctx = mp.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    kw = {"mp_context": ctx, "initializer": init_worker, "initargs": pool_initargs()}  # workers die with us
+    pool = ProcessPoolExecutor(max_workers=workers, **kw)
     pending: dict[Future[EngineOutput], tuple[DocJob, int]] = {}
     retry: list[tuple[DocJob, int]] = []
     it = iter(jobs)
@@ -90,7 +93,7 @@ def _run_pool(jobs: Iterable[DocJob], workers: int) -> Iterator[EngineOutput]:
                     retry.append((job, attempt + 1) if attempt == 0 else (job, attempt))
                 pending.clear()
                 pool.shutdown(wait=False, cancel_futures=True)
-                pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+                pool = ProcessPoolExecutor(max_workers=workers, **kw)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
 
