@@ -21,8 +21,16 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .errors import (ConfigError, DocpipeError, EncryptedError, EngineError, EngineUnavailable, InputError,
-                     SchemaError, StoreError)
+from .errors import (
+    ConfigError,
+    DocpipeError,
+    EncryptedError,
+    EngineError,
+    EngineUnavailable,
+    InputError,
+    SchemaError,
+    StoreError,
+)
 from .models import DocResult, EngineOutput, PageInfo, SourceFile, Status
 
 if TYPE_CHECKING:

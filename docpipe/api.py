@@ -92,4 +92,4 @@ def connect(db: PathLike | None = None, *, read_only: bool = True) -> Store:
     from .config import Settings
     from .store import Store
 
-    return Store.open(db if db is not None else Settings.load().db, read_only=read_only)
+    return Store.open(Path(db) if db is not None else Settings.load().db, read_only=read_only)

@@ -44,8 +44,14 @@ class RichProgress:
         self.console.print(msg, soft_wrap=True)
         if not self.enabled or todo == 0:
             return
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self._progress = Progress(
             TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -57,7 +63,8 @@ class RichProgress:
     def document_done(self, result: DocResult) -> None:
         self.pages += len(result.output.pages)
         if result.status not in (Status.OK,):
-            line = f"[yellow]{result.status.value}[/] {escape(shown(result.source.path))}: {escape(shown(result.reason))}"
+            path, reason = escape(shown(result.source.path)), escape(shown(result.reason))
+            line = f"[yellow]{result.status.value}[/] {path}: {reason}"
             if self._progress is not None:
                 self._progress.console.print(line)
             else:

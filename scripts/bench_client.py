@@ -52,8 +52,8 @@ def ms(values: list[float]) -> float:
 def stage_costs(pdfs: list[Path], image_tokens: int) -> dict[str, float]:
     """Median ms per page for each client stage, measured in isolation on the sample pages."""
     from docpipe.discover import discover
-    from docpipe.engines.openai.pages import PageGroup, PromptSchema, encode_image, extraction_messages
     from docpipe.engines.openai.engine import _check
+    from docpipe.engines.openai.pages import PageGroup, PromptSchema, encode_image, extraction_messages
     from docpipe.engines.vlm.prompting import render_spec_for_tokens
     from docpipe.models import DocResult, EngineOutput, Status
     from docpipe.rasterize import open_document

@@ -81,10 +81,14 @@ VOCAB = 262_144
 def build(key: str, experts: str):
     """(model on cuda in bf16 with random weights, processor with an in-code tokenizer)."""
     import torch
-    from transformers import (Gemma4AudioConfig, Gemma4Config, Gemma4ForConditionalGeneration, Gemma4TextConfig,
-                              Gemma4VisionConfig)
-
     from gemma_tiny import build_processor, build_tokenizer
+    from transformers import (
+        Gemma4AudioConfig,
+        Gemma4Config,
+        Gemma4ForConditionalGeneration,
+        Gemma4TextConfig,
+        Gemma4VisionConfig,
+    )
 
     tok = build_tokenizer()
     ids = tok.convert_tokens_to_ids

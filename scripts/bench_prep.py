@@ -142,7 +142,6 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
-
     from bench_gemma import _checkout_schemas
 
     _checkout_schemas()  # a plain checkout (the GPU machine): schemas/ as docpipe.builtin_schemas
