@@ -7,6 +7,7 @@ Exit codes: 0 all ok, 1 some file failed (or a command error), 2 usage.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -23,7 +24,25 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-DB_OPT = typer.Option("--db", help="DuckDB file to write/read.", envvar="DOCPIPE_DB")
+
+def _settings_db(ctx: typer.Context, param: typer.CallbackParam, value: Path) -> Path:
+    """--db not given: the settings' database (DOCPIPE_DB, docpipe.toml), so every command reads what ingest wrote."""
+    source = ctx.get_parameter_source(param.name or "db")
+    if source is None or source.name != "DEFAULT":  # typer may carry its own click: compare by name
+        return value
+    if not Path(os.environ.get("DOCPIPE_CONFIG") or "docpipe.toml").is_file():
+        return value  # nothing but the default to find, and `docpipe query` starts without loading Settings
+    from .config import Settings
+    from .errors import DocpipeError
+
+    try:
+        return Settings.load().db
+    except DocpipeError as e:
+        raise _fail(str(e)) from None
+
+
+DB_OPT = typer.Option("--db", help="DuckDB file to write/read [default: docpipe.duckdb, or docpipe.toml's db].",
+                      envvar="DOCPIPE_DB", callback=_settings_db)
 SET_OPT = typer.Option("--set", help="Any setting as NAME=VALUE (VALUE read as JSON, else as text), e.g. "
                        "--set batch_size=32 --set timeout_s=600; `docpipe config` lists them.")
 

@@ -108,3 +108,18 @@ def test_ingest_flags_and_toml_reach_the_run(toml: Path, tmp_path: Path) -> None
     assert res.exit_code == 0, res.output
     with Store.open(tmp_path / "x.duckdb", read_only=True) as store:
         assert store.query("SELECT engine, args->>'workers' FROM runs")[1] == [("offline", "3")]
+
+
+def test_every_command_reads_the_database_docpipe_toml_names(toml: Path, tmp_path: Path) -> None:
+    """`db` in docpipe.toml is where ingest writes and where query and status read, without --db."""
+    from conftest import INVOICE_TEXT, make_pdf
+
+    toml.write_text('db = "books.duckdb"\nengine = "offline"\nworkers = 1\n')
+    pdf = make_pdf(tmp_path / "inv.pdf", [INVOICE_TEXT])
+    assert runner.invoke(app, ["ingest", str(pdf), "-q"]).exit_code == 0
+    assert (tmp_path / "books.duckdb").exists() and not (tmp_path / "docpipe.duckdb").exists()
+    res = runner.invoke(app, ["query", "--format", "csv", "SELECT count(*) AS n FROM invoice"])
+    assert res.exit_code == 0 and res.output.splitlines()[-1] == "1", res.output
+    assert runner.invoke(app, ["status"]).exit_code == 0
+    res = runner.invoke(app, ["query", "--db", "other.duckdb", "SELECT 1"])
+    assert res.exit_code == 1 and "other.duckdb" in res.output

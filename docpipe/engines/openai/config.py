@@ -91,8 +91,12 @@ def load_config(options: EngineOptions) -> ServerConfig:
     typed = options.settings.get("openai")
     if typed is None:
         from ...config import Settings
+        from ...errors import ConfigError
 
-        typed = Settings.load().openai
+        try:
+            typed = Settings.load().openai
+        except ConfigError as e:
+            raise EngineUnavailable(str(e)) from e
     values = dict(typed) if isinstance(typed, OpenAISettings) else dict(typed or {})
     values.update({k: v for k, v in (options.extra or {}).items() if k in OpenAISettings.model_fields
                    and v is not None})
