@@ -39,13 +39,15 @@ def make_engine(workers: int, image_tokens: int, processor_kind: str):
     from docpipe.engines import EngineOptions
     from docpipe.engines.gemma.engine import GemmaEngine
     from docpipe.engines.gemma.inputs import PromptBuilder
+    from docpipe.engines.gemma.settings import GemmaSettings
 
     proc = build_processor(build_tokenizer(), max_soft_tokens=image_tokens)
     if processor_kind == "torch":
         from transformers import Gemma4ImageProcessor
 
         proc.image_processor = Gemma4ImageProcessor(max_soft_tokens=image_tokens)
-    eng = GemmaEngine(EngineOptions(image_tokens=image_tokens, extra={"prep_workers": workers}))
+    eng = GemmaEngine(EngineOptions(image_tokens=image_tokens,
+                                    settings={"gemma": GemmaSettings(prep_workers=workers)}))
     # what _setup sets and _produce reads, without a model
     eng.processor, eng.prompts, eng.dtype, eng._device = proc, PromptBuilder(proc), torch.bfloat16, "cpu"
     eng.batch_size = 16

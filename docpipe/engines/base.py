@@ -50,8 +50,9 @@ class DocJob:
 @dataclass
 class EngineOptions:
     """Options every engine understands, plus each engine's typed settings by kind (``settings["gemma"]`` is a
-    ``GemmaSettings``; built from ``docpipe.config.Settings``). ``extra`` overrides settings by name, for scripts
-    and plugin engines; an engine validates it with its own settings model."""
+    ``GemmaSettings``, ``settings["openai"]`` an ``OpenAISettings``, a plugin's whatever ``[plugins.KIND]`` holds);
+    ``docpipe.config.Settings.engine_options()`` builds it. ``extra`` overrides settings by name for callers written
+    before the typed settings; the engine validates it with its own model."""
 
     workers: int = 1
     model: str | None = None
