@@ -157,9 +157,11 @@ def query(
     sql: Annotated[str, typer.Argument(help="SQL to run, e.g. \"SELECT vendor_name, total FROM invoice\".")],
     db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb"),
     fmt: Annotated[OutFormat, typer.Option("--format", "-f", help="Output format.")] = OutFormat.table,
-    write: Annotated[bool, typer.Option("--write", help="Open read-write (default is read-only).")] = False,
+    write: Annotated[bool, typer.Option("--allow-write", "--write", help="Allow writes: to the database and, "
+                                        "through DuckDB, to files (COPY ... TO). Default: read-only, no file access.")]
+    = False,
 ) -> None:
-    """Run SQL against the store (read-only by default).
+    """Run SQL against the store: read-only, and no files read or written, unless --allow-write.
 
     Views: one per schema (invoice, receipt, document), their lists (invoice_line_items, receipt_items),
     problems; tables: documents, pages, extractions, summaries, files, runs.
@@ -172,6 +174,8 @@ def query(
 
     try:
         with Store.open(db, read_only=not write) as store:
+            if not write:
+                store.seal()
             cols, rows = store.query(sql)
     except DocpipeError as e:
         raise _fail(str(e))
@@ -352,6 +356,8 @@ def eval_cmd(
     fmt: Annotated[OutFormat, typer.Option("--format", "-f")] = OutFormat.table,
     mismatches: Annotated[bool, typer.Option("--mismatches", help="Also list every wrong field: file, field, "
                                              "truth, extracted.")] = False,
+    bands: Annotated[bool, typer.Option("--bands", help="Also print accuracy by confidence band and what the "
+                                        "cross-checks caught (always shown in table format).")] = False,
 ) -> None:
     """Per-field accuracy against ground truth (ingests what is not yet in the store first).
 
@@ -386,6 +392,8 @@ def eval_cmd(
         render_rows(["file", "field", "truth", "extracted"],
                     [(f, n, json.dumps(t, ensure_ascii=False), json.dumps(p, ensure_ascii=False))
                      for f, n, t, p in result.mismatches], fmt.value, title="wrong fields")
+    if bands or fmt is OutFormat.table:
+        _print_calibration(db, folder, truth, report.schema, report.engine, fmt.value)
     if result.missing:
         raise _fail(f"{len(result.missing)} truth file(s) without an ok/invalid extraction (scored as wrong): "
                     f"{', '.join(result.missing[:5])}")
@@ -442,6 +450,48 @@ def _settings(pairs: Optional[list[str]], **flags: Any) -> Any:
         return Settings.load(values)
     except KeyError as e:
         raise typer.BadParameter(f"no setting named {e.args[0]!r} (docpipe config lists them)", param_hint="--set")
+
+
+def _print_calibration(db: Path, folder: Path, truth: Path, schema: str, engine: str, fmt: str) -> None:
+    """Accuracy by confidence band and what the checks caught (the evidence's calibration)."""
+    from .evidence.calibration import calibrate
+    from .output import render_rows
+
+    cal = calibrate(db, folder, truth, schema, engine)
+    render_rows(["confidence", "right", "values", "accuracy"],
+                [(f"{b.low:.1f}-{min(b.high, 1.0):.1f}", b.right, b.total, round(b.accuracy, 3))
+                 for b in cal.bands if b.total], fmt, title="accuracy by confidence band")
+    render_rows(["wrong values", "caught by a failed check", "right values", "flagged by a failed check"],
+                [(cal.wrong, cal.caught, cal.right, cal.flagged_right)], fmt, title="cross-checks")
+
+
+@app.command()
+def review(
+    db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb"),
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8765,
+    host: Annotated[str, typer.Option("--host", help="Address to bind (only this machine by default).")]
+    = "127.0.0.1",
+    read_only: Annotated[bool, typer.Option("--read-only", help="Show, never save corrections.")] = False,
+) -> None:
+    """A local web page to check values against their page: boxes, confidence, checks, corrections.
+
+    Corrections go to the append-only table `corrections`; the schema views show them.
+
+    Example:  docpipe review --db docpipe.duckdb   (then open http://127.0.0.1:8765)
+    """
+    try:
+        from .review.app import serve
+    except ImportError as e:
+        raise _fail(f"docpipe review needs the review extra: pip install 'docpipe[review]' ({e})")
+    from .errors import DocpipeError
+    from .store import Store
+
+    try:
+        Store.open(db, read_only=True).close()
+    except DocpipeError as e:
+        raise _fail(str(e))
+    print(f"docpipe review: http://{host}:{port}  ({db}{', read-only' if read_only else ''}; Ctrl-C stops)")
+    serve(db, host=host, port=port, read_only=read_only)
 
 
 def main() -> None:

@@ -4,7 +4,7 @@
 2. a ``DOCPIPE_*`` environment variable (``DOCPIPE_MODEL``, ``DOCPIPE_BASE_URL``, ``DOCPIPE_GEMMA='{"batch_size":
    32}'``, ``DOCPIPE_OPENAI__CONCURRENCY=16``);
 3. ``docpipe.toml`` in the working directory, or the file ``DOCPIPE_CONFIG`` names (top-level keys, plus
-   ``[gemma]``, ``[openai]`` and ``[plugins.KIND]`` tables);
+   ``[gemma]``, ``[openai]`` and ``[engines.KIND]`` tables for the other engines, plugins included);
 4. the default here.
 
 ``Settings.load(flags)`` is called once at the edge (the CLI, ``docpipe.ingest``) and passed down; nothing reads a
@@ -73,8 +73,8 @@ with warnings.catch_warnings():  # a field named ``schema`` shadows pydantic's d
         max_pages: int = Field(2000, ge=1, description="Refuse documents longer than this many pages.")
         gemma: GemmaSettings = Field(default_factory=GemmaSettings, description="The gemma engine's settings.")
         openai: OpenAISettings = Field(default_factory=OpenAISettings, description="The openai engine's settings.")
-        plugins: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Plugin engines' settings, by "
-                                                   "kind, as each plugin reads them.")
+        engines: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Settings of engines without "
+                                                   "a typed model here (plugins, vllm), by kind.")
 
         _origins: dict[str, str] = PrivateAttr(default_factory=dict)
 
@@ -150,9 +150,9 @@ with warnings.catch_warnings():  # a field named ``schema`` shadows pydantic's d
                         path = f"{name}.{sub}"
                         rows.append(SettingRow(path, getattr(value, sub), self.origin(path),
                                                sub_info.description or ""))
-                elif name == "plugins":
+                elif name == "engines":
                     for kind, vals in value.items():
-                        rows += [SettingRow(f"plugins.{kind}.{k}", v, self.origin(f"plugins.{kind}.{k}"), "")
+                        rows += [SettingRow(f"engines.{kind}.{k}", v, self.origin(f"engines.{kind}.{k}"), "")
                                  for k, v in vals.items()]
                 else:
                     rows.append(SettingRow(name, value, self.origin(name), info.description or ""))
@@ -164,7 +164,7 @@ with warnings.catch_warnings():  # a field named ``schema`` shadows pydantic's d
 
             return EngineOptions(workers=self.workers, model=self.model, image_tokens=self.image_tokens,
                                  thinking=self.thinking,
-                                 settings={"gemma": self.gemma, "openai": self.openai, **self.plugins})
+                                 settings={**self.engines, "gemma": self.gemma, "openai": self.openai})
 
 
 @dataclass(frozen=True)
@@ -179,9 +179,11 @@ class SettingRow:
 
 def route(flags: Mapping[str, Any], engine: str | None = None) -> dict[str, Any]:
     """Flat flags -> the nested shape of Settings: ``batch_size`` goes to ``gemma``, ``concurrency`` to ``openai``
-    (a name both engines have goes to both); a name neither has goes to the chosen plugin engine's settings.
-    None means "not given". Raises KeyError for a name nothing has."""
+    (a name both engines have goes to both); with an engine that has no typed model here (a plugin, vllm), every
+    engine flag also goes to ``engines.KIND``, which that engine reads. None means "not given". Raises KeyError
+    for a name nothing has."""
     engine = engine or str(flags.get("engine") or "auto")
+    untyped = engine not in ("auto", "offline", *ENGINE_SETTINGS)
     out: dict[str, Any] = {}
     for key, value in flags.items():
         if value is None:
@@ -190,10 +192,9 @@ def route(flags: Mapping[str, Any], engine: str | None = None) -> dict[str, Any]
             out[key] = _deep_merge(out.get(key, {}), value) if isinstance(value, Mapping) else value
             continue
         homes = [kind for kind, model in ENGINE_SETTINGS.items() if key in model.model_fields]
-        if not homes and engine not in ("auto", "offline", *ENGINE_SETTINGS):
-            out.setdefault("plugins", {}).setdefault(engine, {})[key] = value
-            continue
-        if not homes:
+        if untyped:
+            out.setdefault("engines", {}).setdefault(engine, {})[key] = value
+        elif not homes:
             raise KeyError(key)
         for kind in homes:
             out.setdefault(kind, {})[key] = value
@@ -255,7 +256,7 @@ def _leaves(values: Mapping[str, Any], prefix: str = "") -> list[str]:
     out = []
     for key, value in values.items():
         path = f"{prefix}{key}"
-        if isinstance(value, Mapping) and (prefix or key in (*ENGINE_SETTINGS, "plugins")):
+        if isinstance(value, Mapping) and (prefix or key in (*ENGINE_SETTINGS, "engines")):
             out += _leaves(value, path + ".")
         else:
             out.append(path)

@@ -17,6 +17,7 @@ from typing import Protocol
 from . import engines as engines_mod
 from .discover import Skipped, discover
 from .engines import DocJob, EngineOptions
+from .evidence import attach as attach_evidence
 from .models import DocResult, EngineOutput, ErrorItem, SourceFile, Status
 from .rasterize import DEFAULT_MAX_PAGES
 from .paths import path_text
@@ -139,6 +140,7 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
         try:
             for out in _outputs(engine, todo, schema, opts):
                 result = validate(out, schema)
+                attach_evidence(result, schema, opts.password, opts.max_pages)
                 buffer.append(result)
                 report.counts[result.status.value] += 1
                 report.pages += len(out.pages)

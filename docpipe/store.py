@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import StoreError
+from .evidence import tables as evidence_tables
 from .models import DocResult, SourceFile, Status
 from .paths import path_bytes, path_text
 from .schemas import Column, SchemaInfo
@@ -163,6 +164,7 @@ class Store:
         for ddl in _ADDED_COLUMNS:  # columns added after a table first shipped: old files gain them in place
             self.con.execute(ddl)
         self.con.execute(_PROBLEMS_VIEW)
+        evidence_tables.migrate(self.con)
         self.con.execute(_DUPLICATES_VIEW)
         if self.con.execute("SELECT count(*) FROM meta WHERE key = 'history'").fetchone()[0] == 0:
             # results stored before the history table existed are its first entries
@@ -171,6 +173,13 @@ class Store:
                              "created_at FROM extractions")
             self.con.execute("INSERT OR REPLACE INTO meta VALUES ('history', '1')")
         self.con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+
+    def seal(self) -> Store:
+        """No file access through this connection from now on: no COPY ... TO, read_csv of a path, ATTACH or
+        INSTALL, and the setting cannot be turned back on (DuckDB's external access off, configuration locked)."""
+        self.con.execute("SET enable_external_access = false")
+        self.con.execute("SET lock_configuration = true")
+        return self
 
     def close(self) -> None:
         self.con.close()
@@ -257,8 +266,9 @@ class Store:
 
     def _create_views(self, name: str, columns: list[Column], nested: dict[str, list[Column]]) -> None:
         view = _q(name)
+        data = evidence_tables.corrected_data_sql("e.data", "e.doc_id")  # a person's corrections win
         latest = (
-            "SELECT e.doc_id, d.path, e.engine, e.model, e.created_at, e.data FROM extractions e "
+            f"SELECT e.doc_id, d.path, e.engine, e.model, e.created_at, {data} AS data FROM extractions e "
             f"JOIN documents d USING (doc_id) WHERE e.schema_name = {_lit(name)} AND e.status = 'ok' "
             "QUALIFY row_number() OVER (PARTITION BY e.doc_id ORDER BY e.created_at DESC) = 1")
         names = {c.name for c in columns}
@@ -272,7 +282,9 @@ class Store:
                      f"FROM ({latest}) x")
             unn = "SELECT y.doc_id, y.path, generate_subscripts(y.arr, 1) AS line_no, unnest(y.arr) AS item " \
                   f"FROM ({inner}) y"
-            csel = [_cast("z.item", c) for c in cols if c.name not in ("path", "doc_id", "line_no")]
+            csel = [_cast("z.item", c, evidence_tables.corrected_item_sql("z.item", "z.doc_id", field, "z.line_no",
+                                                                          _ident(c.name)))
+                    for c in cols if c.name not in ("path", "doc_id", "line_no")]
             self.con.execute(f"CREATE OR REPLACE VIEW {nview} AS SELECT z.path, z.doc_id, z.line_no, "
                              f"{', '.join(csel)} FROM ({unn}) z")
 
@@ -331,6 +343,7 @@ class Store:
             self._bulk("pages", pages)
             self._bulk("extractions", extr, replace_keys=("doc_id", "schema_name", "engine"))
             self._bulk("summaries", summ, replace_keys=("doc_id", "engine"))
+            evidence_tables.write(self, [r for r in results if r.status is Status.OK], schema.name, now)
 
     def _better_than_stored(self, extr: list[dict[str, Any]]) -> set[str]:
         """doc_ids whose new result may replace the stored one: a failed or invalid re-run (``--force``, a wrong
@@ -421,7 +434,7 @@ def _raw_if_needed(path: Any) -> bytes | None:
     return raw if path_text(path).encode() != raw else None
 
 
-def _cast(src: str, c: Column) -> str:
+def _cast(src: str, c: Column, text: str | None = None) -> str:
     path = f"'$.{_ident(c.name)}'"
     name = _q(c.name)
     t = c.sql_type.upper()
@@ -429,4 +442,4 @@ def _cast(src: str, c: Column) -> str:
         return f"json_extract({src}, {path}) AS {name}"
     if t.endswith("[]"):
         return f"TRY_CAST(json_extract({src}, {path}) AS {c.sql_type}) AS {name}"
-    return f"TRY_CAST(json_extract_string({src}, {path}) AS {c.sql_type}) AS {name}"
+    return f"TRY_CAST({text or f'json_extract_string({src}, {path})'} AS {c.sql_type}) AS {name}"

@@ -3,7 +3,7 @@
 Registered by tests through the ``docpipe.engines`` entry-point group (as a third-party package would be), never
 by patching. It answers from lines such as ``Invoice no: INV-1`` and ``Total: 10.50``; a document whose text says
 ``CRASH`` raises inside the engine (recorded as failed), one whose total is not a number validates as invalid.
-Its settings (``plugins.fake`` in docpipe's Settings) may say ``interrupt_after``: that many documents, then Ctrl-C.
+Its settings (``engines.fake`` in docpipe's Settings) may say ``interrupt_after``: that many documents, then Ctrl-C.
 """
 
 from __future__ import annotations

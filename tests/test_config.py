@@ -92,7 +92,7 @@ def test_docpipe_config_prints_values_and_origins(toml: Path, monkeypatch: pytes
 def test_cli_refuses_unknown_engine_and_unknown_setting(toml: Path, tmp_path: Path) -> None:
     res = runner.invoke(app, ["ingest", str(tmp_path), "--engine", "nope", "-q"])
     assert res.exit_code == 1
-    assert "unknown engine 'nope'; known: gemma, offline, openai, auto" in res.output
+    assert "unknown engine 'nope'; known: gemma, offline, openai" in res.output and ", auto" in res.output
     res = runner.invoke(app, ["config", "--set", "bacth_size=3"])
     assert res.exit_code == 2 and "no setting named 'bacth_size'" in res.output
 
@@ -123,3 +123,15 @@ def test_every_command_reads_the_database_docpipe_toml_names(toml: Path, tmp_pat
     assert runner.invoke(app, ["status"]).exit_code == 0
     res = runner.invoke(app, ["query", "--db", "other.duckdb", "SELECT 1"])
     assert res.exit_code == 1 and "other.duckdb" in res.output
+
+
+def test_an_engine_without_a_typed_model_gets_its_settings_by_kind(toml: Path) -> None:
+    """vllm (like a plugin) reads [engines.vllm] and --set NAME=VALUE given with --engine vllm."""
+    from docpipe.engines.vllm.engine import VllmBackend
+
+    toml.write_text('[engines.vllm]\nvllm_batch = 32\n')
+    s = Settings.load({"engine": "vllm", "pages_per_request": 4})
+    assert s.engines["vllm"] == {"vllm_batch": 32, "pages_per_request": 4}
+    assert (s.origin("engines.vllm.vllm_batch"), s.origin("engines.vllm.pages_per_request")) == ("toml", "flag")
+    backend = VllmBackend(s.engine_options())
+    assert backend.pages == 4 and backend.settings["vllm_batch"] == 32

@@ -26,6 +26,7 @@ BUILTIN_ENGINES: dict[str, str] = {
     "offline": "docpipe.engines.offline.engine:OfflineEngine",
     "gemma": "docpipe.engines.gemma.engine:GemmaEngine",
     "openai": "docpipe.engines.openai.engine:OpenAIEngine",
+    "vllm": "docpipe.engines.vllm.engine:VllmEngine",
 }
 
 
@@ -50,7 +51,7 @@ class DocJob:
 @dataclass
 class EngineOptions:
     """Options every engine understands, plus each engine's typed settings by kind (``settings["gemma"]`` is a
-    ``GemmaSettings``, ``settings["openai"]`` an ``OpenAISettings``, a plugin's whatever ``[plugins.KIND]`` holds);
+    ``GemmaSettings``, ``settings["openai"]`` an ``OpenAISettings``, another engine's whatever ``[engines.KIND]`` holds);
     ``docpipe.config.Settings.engine_options()`` builds it. ``extra`` overrides settings by name for callers written
     before the typed settings; the engine validates it with its own model."""
 

@@ -106,6 +106,7 @@ def _failed(job: DocJob, message: str) -> EngineOutput:
 def read_page_texts(job: DocJob, threads: int, ocr: bool = True) -> tuple[list[PageInfo], list[str], dict | None]:
     """Open a document and read every page's text (layer or OCR); also the e-invoice XML when the schema
     is invoice-like. Shared by engines that work from text."""
+    from ...evidence.words import to_points
     from .einvoice import read_einvoice
     from .ocr import ocr_image
 
@@ -131,6 +132,8 @@ def read_page_texts(job: DocJob, threads: int, ocr: bool = True) -> tuple[list[P
                     info.text_source = "ocr"
                     info.ocr_confidence = res.confidence
                     info.ocr_rotation = res.rotation
+                    info.words = to_points(res.words, (info.width_px or 1, info.height_px or 1),
+                                           (info.width_pt, info.height_pt))
             pages.append(info)
             texts.append(info.text)
     return pages, texts, xml_data
