@@ -122,3 +122,15 @@ def test_a_plugin_engine_is_chosen_by_name_and_an_unknown_one_lists_the_known(tm
 def test_an_unknown_keyword_is_a_type_error(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="unexpected keyword argument 'bacth_size'"):
         docpipe.ingest(tmp_path, engine="offline", db=tmp_path / "t.duckdb", bacth_size=4)
+
+
+def test_the_cli_chooses_a_plugin_engine(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from docpipe.cli import app
+
+    invoice(tmp_path / "inbox", "a.pdf", "INV-1", "10.50")
+    db = tmp_path / "t.duckdb"
+    res = CliRunner().invoke(app, ["ingest", str(tmp_path / "inbox"), "--engine", "fake", "--db", str(db), "-q"])
+    assert res.exit_code == 0, res.output
+    assert rows(db, "SELECT engine, invoice_number FROM invoice JOIN extractions USING (doc_id)") == [("fake", "INV-1")]

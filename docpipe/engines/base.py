@@ -50,8 +50,8 @@ class DocJob:
 
 @dataclass
 class EngineOptions:
-    """Options every engine understands, plus each engine's typed settings by kind (``settings["gemma"]`` is a
-    ``GemmaSettings``, ``settings["openai"]`` an ``OpenAISettings``, another engine's whatever ``[engines.KIND]`` holds);
+    """Options every engine understands, plus each engine's settings by kind: ``settings["gemma"]`` is a
+    ``GemmaSettings``, ``settings["openai"]`` an ``OpenAISettings``, another engine's what ``[engines.KIND]`` holds.
     ``docpipe.config.Settings.engine_options()`` builds it. ``extra`` overrides settings by name for callers written
     before the typed settings; the engine validates it with its own model."""
 
