@@ -74,7 +74,7 @@ def ingest_options(paths: PathLike | Iterable[PathLike], *, schema: str | None =
 
 
 def connect(db: PathLike | None = None, *, read_only: bool = True) -> Store:
-    """Open a docpipe database to read results: ``query``, ``records``, ``arrow``, ``status``, ``problems``.
+    """Open a docpipe database to read results: ``query``, ``records``, ``arrow``, ``status_counts``, ``problems``.
 
     Usage::
 
@@ -86,8 +86,8 @@ def connect(db: PathLike | None = None, *, read_only: bool = True) -> Store:
         ...         print(problem["path"], problem["reason"])
 
     ``db`` defaults to the effective settings' database (``DOCPIPE_DB``, ``docpipe.toml``, ``docpipe.duckdb``).
-    Read-only by default, so it can run beside an ingest reading the same file from another process only when
-    that ingest has finished (DuckDB allows one writer). Raises ``StoreError`` if there is no database there.
+    Read-only by default (``read_only=False`` to write). Raises ``StoreError`` if there is no database there, or
+    if another process is writing it (an ingest still running).
     """
     from .config import Settings
     from .store import Store
