@@ -41,7 +41,7 @@ def _settings_db(ctx: typer.Context, param: typer.CallbackParam, value: Path) ->
         raise _fail(str(e)) from None
 
 
-DB_OPT = typer.Option("--db", help="DuckDB file to write/read [default: docpipe.duckdb, or docpipe.toml's db].",
+DB_OPT = typer.Option("--db", help="DuckDB file to write/read (default: docpipe.duckdb, or docpipe.toml's db).",
                       envvar="DOCPIPE_DB", callback=_settings_db)
 SET_OPT = typer.Option("--set", help="Any setting as NAME=VALUE (VALUE read as JSON, else as text), e.g. "
                        "--set batch_size=32 --set timeout_s=600; `docpipe config` lists them.")
@@ -83,14 +83,14 @@ def ingest(
                                                      "(PNG, JPEG, TIFF incl. multi-page, WEBP, BMP), by content.")],
     schema: Annotated[Optional[str], typer.Option("--schema", "-s", help="Built-in schema (invoice, receipt, "
                                                   "document), my_schemas.py:Model, or a JSON Schema file "
-                                                  "[default: invoice].")] = None,
-    db: Annotated[Optional[Path], typer.Option("--db", help="DuckDB file to write [default: docpipe.duckdb, or "
-                                               "DOCPIPE_DB / docpipe.toml].")] = None,
+                                                  "(default: invoice).")] = None,
+    db: Annotated[Optional[Path], typer.Option("--db", help="DuckDB file to write (default: docpipe.duckdb, or "
+                                               "DOCPIPE_DB / docpipe.toml).")] = None,
     engine: Annotated[Optional[str], typer.Option("--engine", "-e", help="auto, offline, gemma, openai or a plugin's "
                                                   "(docpipe engines). auto picks Gemma if weights and a device are "
                                                   "here, a server if one is configured, else offline.")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", "-w", help="Processes for rasterizing and OCR "
-                                                   "[default: 2].")] = None,
+                                                   "(default: 2).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Redo documents already done for this schema and engine.")]
     = False,
     retry_invalid: Annotated[bool, typer.Option("--retry-invalid", help="Also redo documents whose result was "
@@ -100,18 +100,18 @@ def ingest(
     summarize: Annotated[bool, typer.Option("--summarize", help="Ask model engines for a long-context summary "
                                             "(the offline engine always writes an extractive one).")] = False,
     max_pages: Annotated[Optional[int], typer.Option("--max-pages", help="Refuse documents longer than this "
-                                                     "[default: 2000].")] = None,
+                                                     "(default: 2000).")] = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model id or folder (gemma) or served "
-                                                 "model name (openai) [env: DOCPIPE_MODEL].")] = None,
+                                                 "model name (openai); or DOCPIPE_MODEL.")] = None,
     base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL(s), "
-                                                    "comma-separated [env: DOCPIPE_BASE_URL].")] = None,
+                                                    "comma-separated; or DOCPIPE_BASE_URL.")] = None,
     api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", help="Environment variable holding the "
-                                                       "API key [default: OPENAI_API_KEY].")] = None,
+                                                       "API key (default: OPENAI_API_KEY).")] = None,
     concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Requests in flight, openai engine "
-                                                       "[default: 4, or DOCPIPE_CONCURRENCY / docpipe.toml].")]
+                                                       "(default: 4, or DOCPIPE_CONCURRENCY / docpipe.toml).")]
     = None,
     image_tokens: Annotated[Optional[int], typer.Option("--image-tokens", help="Gemma image token budget per "
-                                                        "page: 70, 140, 280, 560 or 1120 [default: 1120].")] = None,
+                                                        "page: 70, 140, 280, 560 or 1120 (default: 1120).")] = None,
     thinking: Annotated[bool, typer.Option("--thinking", help="Let the model think before answering (gemma, and "
                                            "openai servers that support it); thoughts are stored apart.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
