@@ -17,12 +17,34 @@ import typer
 
 app = typer.Typer(
     help="Read invoices, receipts and scans; land validated, typed fields in DuckDB; ask questions in SQL.\n\n"
-    "Start with:  docpipe ingest samples/  then  docpipe query \"SELECT * FROM invoice\"",
+    "Start with:  docpipe ingest samples/  then\n\n"
+    "docpipe query \"SELECT vendor_name, invoice_date, total, currency FROM invoice ORDER BY invoice_date\"",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            v = version("docpipe")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            v = "unknown (not installed)"
+        print(f"docpipe {v}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print docpipe's version and exit.")] = False,
+) -> None:
+    """Read invoices, receipts and scans; land validated, typed fields in DuckDB; ask questions in SQL."""
 
 
 def _settings_db(ctx: typer.Context, param: typer.CallbackParam, value: Path) -> Path:
@@ -114,7 +136,8 @@ def ingest(
                                                         "page: 70, 140, 280, 560 or 1120 (default: 1120).")] = None,
     thinking: Annotated[bool, typer.Option("--thinking", help="Let the model think before answering (gemma, and "
                                            "openai servers that support it); thoughts are stored apart.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the files that are not ok, one line "
+                                        "each, and errors.")] = False,
     set_: Annotated[Optional[list[str]], SET_OPT] = None,
 ) -> None:
     """Read documents and store their fields.
@@ -128,6 +151,9 @@ def ingest(
     from .pipeline import ingest as run_ingest
     from .progress import RichProgress, print_report
 
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise _fail(f"no such file or folder: {', '.join(missing)}", code=2)
     if image_tokens is not None and image_tokens not in (70, 140, 280, 560, 1120):
         raise typer.BadParameter("must be one of 70, 140, 280, 560, 1120", param_hint="--image-tokens")
     from .lifeline import exit_code_for_interrupt, terminate_like_interrupt
@@ -140,12 +166,14 @@ def ingest(
                              workers=None if workers is None else max(1, workers))
         opts = ingest_options(paths, settings=settings, force=force, retry_invalid=retry_invalid,
                               password=password, summarize=summarize)
-        progress = RichProgress(enabled=not quiet)
+        progress = RichProgress(enabled=not quiet, quiet=quiet)
         with progress:
             report = run_ingest(opts, progress)
     except DocpipeError as e:
         raise _fail(str(e))
-    print_report(report, opts.db)
+    print_report(report, opts.db, progress)
+    if report.stopped:
+        raise _fail(report.stopped)
     if report.interrupted:
         raise typer.Exit(exit_code_for_interrupt())
     if report.any_failed:
@@ -245,6 +273,8 @@ def schemas(
     """List the schemas and their fields (descriptions are what a model is told).
 
     Bring your own:  docpipe ingest contracts/ --schema my_schemas.py:Contract
+
+    Example:  docpipe schemas invoice --json
     """
     from rich.console import Console
     from rich.table import Table
@@ -277,10 +307,15 @@ def schemas(
 
 @app.command()
 def engines(
-    model: Annotated[Optional[str], typer.Option("--model", "-m")] = None,
-    base_url: Annotated[Optional[str], typer.Option("--base-url")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model to check for: a Gemma id or folder, "
+                                                 "or a served model name.")] = None,
+    base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL(s) to ask "
+                                                    "whether they answer and serve --model.")] = None,
 ) -> None:
-    """Show each engine, whether it can run here, and why not."""
+    """Show each engine, whether it can run here, and why not (a server is asked for its models).
+
+    Example:  docpipe engines --base-url http://127.0.0.1:8000/v1 --model google/gemma-4-E4B-it
+    """
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -297,11 +332,16 @@ def engines(
     t.add_column("available")
     t.add_column("detail")
     for kind in sorted(eng.registry()):
+        detail = ""
         try:
-            reason = eng.engine_class(kind).unavailable_reason(opts)
+            cls = eng.engine_class(kind)
+            reason = cls.unavailable_reason(opts)
+            if reason is None and hasattr(cls, "check_server"):  # a server: ask it, rather than assume
+                ok, detail = cls.check_server(opts)
+                reason = None if ok else detail
         except EngineUnavailable as e:
             reason = str(e)
-        t.add_row(kind, "yes" if reason is None else "no", escape(reason or ""))
+        t.add_row(kind, "yes" if reason is None else "no", escape(reason or detail))
     try:
         chosen, why = eng.choose("auto", opts)
         t.caption = escape(f"--engine auto would use {chosen}: {why}")
@@ -312,7 +352,10 @@ def engines(
 
 @app.command()
 def status(db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb")) -> None:
-    """Counts per schema, engine and status, and every document that is not ok with its reason."""
+    """Counts per schema, engine and status, and every document that is not ok with its reason.
+
+    Example:  docpipe status --db ap.duckdb
+    """
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -349,11 +392,14 @@ def eval_cmd(
     truth: Annotated[Optional[Path], typer.Option("--truth", help="truth.jsonl (default: FOLDER/truth.jsonl).")]
     = None,
     db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb"),
-    schema: Annotated[Optional[str], typer.Option("--schema", "-s")] = None,
-    engine: Annotated[Optional[str], typer.Option("--engine", "-e")] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", "-w")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", "-m")] = None,
-    fmt: Annotated[OutFormat, typer.Option("--format", "-f")] = OutFormat.table,
+    schema: Annotated[Optional[str], typer.Option("--schema", "-s", help="Schema the truth file's fields belong "
+                                                  "to (default: invoice).")] = None,
+    engine: Annotated[Optional[str], typer.Option("--engine", "-e", help="Engine to ingest and score with.")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", "-w", help="Processes for rasterizing and OCR.")]
+    = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model id or folder (gemma) or served model "
+                                                 "name (openai).")] = None,
+    fmt: Annotated[OutFormat, typer.Option("--format", "-f", help="Output format.")] = OutFormat.table,
     mismatches: Annotated[bool, typer.Option("--mismatches", help="Also list every wrong field: file, field, "
                                              "truth, extracted.")] = False,
     bands: Annotated[bool, typer.Option("--bands", help="Also print accuracy by confidence band and what the "
@@ -503,6 +549,12 @@ def main() -> None:
 
         _err("interrupted")
         sys.exit(exit_code_for_interrupt())
+    except Exception as e:  # a bug, not bad input: one line, the traceback on request
+        if os.environ.get("DOCPIPE_DEBUG"):
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        _err(f"{type(e).__name__}: {first} (a docpipe bug: DOCPIPE_DEBUG=1 shows the traceback; please report it)")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

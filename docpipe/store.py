@@ -104,7 +104,8 @@ def _now() -> dt.datetime:
 
 def _ident(name: str) -> str:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        raise StoreError(f"not a safe SQL name: {name!r}")
+        raise StoreError(f"{name!r} cannot be a column or view name: use letters, digits and _ "
+                         "(rename the field, or give it an alias)")
     return name
 
 
@@ -379,6 +380,8 @@ class Store:
         """Run SQL; (column names, rows)."""
         import duckdb
 
+        if not sql.strip():
+            raise StoreError('no SQL given: e.g. docpipe query "SELECT * FROM documents LIMIT 5"')
         try:
             cur = self.con.execute(sql, params or [])
             cols = [d[0] for d in cur.description] if cur.description else []
