@@ -104,7 +104,8 @@ def unreadable(exc: BaseException) -> tuple[Status, ErrorItem]:
     if isinstance(exc, InputError):
         return Status(getattr(exc, "status", "failed")), ErrorItem("rasterize", str(exc))
     if isinstance(exc, MemoryError):
-        return Status.TOO_LARGE, ErrorItem("rasterize", "out of memory while reading this file")
+        return Status.TOO_LARGE, ErrorItem("rasterize", "out of memory while reading this file (a worker process "
+                                                        "stops at DOCPIPE_WORKER_MEMORY_MB, default 1536)")
     return Status.FAILED, ErrorItem("engine", str(exc) or type(exc).__name__)
 
 
