@@ -95,7 +95,7 @@ def draw_invoice(d: dict, rng: random.Random, path: pathlib.Path) -> dict:
     size = rng.choice([A4, LETTER])
     ds, ms = rng.randrange(4), rng.randrange(4)
     money = lambda x: fmt_money(x, lang, d["cur"], ms)  # noqa: E731
-    day = lambda x: fmt_date(x, lang, ds)  # noqa: E731
+    day = lambda x: fmt_date(x, lang, ds, us=d["cur"] == "USD")  # noqa: E731
     doc = new_doc(f"{v['title']} {d['number']}", d["vendor"])
     cv = Canvas(doc, size)
     W, H = cv.w, cv.h
@@ -120,6 +120,9 @@ def draw_invoice(d: dict, rng: random.Random, path: pathlib.Path) -> dict:
     y = title_y + 30
     style = rng.randrange(3)                  # meta: "Label: value" right block, label above value row, 2-column
     if style == 1:
+        keep = {v["number"], v["date"], v["due"]}  # a row of labels over values has room for four
+        while len(meta) > 4:
+            meta.remove(next(m for m in reversed(meta) if m[0] not in keep))
         step = (R - L) / len(meta)
         for i, (lab, val) in enumerate(meta):
             cv.text(L + i * step, y, lab, bold, fs - 1)
@@ -173,12 +176,19 @@ def draw_invoice(d: dict, rng: random.Random, path: pathlib.Path) -> dict:
     if d["paid"] is not None:
         rows.append((v["paid"], money(-d["paid"])))
         rows.append((v["balance"], money(d["total"] - d["paid"])))
-    tx = rng.choice([W / 2, W / 2 + 40, L + 200])
-    for lab, val in rows:
-        b = lab.startswith(v["total"])
-        cv.text(tx, y, lab, bold if b else font, fs)
-        cv.text(R - 4, y, val, bold if b else font, fs, align="right")
-        y += fs + 7
+    if rng.random() < 0.2 and len(rows) <= 5:     # totals as a row: labels over their values
+        step = (R - L) / len(rows)
+        for i, (lab, val) in enumerate(rows):
+            cv.text(L + (i + 1) * step - 4, y, lab, bold, fs - 1, align="right")
+            cv.text(L + (i + 1) * step - 4, y + fs + 5, val, font, fs, align="right")
+        y += 2 * fs + 12
+    else:
+        tx = rng.choice([W / 2, W / 2 + 40, L + 200])
+        for lab, val in rows:
+            b = lab.startswith(v["total"])
+            cv.text(tx, y, lab, bold if b else font, fs)
+            cv.text(R - 4, y, val, bold if b else font, fs, align="right")
+            y += fs + 7
     y += 20
     cv.text(L, y, v["terms"].format(d=(d["due"] - d["issued"]).days), font, fs - 1)
     cv.text(L, y + fs + 4, v["thanks"], font, fs - 1)
@@ -192,7 +202,7 @@ def draw_invoice(d: dict, rng: random.Random, path: pathlib.Path) -> dict:
 def draw_receipt(rng: random.Random, lang: str, path: pathlib.Path, quality: str) -> dict:
     """A till receipt rendered as a scan/photo image; returns its truth fields."""
     v = {k: rng.choice(opts) for k, opts in RECEIPT[lang].items()}
-    cur = {"en": rng.choice(["MYR", "GBP", "USD"])}.get(lang, "EUR")
+    cur = {"en": rng.choice(["MYR", "GBP"])}.get(lang, "EUR")
     name = company(rng, lang).upper() if rng.random() < 0.6 else f"{rng.choice(NAME_A)} {rng.choice(NAME_B)}".upper()
     addr = address(rng, lang)
     when = date(2017, 1, 1) + timedelta(days=rng.randint(0, 2000))
