@@ -139,3 +139,8 @@ def test_subtotal_from_lines_that_add_up() -> None:
     r = run("invoice", NO_SUBTOTAL)
     assert [i["amount"] for i in r["line_items"]] == ["5460.15", "1511.99"]  # grouped, no currency mark
     assert (r["subtotal"], r["tax"], r["total"]) == ("6972.14", "1394.43", "8366.57")
+
+
+def test_party_label_with_its_words_run_together_by_ocr() -> None:
+    text = SPANISH.replace("Facturar a:", "Facturara:  ")
+    assert run("invoice", text)["customer_name"] == "Sierra Alta Consulting S.A."
