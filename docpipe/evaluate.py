@@ -18,7 +18,7 @@ import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from pydantic import BaseModel
 
 from .discover import hash_file
 from .errors import DocpipeError
+from .evidence.rules import num as _num
 from .schemas import resolve
 from .store import Store
 
@@ -70,14 +71,6 @@ def fold(s: Any) -> str:
     s = unicodedata.normalize("NFKC", str(s)).casefold()
     return re.sub(r"[\W_]+", "", s)
 
-
-def _num(v: Any) -> Decimal | None:
-    if v is None or isinstance(v, bool):
-        return None
-    try:
-        return Decimal(str(v))
-    except (InvalidOperation, ValueError):
-        return None
 
 
 def field_kind(name: str, annotation: Any = None) -> str:
