@@ -437,7 +437,7 @@ def test_database_locked_by_another_process_is_one_line(tmp_path: Path) -> None:
         holder.wait()
     assert res.returncode == 1
     line = _one_error_line(res.stderr.decode())
-    assert str(db) in line and "in use by another process" in line
+    assert str(db) in line and "in use by another process (PID" in line and "wait for that run" in line
 
 
 # -- page text in prompts -----------------------------------------------------------------------------------------
