@@ -151,7 +151,7 @@ def ingest(
     from .pipeline import ingest as run_ingest
     from .progress import RichProgress, print_report
 
-    missing = [str(p) for p in paths if not p.exists()]
+    missing = [str(p) for p in paths if not p.exists() and not p.is_symlink()]  # a bad link is recorded why
     if missing:
         raise _fail(f"no such file or folder: {', '.join(missing)}", code=2)
     if image_tokens is not None and image_tokens not in (70, 140, 280, 560, 1120):
