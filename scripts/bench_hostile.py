@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "corpus")]
 
-from make_hostile import good_pdf, make_hostile_corpus
+from make_hostile import good_pdf, make_hostile_corpus  # noqa: E402
 
 
 def _status(pid: int) -> dict[str, int]:
@@ -142,7 +142,9 @@ def main() -> None:
     hostile.mkdir()
     make_hostile_corpus(hostile)
     inputs = sorted(p for p in a.robustness.iterdir() if p.suffix != ".jsonl") if a.robustness.is_dir() else []
-    inputs += sorted(Path(os.fsdecode(e.path)) for e in os.scandir(os.fsencode(hostile)))
+    # each file alone; the folder holding a link back up (sub/back_up) is measured in the batch below
+    inputs += sorted(Path(os.fsdecode(e.path)) for e in os.scandir(os.fsencode(hostile))
+                     if not e.is_dir(follow_symlinks=False))
 
     print(f"machine: {machine()}")
     print(f"command: python scripts/bench_hostile.py --robustness {a.robustness} --workers {a.workers}")
@@ -169,9 +171,13 @@ def main() -> None:
     db = work / "batch.duckdb"
     code, secs, cpu, peaks, total = run_measured(["ingest", str(a.robustness), str(hostile), "--db", str(db),
                                              "-e", "offline", "-w", str(a.workers), "-q"], timeout=900)
+    batch = stored_statuses(db) if db.exists() else {}
+    for p, (status, reason) in sorted(batch.items()):
+        if "/sub/" in p:
+            print(f"| generated: sub/{p.rsplit('/', 1)[-1]} (in the batch) | {status} | {reason[:90]} | - | - | - |")
     print(f"\nper file (each alone, start-up included): slowest {worst_s:.1f} s, largest process {worst_mb:.0f} MB")
-    print(f"one batch, --workers {a.workers}: exit {code}, {secs:.1f} s ({cpu:.1f} CPU s), {len(peaks)} processes, peak RSS per "
-          f"process {', '.join(f'{v / 1024:.0f}' for v in sorted(peaks.values(), reverse=True))} MB, "
+    print(f"one batch, --workers {a.workers}: exit {code}, {secs:.1f} s ({cpu:.1f} CPU s), {len(peaks)} processes, "
+          f"peak RSS per process {', '.join(f'{v / 1024:.0f}' for v in sorted(peaks.values(), reverse=True))} MB, "
           f"whole tree {total / 1024:.0f} MB")
 
 

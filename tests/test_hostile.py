@@ -302,7 +302,8 @@ def _wait_gone(pids: set[int], seconds: float = 15.0) -> set[int]:
 
 
 @contextlib.contextmanager
-def _slow_ingest(tmp_path: Path, n_scans: int = 8) -> Iterator[tuple[subprocess.Popen[bytes], Path, set[int], list[str]]]:
+def _slow_ingest(tmp_path: Path, n_scans: int = 8
+                 ) -> Iterator[tuple[subprocess.Popen[bytes], Path, set[int], list[str]]]:
     """A real ``docpipe ingest --workers 2`` on scans (OCR takes a while), once both workers run; its stderr lines
     are collected as they come."""
     import threading
