@@ -136,18 +136,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--robustness", type=Path, default=Path("/work/shared/devset/robustness"))
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--alone", choices=("all", "generated"), default="all",
+                    help="which inputs also run alone (the batch always has both folders)")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench_hostile_"))
     hostile = work / "hostile"
     hostile.mkdir()
     make_hostile_corpus(hostile)
-    inputs = sorted(p for p in a.robustness.iterdir() if p.suffix != ".jsonl") if a.robustness.is_dir() else []
+    inputs = sorted(p for p in a.robustness.iterdir() if p.suffix != ".jsonl") \
+        if a.robustness.is_dir() and a.alone == "all" else []
     # each file alone; the folder holding a link back up (sub/back_up) is measured in the batch below
     inputs += sorted(Path(os.fsdecode(e.path)) for e in os.scandir(os.fsencode(hostile))
                      if not e.is_dir(follow_symlinks=False))
 
     print(f"machine: {machine()}")
-    print(f"command: python scripts/bench_hostile.py --robustness {a.robustness} --workers {a.workers}")
+    print(f"command: python scripts/bench_hostile.py --robustness {a.robustness} --workers {a.workers} "
+          f"--alone {a.alone}")
     print("\n| input | status | reason | wall s | CPU s | peak RSS MB (largest process) |")
     print("|---|---|---|---:|---:|---:|")
     worst_s, worst_mb = 0.0, 0.0
