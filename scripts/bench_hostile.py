@@ -79,7 +79,8 @@ def run_measured(args: list[str], timeout: float = 300) -> tuple[int, float, flo
         total = max(total, s)
         time.sleep(0.02)
     proc.returncode = code = os.waitstatus_to_exitcode(status)
-    peaks[proc.pid] = max(peaks.get(proc.pid, 0), usage.ru_maxrss)
+    if proc.pid not in peaks:  # gone before the first sample; ru_maxrss may include the parent at fork time
+        peaks[proc.pid] = usage.ru_maxrss
     return code, time.perf_counter() - t0, usage.ru_utime + usage.ru_stime, peaks, total
 
 
