@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -20,11 +20,13 @@ from .engines import DocJob, EngineOptions
 from .models import DocResult, EngineOutput, ErrorItem, SourceFile, Status
 from .rasterize import DEFAULT_MAX_PAGES
 from .schemas import SchemaInfo, resolve
-from .store import DEFAULT_DB, Store
+from .sharing import SharedStore
+from .store import DEFAULT_DB
 from .validate import validate
 
 FLUSH_EVERY_DOCS = 32
 FLUSH_EVERY_SECONDS = 2.0
+CLAIM_POLL_SECONDS = 1.0
 
 
 @dataclass
@@ -62,6 +64,7 @@ class IngestReport:
     failures: list[Failure] = field(default_factory=list)
     interrupted: bool = False
     run_id: str = ""
+    done_elsewhere: int = 0  # documents to do that another ingest on the same database did meanwhile
 
     @property
     def processed(self) -> int:
@@ -99,14 +102,20 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
     report = IngestReport(engine=kind, engine_reason=why, model=engine.model_name, schema=schema.name)
     progress.engine_chosen(kind, why, engine.model_name)
 
-    with Store.open(opts.db) as store, engine:
-        store.register_schema(schema)
+    shared = SharedStore(opts.db, schema, kind, force=opts.force, retry_invalid=opts.retry_invalid)
+    with engine:
         sources, unreadable = _collect(opts.paths)
         for path, reason in unreadable:
             report.failures.append(Failure(str(path), Status.FAILED.value, reason))
             report.counts[Status.FAILED.value] += 1
-        store.note_files(sources)
-        done = set() if opts.force else store.done_ids(schema.name, kind, retry_invalid=opts.retry_invalid)
+        with shared.session() as store:
+            store.register_schema(schema)
+            store.note_files(sources)
+            done = set() if opts.force else store.done_ids(schema.name, kind, retry_invalid=opts.retry_invalid)
+            report.run_id = store.start_run(kind, engine.model_name, schema.name, {
+                "paths": [str(p) for p in opts.paths], "force": opts.force, "summarize": opts.summarize,
+                "workers": opts.engine_options.workers, "model": opts.engine_options.model,
+                "concurrency": opts.engine_options.extra.get("concurrency")})
         todo: list[SourceFile] = []
         seen: set[str] = set()
         skipped = 0
@@ -118,34 +127,59 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
             todo.append(s)
         report.counts[Status.SKIPPED.value] += skipped
         progress.planned(len(sources) + len(unreadable), len(todo), skipped)
-        report.run_id = store.start_run(kind, engine.model_name, schema.name, {
-            "paths": [str(p) for p in opts.paths], "force": opts.force, "summarize": opts.summarize,
-            "workers": opts.engine_options.workers, "model": opts.engine_options.model,
-            "concurrency": opts.engine_options.extra.get("concurrency")})
 
         buffer: list[DocResult] = []
-        last_flush = time.perf_counter()
+        shared.start_heartbeat()
         try:
-            for out in _outputs(engine, todo, schema, opts):
-                result = validate(out, schema)
+            for result in _shared_results(engine, shared, todo, schema, opts, progress):
                 buffer.append(result)
                 report.counts[result.status.value] += 1
-                report.pages += len(out.pages)
+                report.pages += len(result.output.pages)
                 if result.status is not Status.OK:
                     report.failures.append(Failure(str(result.source.path), result.status.value, result.reason))
                 progress.document_done(result)
-                if len(buffer) >= FLUSH_EVERY_DOCS or time.perf_counter() - last_flush > FLUSH_EVERY_SECONDS:
-                    store.write(buffer, schema, report.run_id)
+                if len(buffer) >= FLUSH_EVERY_DOCS or time.perf_counter() - shared.last_commit > FLUSH_EVERY_SECONDS:
+                    shared.commit(buffer, report.run_id)
                     buffer.clear()
-                    last_flush = time.perf_counter()
         except KeyboardInterrupt:
             report.interrupted = True
         finally:
-            store.write(buffer, schema, report.run_id)
+            shared.stop_heartbeat()
+            shared.commit(buffer, report.run_id)
             report.seconds = time.perf_counter() - t0
-            store.finish_run(report.run_id, dict(report.counts) | {"pages": report.pages,
-                                                                    "interrupted": report.interrupted})
+            report.done_elsewhere = shared.done_elsewhere
+            with shared.session() as store:
+                shared.release(None, store)
+                store.finish_run(report.run_id, dict(report.counts) | {
+                    "pages": report.pages, "interrupted": report.interrupted,
+                    "done_elsewhere": report.done_elsewhere})
     return report
+
+
+def _shared_results(engine: engines_mod.Engine, shared: SharedStore, todo: list[SourceFile], schema: SchemaInfo,
+                    opts: IngestOptions, progress: Progress) -> Iterator[DocResult]:
+    """Validated results for the documents this process claims, a few at a time; when every remaining document
+    is claimed by another live ingest, wait for it to finish them or for its claims to expire."""
+    pending = list(todo)
+    chunk = max(8, 2 * opts.engine_options.workers, int(opts.engine_options.extra.get("concurrency") or 0))
+    told = False
+    while pending:
+        first = shared.claim(pending, chunk)
+        if not first.claimed:
+            if pending:
+                if not told:
+                    getattr(progress, "waiting", lambda n: None)(first.held_elsewhere)
+                    told = True
+                time.sleep(CLAIM_POLL_SECONDS)
+            continue
+
+        def claimed(head: list[SourceFile] = first.claimed) -> Iterator[SourceFile]:
+            yield from head
+            while more := shared.claim(pending, chunk).claimed:
+                yield from more
+
+        for out in _outputs(engine, claimed(), schema, opts):
+            yield validate(out, schema)
 
 
 def _collect(paths: list[Path]) -> tuple[list[SourceFile], list[tuple[Path, str]]]:
@@ -159,18 +193,35 @@ def _collect(paths: list[Path]) -> tuple[list[SourceFile], list[tuple[Path, str]
     return sources, unreadable
 
 
-def _outputs(engine: engines_mod.Engine, todo: list[SourceFile], schema: SchemaInfo,
+def _outputs(engine: engines_mod.Engine, todo: Iterable[SourceFile], schema: SchemaInfo,
              opts: IngestOptions) -> Iterator[EngineOutput]:
     """Files that are not documents at all are answered here; the rest go to the engine lazily."""
-    for s in todo:
-        if s.kind == "empty":
-            yield EngineOutput(source=s, status=Status.EMPTY, engine=engine.kind, model=engine.model_name,
-                               errors=[ErrorItem("discover", "empty file (0 bytes)")])
-        elif s.kind == "unsupported":
-            yield EngineOutput(source=s, status=Status.UNSUPPORTED, engine=engine.kind, model=engine.model_name,
-                               errors=[ErrorItem("discover", "not a PDF or image (checked the bytes, not the name)")])
-    jobs = (DocJob(source=s, schema_ref=schema.ref, password=opts.password, summarize=opts.summarize,
-                   max_pages=opts.max_pages) for s in todo if s.kind in ("pdf", "image"))
-    for out in engine.run(jobs, schema):
+    answered: list[EngineOutput] = []
+
+    def jobs() -> Iterator[DocJob]:
+        for s in todo:
+            if s.kind in ("pdf", "image"):
+                yield DocJob(source=s, schema_ref=schema.ref, password=opts.password, summarize=opts.summarize,
+                             max_pages=opts.max_pages)
+            else:
+                answered.append(not_a_document(s, engine))
+
+    for out in engine.run(jobs(), schema):
+        yield from _drain(answered)
         out.engine = engine.kind
         yield out
+    yield from _drain(answered)
+
+
+def _drain(items: list[EngineOutput]) -> Iterator[EngineOutput]:
+    while items:
+        yield items.pop(0)
+
+
+def not_a_document(s: SourceFile, engine: engines_mod.Engine) -> EngineOutput:
+    """The output for an empty or non-document file: a status row, no engine call."""
+    if s.kind == "empty":
+        return EngineOutput(source=s, status=Status.EMPTY, engine=engine.kind, model=engine.model_name,
+                            errors=[ErrorItem("discover", "empty file (0 bytes)")])
+    return EngineOutput(source=s, status=Status.UNSUPPORTED, engine=engine.kind, model=engine.model_name,
+                        errors=[ErrorItem("discover", "not a PDF or image (checked the bytes, not the name)")])

@@ -50,6 +50,11 @@ class RichProgress:
         self._progress.start()
         self._task = self._progress.add_task("documents", total=todo, pages=0, rate="- pages/s")
 
+    def waiting(self, held: int) -> None:
+        """Every remaining document is claimed by another ingest on this database: say so once."""
+        self.console.print(f"waiting: {held} document(s) are being processed by another ingest on this database; "
+                           "they are taken over if it stops (Ctrl-C leaves them to it)")
+
     def document_done(self, result: DocResult) -> None:
         self.pages += len(result.output.pages)
         if result.status not in (Status.OK,):
@@ -80,6 +85,8 @@ def print_report(report: IngestReport, db: Path) -> None:
     t.add_row(str(report.counts.get("ok", 0)), str(report.counts.get("invalid", 0)), str(failed),
               str(report.counts.get("skipped", 0)), str(report.pages), f"{report.seconds:.1f}", f"{rate:.1f}")
     c.print(t)
+    if report.done_elsewhere:
+        c.print(f"{report.done_elsewhere} document(s) were done meanwhile by another ingest on the same database")
     if report.interrupted:
         c.print("[yellow]interrupted[/]: finished documents are stored; run the same command to continue")
     if report.failures:

@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import random
 import re
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -57,6 +60,9 @@ _DDL = [
     """CREATE TABLE IF NOT EXISTS runs (
         run_id VARCHAR PRIMARY KEY, started_at TIMESTAMP, finished_at TIMESTAMP, engine VARCHAR,
         model VARCHAR, schema_name VARCHAR, args JSON, counts JSON)""",
+    """CREATE TABLE IF NOT EXISTS claims (
+        doc_id VARCHAR, schema_name VARCHAR, engine VARCHAR, owner VARCHAR, claimed_at TIMESTAMP,
+        expires_at TIMESTAMP, PRIMARY KEY (doc_id, schema_name, engine))""",
 ]
 
 _ADDED_COLUMNS = [
@@ -94,24 +100,16 @@ class Store:
         self.read_only = read_only
 
     @classmethod
-    def open(cls, path: str | Path = DEFAULT_DB, read_only: bool = False) -> Store:
-        import duckdb
-
+    def open(cls, path: str | Path = DEFAULT_DB, read_only: bool = False, wait_s: float | None = None,
+             migrate: bool = True) -> Store:
+        """Open the file, waiting up to ``wait_s`` (default ``DOCPIPE_LOCK_WAIT`` or 30 s) while another process
+        holds it: an ingest holds it only while it commits a batch."""
         p = str(path)
         if read_only and p != ":memory:" and not Path(p).exists():
             raise StoreError(f"no database at {p}: run `docpipe ingest` first, or pass --db")
-        try:
-            con = duckdb.connect(p, read_only=read_only)
-        except duckdb.IOException as e:
-            msg = str(e)
-            if "lock" in msg.lower():
-                raise StoreError(f"{p} is in use by another process (an ingest still running?): "
-                                 f"{msg.splitlines()[0]}") from e
-            raise StoreError(f"cannot open {p}: {msg.splitlines()[0]}") from e
-        except duckdb.Error as e:
-            raise StoreError(f"cannot open {p}: {str(e).splitlines()[0]}") from e
+        con = connect_waiting(p, read_only, lock_wait_s() if wait_s is None else wait_s)
         store = cls(con, p, read_only)
-        if not read_only:
+        if not read_only and migrate:
             store._migrate()
         return store
 
@@ -283,6 +281,40 @@ class Store:
     def status_counts(self) -> list[tuple[str, str, str, int]]:
         return self.con.execute(
             "SELECT schema_name, engine, status, count(*) FROM extractions GROUP BY ALL ORDER BY ALL").fetchall()
+
+
+def lock_wait_s() -> float:
+    """How long to wait for a database another process holds (DOCPIPE_LOCK_WAIT seconds, default 30)."""
+    try:
+        return float(os.environ.get("DOCPIPE_LOCK_WAIT", "30"))
+    except ValueError:
+        return 30.0
+
+
+def connect_waiting(path: str, read_only: bool, wait_s: float) -> Any:
+    """duckdb.connect, retried with jittered backoff while another process holds the file's lock.
+
+    DuckDB lets one read-write process or many read-only ones hold a file; writers here hold it only while
+    they commit, so a short wait is enough for readers and writers alike to get their turn.
+    """
+    import duckdb
+
+    deadline = time.monotonic() + max(0.0, wait_s)
+    delay = 0.005
+    while True:
+        try:
+            return duckdb.connect(path, read_only=read_only)
+        except duckdb.IOException as e:
+            msg = str(e)
+            if "lock" not in msg.lower():
+                raise StoreError(f"cannot open {path}: {msg.splitlines()[0]}") from e
+            if time.monotonic() >= deadline:
+                raise StoreError(f"{path} is in use by another process (a long query, or a program keeping it "
+                                 f"open?), waited {wait_s:g} s (DOCPIPE_LOCK_WAIT): {msg.splitlines()[0]}") from e
+        except duckdb.Error as e:
+            raise StoreError(f"cannot open {path}: {str(e).splitlines()[0]}") from e
+        time.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, 0.25)
 
 
 def _cast(src: str, c: Column) -> str:
