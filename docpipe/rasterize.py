@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from .errors import EmptyDocumentError, EncryptedError, InputError, TooLargeError
 from .models import PageInfo, SourceFile
+from .remote import readable
 
 #: Gemma 4 at 1120 image tokens sees at most 10,080 patches of 16x16 px (about 2.6 MP); more pixels are waste.
 GEMMA_MAX_PIXELS = 10_080 * 16 * 16
@@ -131,7 +132,9 @@ class Document:
         pymupdf.TOOLS.mupdf_display_errors(False)
         pymupdf.TOOLS.mupdf_display_warnings(False)
         try:
-            doc = pymupdf.open(self.src.path, filetype="pdf")
+            where = readable(self.src.path)  # a remote object arrives as bytes
+            doc = pymupdf.open(where, filetype="pdf") if not hasattr(where, "getvalue") else \
+                pymupdf.open(stream=where.getvalue(), filetype="pdf")
         except Exception as e:  # pymupdf raises FileDataError / RuntimeError variants
             raise InputError(f"corrupt or unreadable PDF: {_one_line(e)}") from e
         if doc.needs_pass:
@@ -150,7 +153,7 @@ class Document:
 
         Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
         try:
-            img = Image.open(self.src.path)
+            img = Image.open(readable(self.src.path))
             w, h = img.size
         except Image.DecompressionBombError as e:
             raise TooLargeError(f"image too large: {_one_line(e)}") from e
