@@ -95,6 +95,12 @@ def ingest(
     thinking: Annotated[bool, typer.Option("--thinking", help="Let the model think before answering (gemma, and "
                                            "openai servers that support it); thoughts are stored apart.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    ray: Annotated[Optional[str], typer.Option("--ray", help="Run the engine as actors on a Ray cluster: auto, "
+                                               "ray://HOST:10001, or local[:CPUS] to start one here "
+                                               "(pip install 'docpipe[ray]').", envvar="DOCPIPE_RAY")] = None,
+    ray_actors: Annotated[Optional[int], typer.Option("--ray-actors", help="Engine actors on the cluster "
+                                                      "[default: one per CPU (offline), per GPU (gemma), per "
+                                                      "server (openai)].")] = None,
 ) -> None:
     """Read documents and store their fields.
 
@@ -114,7 +120,7 @@ def ingest(
                           extra={"base_url": base_url, "api_key_env": api_key_env, "concurrency": concurrency})
     opts = IngestOptions(paths=paths, schema=schema, db=db, engine=engine.value, engine_options=eopts,
                          force=force, retry_invalid=retry_invalid, password=password, summarize=summarize,
-                         max_pages=max_pages)
+                         max_pages=max_pages, ray=ray, ray_actors=ray_actors)
     progress = RichProgress(enabled=not quiet)
     try:
         with progress:

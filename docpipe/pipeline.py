@@ -43,6 +43,8 @@ class IngestOptions:
     password: str | None = None
     summarize: bool = False
     max_pages: int = DEFAULT_MAX_PAGES
+    ray: str | None = None  # run the engine on a Ray cluster: "auto", "ray://host:10001", "local[:CPUS]"
+    ray_actors: int | None = None  # engine actors on the cluster (default: fill it)
 
 
 @dataclass
@@ -97,8 +99,7 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
     progress = progress or _NoProgress()
     t0 = time.perf_counter()
     schema = resolve(opts.schema)
-    kind, why = engines_mod.choose(opts.engine, opts.engine_options)
-    engine = engines_mod.create(kind, opts.engine_options)
+    kind, why, engine = _make_engine(opts)
     report = IngestReport(engine=kind, engine_reason=why, model=engine.model_name, schema=schema.name)
     progress.engine_chosen(kind, why, engine.model_name)
 
@@ -154,6 +155,22 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
                     "pages": report.pages, "interrupted": report.interrupted,
                     "done_elsewhere": report.done_elsewhere})
     return report
+
+
+def _make_engine(opts: IngestOptions) -> tuple[str, str, engines_mod.Engine]:
+    """(kind, why, engine): here, or as actors on a Ray cluster (an explicit kind is not checked on the driver,
+    which may have no GPU or weights)."""
+    if not opts.ray:
+        kind, why = engines_mod.choose(opts.engine, opts.engine_options)
+        return kind, why, engines_mod.create(kind, opts.engine_options)
+    from .ray_engine import RayEngine
+
+    if opts.engine == "auto":
+        kind, why = engines_mod.choose("auto", opts.engine_options)
+    else:
+        kind, why = opts.engine, "chosen with --engine"
+    engine = RayEngine(kind, opts.engine_options, opts.ray, opts.ray_actors)
+    return kind, f"{why}; {engine.plan.actors} actor(s) on the Ray cluster ({opts.ray})", engine
 
 
 def _shared_results(engine: engines_mod.Engine, shared: SharedStore, todo: list[SourceFile], schema: SchemaInfo,
