@@ -7,6 +7,7 @@ before the interruption and the next run picks up the rest without duplicates.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -24,8 +25,6 @@ from .sharing import SharedStore
 from .store import DEFAULT_DB
 from .validate import validate
 
-FLUSH_EVERY_DOCS = 32
-FLUSH_EVERY_SECONDS = 2.0
 CLAIM_POLL_SECONDS = 1.0
 
 
@@ -139,7 +138,7 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
                 if result.status is not Status.OK:
                     report.failures.append(Failure(str(result.source.path), result.status.value, result.reason))
                 progress.document_done(result)
-                if len(buffer) >= FLUSH_EVERY_DOCS or time.perf_counter() - shared.last_commit > FLUSH_EVERY_SECONDS:
+                if shared.commit_due(len(buffer)):
                     shared.commit(buffer, report.run_id)
                     buffer.clear()
         except KeyboardInterrupt:
@@ -190,12 +189,7 @@ def _shared_results(engine: engines_mod.Engine, shared: SharedStore, todo: list[
                 time.sleep(CLAIM_POLL_SECONDS)
             continue
 
-        def claimed(head: list[SourceFile] = first.claimed) -> Iterator[SourceFile]:
-            yield from head
-            while more := shared.claim(pending, chunk).claimed:
-                yield from more
-
-        for out in _outputs(engine, claimed(), schema, opts):
+        for out in _outputs(engine, itertools.chain(first.claimed, shared.claimed(pending, chunk)), schema, opts):
             yield validate(out, schema)
 
 

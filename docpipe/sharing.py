@@ -32,6 +32,13 @@ from .store import Store
 WRITER_WAIT_S = 600.0
 #: Documents checked per claim query (an IN list) while looking for unclaimed ones.
 _PROBE = 256
+#: Commit a batch once this many results wait and MIN_COMMIT_GAP has passed, or FLUSH_EVERY_SECONDS has: opening
+#: the file costs the same for 1 result or 1,000, so a fast stream lands in few, large commits.
+FLUSH_EVERY_DOCS = 32
+MIN_COMMIT_GAP = 1.0
+FLUSH_EVERY_SECONDS = 2.0
+#: Claims grow (doubling, up to MAX_CLAIM) while a chunk lasts under a second, so claiming keeps up with many workers.
+MAX_CLAIM = 4096
 
 
 def claim_lease_s() -> float:
@@ -164,9 +171,10 @@ class SharedStore:
             return
         now = _now()
         exp = now + dt.timedelta(seconds=self.lease_s)
+        rows = [{"doc_id": d, "schema_name": self.schema.name, "engine": self.engine, "owner": self.owner,
+                 "claimed_at": now, "expires_at": exp} for d in ids]
         with store.transaction():
-            store.con.executemany("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?, ?)",
-                                  [[d, self.schema.name, self.engine, self.owner, now, exp] for d in ids])
+            store._bulk("claims", rows, replace_keys=("doc_id", "schema_name", "engine"))
 
     def renew(self, store: Store | None = None) -> None:
         """Push our claims' expiry one lease ahead."""
@@ -188,7 +196,24 @@ class SharedStore:
                               f"AND doc_id IN ({','.join('?' * len(ids))})",
                               [self.owner, self.schema.name, self.engine, *ids])
 
+    def claimed(self, pending: list[SourceFile], first: int) -> Iterator[SourceFile]:
+        """Documents claimed from ``pending`` a chunk at a time, until none is free (some may be held elsewhere)."""
+        chunk = first
+        while True:
+            t0 = time.perf_counter()
+            got = self.claim(pending, chunk).claimed
+            if not got:
+                return
+            yield from got
+            if time.perf_counter() - t0 < 1.0:
+                chunk = min(chunk * 2, MAX_CLAIM)
+
     # -- results ----------------------------------------------------------------------------------------------------
+    def commit_due(self, waiting: int) -> bool:
+        """Whether ``waiting`` buffered results should be committed now (see FLUSH_EVERY_DOCS)."""
+        since = time.perf_counter() - self.last_commit
+        return waiting > 0 and (since >= FLUSH_EVERY_SECONDS or (waiting >= FLUSH_EVERY_DOCS and since >= MIN_COMMIT_GAP))
+
     def commit(self, results: Sequence[DocResult], run_id: str) -> None:
         """Write a batch (one transaction), then drop its claims and renew the rest."""
         if not results:

@@ -132,7 +132,7 @@ def test_a_killed_ingest_is_taken_over_and_nothing_done_twice(reference: tuple[P
     a.send_signal(signal.SIGKILL)
     a.wait()
     before = _count(db)
-    assert 0 < before < len(expected)
+    assert 0 < before < len(expected), f"killed after {before} of {len(expected)} results"
     kept = _count(db, "WHERE status NOT IN ('failed', 'encrypted')")  # failures are retried by design
     with Store.open(db, read_only=True) as s:
         assert s.query("SELECT count(*) FROM claims")[1][0][0] > 0  # the dead process left its claims behind
@@ -140,7 +140,7 @@ def test_a_killed_ingest_is_taken_over_and_nothing_done_twice(reference: tuple[P
     _, err = b.communicate(timeout=300)
     assert b.returncode == 1, err
     assert _rows(db) == expected
-    assert _processed_per_run(db) == [len(expected) - kept]
+    assert _processed_per_run(db) == [len(expected) - kept], (before, kept, err)
     with Store.open(db, read_only=True) as s:
         assert s.query("SELECT count(*) FROM claims")[1][0][0] == 0
 
