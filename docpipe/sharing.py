@@ -212,7 +212,8 @@ class SharedStore:
     def commit_due(self, waiting: int) -> bool:
         """Whether ``waiting`` buffered results should be committed now (see FLUSH_EVERY_DOCS)."""
         since = time.perf_counter() - self.last_commit
-        return waiting > 0 and (since >= FLUSH_EVERY_SECONDS or (waiting >= FLUSH_EVERY_DOCS and since >= MIN_COMMIT_GAP))
+        return waiting > 0 and (since >= FLUSH_EVERY_SECONDS
+                                or (waiting >= FLUSH_EVERY_DOCS and since >= MIN_COMMIT_GAP))
 
     def commit(self, results: Sequence[DocResult], run_id: str) -> None:
         """Write a batch (one transaction), then drop its claims and renew the rest."""
