@@ -95,6 +95,9 @@ def ingest(
     thinking: Annotated[bool, typer.Option("--thinking", help="Let the model think before answering (gemma, and "
                                            "openai servers that support it); thoughts are stored apart.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quantize: Annotated[Optional[str], typer.Option("--quantize", help="Gemma weights: none (bf16), fp8, int8, "
+                                                    "int4, or auto (bf16 where it fits the GPU, else the most "
+                                                    "precise mode that does) [default: auto].")] = None,
 ) -> None:
     """Read documents and store their fields.
 
@@ -111,7 +114,8 @@ def ingest(
     if image_tokens not in (70, 140, 280, 560, 1120):
         raise typer.BadParameter("must be one of 70, 140, 280, 560, 1120", param_hint="--image-tokens")
     eopts = EngineOptions(workers=max(1, workers), model=model, image_tokens=image_tokens, thinking=thinking,
-                          extra={"base_url": base_url, "api_key_env": api_key_env, "concurrency": concurrency})
+                          extra={"base_url": base_url, "api_key_env": api_key_env, "concurrency": concurrency,
+                                 "quantize": quantize})
     opts = IngestOptions(paths=paths, schema=schema, db=db, engine=engine.value, engine_options=eopts,
                          force=force, retry_invalid=retry_invalid, password=password, summarize=summarize,
                          max_pages=max_pages)
@@ -249,6 +253,25 @@ def engines(
     except EngineUnavailable as e:
         t.caption = escape(str(e))
     Console().print(t)
+    _gemma_fits(Console())
+
+
+def _gemma_fits(console: Any) -> None:
+    """The Gemma checkpoints by --quantize mode: GiB of weights, and whether they fit this machine's GPU."""
+    try:
+        from .engines.gemma.quantize import card, fits_table
+    except ImportError:
+        return
+    from rich.table import Table
+
+    gpu, capability = card()
+    where = f"GPU of {gpu / 2**30:.0f} GiB" if gpu else "no CUDA GPU here"
+    t = Table(title=f"gemma --quantize: weights and fit ({where})", title_justify="left")
+    for col in ("model", "mode", "weights"):
+        t.add_column(col)
+    for row in fits_table(gpu, capability):
+        t.add_row(*row)
+    console.print(t)
 
 
 @app.command()

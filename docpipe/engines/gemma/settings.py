@@ -12,6 +12,7 @@ from typing import Any
 
 from ...errors import EngineUnavailable
 from .kernels.generate import DECODE_KERNELS
+from .quantize import CHOICES as QUANTIZE_CHOICES
 
 #: defaults for ``EngineOptions.extra`` keys (all optional)
 DEFAULTS: dict[str, Any] = {
@@ -80,11 +81,14 @@ DEFAULTS: dict[str, Any] = {
     # (max_pages_in_memory) holds either way.
     "prep_workers": 1,
     "moe_grouped": True,  # docpipe's grouped-GEMM experts forward on CUDA (gemma_moe)
+    # weights at load time (quantize.py): "none" (bf16), "fp8", "int8", "int4", or "auto": bf16 where it fits the
+    # card with room for a batch, else the most precise mode that does (a 24 GB card: int4 for 26B-A4B and 31B)
+    "quantize": "auto",
 }
 #: settings that take one of a few values
 CHOICES: dict[str, tuple[Any, ...]] = {"decode": ("loop", "generate"), "prefill_attention": ("auto", "flex", "sdpa"),
                                        "decode_attention": DECODE_KERNELS,
-                                       "vision_overlap": (False, True, "auto")}
+                                       "vision_overlap": (False, True, "auto"), "quantize": QUANTIZE_CHOICES}
 #: JSON object of DEFAULTS keys, for tuning without flags, e.g. DOCPIPE_GEMMA='{"batch_size": 32}'
 SETTINGS_ENV = "DOCPIPE_GEMMA"
 
