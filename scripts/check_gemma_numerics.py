@@ -40,9 +40,8 @@ def page_inputs(proc, n_pages: int, image_tokens: int, device: str, dtype):
     from docpipe.rasterize import open_document
     from docpipe.schemas import resolve
 
-    from bench_gemma import _checkout_schemas, jobs_for
+    from bench_gemma import jobs_for
 
-    _checkout_schemas()
     prompts = PromptBuilder(proc)
     spec = prompts.render_spec(image_tokens)
     schema = resolve("invoice")
@@ -127,8 +126,14 @@ def main() -> None:
     ap.add_argument("--image-tokens", type=int, default=1120)
     ap.add_argument("--modes", nargs="+", default=["none", "fp8", "int8", "int4"])
     ap.add_argument("--steps", type=int, default=48, help="decode steps timed per mode at these rows (0: none)")
+    ap.add_argument("--variants", nargs="*", default=[], metavar="JSON",
+                    help='engine settings for extra bf16 runs, e.g. \'{"prefill_attention": "sdpa"}\'')
+    ap.add_argument("--fp32-ref", action="store_true", help="also transformers' forward in float32 (noise floor)")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "numerics_out")))
     a = ap.parse_args()
+    from bench_gemma import _checkout_schemas
+
+    _checkout_schemas()  # before the tokenizer is trained on the schemas' prompts
     from docpipe.engines.gemma.kernels.memory import allocator_defaults
 
     allocator_defaults()
@@ -148,11 +153,22 @@ def main() -> None:
             inputs, row_pages = page_inputs(proc, a.pages, a.image_tokens, model.device, model.dtype)
             if ref is None:  # transformers' forward on the untouched bf16 model
                 ref = reference_logits(model, inputs)
+                if a.fp32_ref:  # the same forward in float32: how far bf16 rounding alone moves these logits
+                    model.float()
+                    ref32 = reference_logits(model, {k: v.float() if v.is_floating_point() else v
+                                                     for k, v in inputs.items()})
+                    model.to(torch.bfloat16)
+                    row = {"model": key, "mode": "transformers bf16 vs float32", **compare(ref, ref32)}
+                    results.append(row)
+                    print(json.dumps(row), flush=True)
+            before = torch.cuda.memory_allocated() if torch.cuda.is_available() else 0
             if mode != "none":
                 quantize_model(model, mode)
             gc.collect()
             torch.cuda.empty_cache()
-            weights = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()]) / 2**30
+            weights = (sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+                       if not torch.cuda.is_available() else torch.cuda.memory_allocated()) / 2**30
+            del before
             row = {"model": key, "mode": mode, "rows": int(inputs["input_ids"].shape[0]),
                    "prompt_tokens": int(inputs["input_ids"].shape[1]), "weights_GiB": weights}
             for settings in ({}, {"text_compile": False}):  # the second only if the first fails (diagnosis)
@@ -160,6 +176,15 @@ def main() -> None:
                     got, step_ms = docpipe_logits(model, proc, inputs, row_pages, a.image_tokens, a.steps, settings)
                     row.update(**compare(got, ref), decode_ms_step=step_ms, settings=settings,
                                s=time.perf_counter() - t)
+                    if mode == "none":  # each of docpipe's kernels turned off in turn: which one moves the logits
+                        for variant in a.variants:  # on a fresh build: docpipe's kernels stay installed
+                            off = json.loads(variant)
+                            vm, vp = build_any(key)
+                            vgot, _ = docpipe_logits(vm, vp, inputs, row_pages, a.image_tokens, 0, off)
+                            vm = vp = None
+                            v = {"model": key, "mode": f"none, {variant}", **compare(vgot, ref)}
+                            results.append(v)
+                            print(json.dumps(v), flush=True)
                     break
                 except Exception as e:  # one mode failing must not hide the others' numbers
                     import traceback
@@ -180,6 +205,10 @@ def main() -> None:
     for r in results:
         if "cos_min" not in r:
             print(f"| {r['model']} | {r['mode']} | error: {r.get('error', '?')[:80]} | | | | | |")
+            continue
+        if "rows" not in r:  # a variant or the float32 reference
+            print(f"| {r['model']} | {r['mode']} | | | {r['cos_min']:.5f} ({r['cos_mean']:.5f}) | "
+                  f"{r['rel_l2_max']:.4f} | {100 * r['top1_agree']:.0f}% | |")
             continue
         print(f"| {r['model']} | {r['mode']} | {r['rows']} x {r['prompt_tokens']} | {r['weights_GiB']:.1f} | "
               f"{r['cos_min']:.5f} ({r['cos_mean']:.5f}) | {r['rel_l2_max']:.4f} | {100 * r['top1_agree']:.0f}% | "

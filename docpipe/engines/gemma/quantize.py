@@ -294,8 +294,10 @@ def _torchao_configs(mode: str) -> list[tuple[Any, Any]]:
     from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, Int8WeightOnlyConfig, PerRow
 
     if mode == "fp8":
-        return [(Float8DynamicActivationFloat8WeightConfig(granularity=PerRow(), set_inductor_config=False),
-                 lambda m: True)]
+        # activation_value_lb: a row of zeros (a padding token's embedding) would get scale 0, then 0/0 = NaN,
+        # and NaN keys or values reach every row through attention (seen on an H200: all logits NaN)
+        return [(Float8DynamicActivationFloat8WeightConfig(granularity=PerRow(), activation_value_lb=1e-12,
+                                                           set_inductor_config=False), lambda m: True)]
     if mode == "int8":
         return [(Int8WeightOnlyConfig(set_inductor_config=False), lambda m: True)]
     from torchao.quantization import Int4WeightOnlyConfig
