@@ -118,7 +118,7 @@ def prequantized(folder: Any) -> str | None:
 def gpu_problem(mode: str, device: str, capability: tuple[int, int] | None = None) -> str | None:
     """Why ``mode`` cannot run on ``device`` (None when it can): fp8 needs a CUDA GPU of compute capability 8.9+
     (Ada, Hopper, Blackwell), int4 a CUDA GPU (tinygemm); none and int8 run on a CPU too."""
-    if mode in ("none", "int8"):
+    if mode not in ("fp8", "int4"):  # none, int8 and auto (which picks what runs here) run anywhere
         return None
     if device != "cuda":
         return (f"--quantize {mode} needs a CUDA GPU ("
