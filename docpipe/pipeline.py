@@ -15,10 +15,14 @@ from pathlib import Path
 from typing import Protocol
 
 from . import engines as engines_mod
-from .discover import discover
+from .breaker import BREAK_AFTER, Breaker
+from .discover import Skipped, discover
 from .engines import DocJob, EngineOptions
+from .errors import InputError
+from .evidence import attach as attach_evidence
 from .models import DocResult, EngineOutput, ErrorItem, SourceFile, Status
 from .rasterize import DEFAULT_MAX_PAGES
+from .paths import path_text
 from .schemas import SchemaInfo, resolve
 from .store import DEFAULT_DB, Store
 from .validate import validate
@@ -41,6 +45,7 @@ class IngestOptions:
     password: str | None = None
     summarize: bool = False
     max_pages: int = DEFAULT_MAX_PAGES
+    break_after: int = BREAK_AFTER  # stop when the first N documents all fail in the engine (0: never)
 
 
 @dataclass
@@ -60,8 +65,11 @@ class IngestReport:
     pages: int = 0
     seconds: float = 0.0
     failures: list[Failure] = field(default_factory=list)
+    sparse: list[Failure] = field(default_factory=list)  # ok, but the engine filled few of the schema's fields
     interrupted: bool = False
     run_id: str = ""
+    stopped: str = ""  # why the run stopped early (the breaker), empty when it did not
+    columns: list[tuple[str, str]] = field(default_factory=list)  # the schema view's (name, SQL type)
 
     @property
     def processed(self) -> int:
@@ -74,7 +82,7 @@ class IngestReport:
 
 class Progress(Protocol):
     def engine_chosen(self, kind: str, why: str, model: str | None) -> None: ...
-    def planned(self, total_files: int, todo: int, skipped: int) -> None: ...
+    def planned(self, total_files: int, todo: int, skipped: int, copies: int = 0) -> None: ...
     def document_done(self, result: DocResult) -> None: ...
 
 
@@ -82,7 +90,7 @@ class _NoProgress:
     def engine_chosen(self, kind: str, why: str, model: str | None) -> None:
         pass
 
-    def planned(self, total_files: int, todo: int, skipped: int) -> None:
+    def planned(self, total_files: int, todo: int, skipped: int, copies: int = 0) -> None:
         pass
 
     def document_done(self, result: DocResult) -> None:
@@ -94,30 +102,40 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
     progress = progress or _NoProgress()
     t0 = time.perf_counter()
     schema = resolve(opts.schema)
+    missing = [str(p) for p in opts.paths if not Path(p).exists()]
+    if missing:  # a typo: say so before a database is made or an engine loaded
+        raise InputError(f"no such file or folder: {', '.join(missing)}")
     kind, why = engines_mod.choose(opts.engine, opts.engine_options)
+    sources, unreadable = _collect(opts.paths)
+    if not sources and not unreadable:
+        raise InputError(f"no files under {', '.join(str(p) for p in opts.paths)}: nothing to ingest")
     engine = engines_mod.create(kind, opts.engine_options)
-    report = IngestReport(engine=kind, engine_reason=why, model=engine.model_name, schema=schema.name)
+    report = IngestReport(engine=kind, engine_reason=why, model=engine.model_name, schema=schema.name,
+                          columns=[(c.name, c.sql_type) for c in schema.columns])
     progress.engine_chosen(kind, why, engine.model_name)
 
     with Store.open(opts.db) as store, engine:
         store.register_schema(schema)
-        sources, unreadable = _collect(opts.paths)
-        for path, reason in unreadable:
-            report.failures.append(Failure(str(path), Status.FAILED.value, reason))
-            report.counts[Status.FAILED.value] += 1
+        for path, reason, why in unreadable:
+            report.failures.append(Failure(path_text(path), why, reason))
+            report.counts[why] += 1
+        store.note_skipped(unreadable)
         store.note_files(sources)
         done = set() if opts.force else store.done_ids(schema.name, kind, retry_invalid=opts.retry_invalid)
         todo: list[SourceFile] = []
         seen: set[str] = set()
-        skipped = 0
+        skipped = copies = 0
         for s in sources:
-            if s.sha256 in done or s.sha256 in seen:
-                skipped += 1
+            if s.sha256 in seen:
+                copies += 1  # identical bytes at another path: recorded in `files`, read once
                 continue
             seen.add(s.sha256)
+            if s.sha256 in done:
+                skipped += 1
+                continue
             todo.append(s)
-        report.counts[Status.SKIPPED.value] += skipped
-        progress.planned(len(sources) + len(unreadable), len(todo), skipped)
+        report.counts[Status.SKIPPED.value] += skipped + copies
+        progress.planned(len(sources) + len(unreadable), len(todo), skipped, copies=copies)
         report.run_id = store.start_run(kind, engine.model_name, schema.name, {
             "paths": [str(p) for p in opts.paths], "force": opts.force, "summarize": opts.summarize,
             "workers": opts.engine_options.workers, "model": opts.engine_options.model,
@@ -125,15 +143,24 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
 
         buffer: list[DocResult] = []
         last_flush = time.perf_counter()
+        breaker = Breaker(opts.break_after)
+        outputs = _outputs(engine, todo, schema, opts)
         try:
-            for out in _outputs(engine, todo, schema, opts):
+            for out in outputs:
                 result = validate(out, schema)
+                attach_evidence(result, schema, opts.password, opts.max_pages)
                 buffer.append(result)
                 report.counts[result.status.value] += 1
                 report.pages += len(out.pages)
                 if result.status is not Status.OK:
-                    report.failures.append(Failure(str(result.source.path), result.status.value, result.reason))
+                    report.failures.append(Failure(path_text(result.source.path), result.status.value,
+                                                   result.reason))
+                elif note := next((e.message for e in out.errors if e.stage == "coverage"), None):
+                    report.sparse.append(Failure(path_text(result.source.path), result.status.value, note))
                 progress.document_done(result)
+                report.stopped = breaker.record(out, result.status) or ""
+                if report.stopped:
+                    break
                 if len(buffer) >= FLUSH_EVERY_DOCS or time.perf_counter() - last_flush > FLUSH_EVERY_SECONDS:
                     store.write(buffer, schema, report.run_id)
                     buffer.clear()
@@ -141,6 +168,7 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
         except KeyboardInterrupt:
             report.interrupted = True
         finally:
+            outputs.close()  # a stopped run's engine gives up its requests in flight now
             store.write(buffer, schema, report.run_id)
             report.seconds = time.perf_counter() - t0
             store.finish_run(report.run_id, dict(report.counts) | {"pages": report.pages,
@@ -148,9 +176,9 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
     return report
 
 
-def _collect(paths: list[Path]) -> tuple[list[SourceFile], list[tuple[Path, str]]]:
+def _collect(paths: list[Path]) -> tuple[list[SourceFile], list[Skipped]]:
     sources: list[SourceFile] = []
-    unreadable: list[tuple[Path, str]] = []
+    unreadable: list[Skipped] = []
     for item in discover(paths):
         if isinstance(item, SourceFile):
             sources.append(item)

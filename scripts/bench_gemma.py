@@ -275,12 +275,13 @@ def run_engine(model, proc, image_tokens: int, batch: int, new_tokens: int, jobs
     failed = [{"doc": str(o.source.path.name), "raw": (o.raw_text or "")[:600],
                "errors": [str(e) for e in o.errors][:3]} for o in outs if o.data is None]
     steps = {"graph": 0, "eager": 0}
-    if eng.decoder is not None:
-        steps = {"graph": eng.decoder.stats["graph_steps"], "eager": eng.decoder.stats["eager_steps"]}
+    decoder = eng.backend.decoder
+    if decoder is not None:
+        steps = {"graph": decoder.stats["graph_steps"], "eager": decoder.stats["eager_steps"]}
     return {"wall_s": wall, "pages": pages, "docs": len(outs), "docs_with_data": ok, "failed": failed,
             "graph_steps": steps["graph"], "eager_steps": steps["eager"],
             "peak_GiB": torch.cuda.max_memory_allocated() / 2**30,
-            "reserved_GiB": torch.cuda.max_memory_reserved() / 2**30, **eng.stats}
+            "reserved_GiB": torch.cuda.max_memory_reserved() / 2**30, **eng.stats.as_dict()}
 
 
 def planned_batch(model, proc, image_tokens: int, new_tokens: int) -> int:
@@ -290,7 +291,7 @@ def planned_batch(model, proc, image_tokens: int, new_tokens: int) -> int:
 
     extra = {"max_new_tokens": new_tokens, "answer_segment": 0, "vision_chunk": VISION_CHUNK, **SETTINGS}
     eng = GemmaEngine.from_loaded(model, proc, EngineOptions(image_tokens=image_tokens, extra=extra))
-    rows = int(eng.stats["planned_rows"])
+    rows = eng.stats.planned_rows
     eng.close()
     return rows
 

@@ -86,12 +86,13 @@ def docpipe_logits(model, proc, inputs, row_pages, image_tokens: int, steps: int
         seen.append(scores.float().clone())
         return scores
 
-    eng.decoder.generate(inputs, 1, eng.stops, eng.pad_id, processor=capture, row_pages=row_pages)
+    b = eng.backend
+    b.decoder.generate(inputs, 1, b.stops, b.pad_id, processor=capture, row_pages=row_pages)
     step_ms = float("nan")
     for _ in range(2 if steps else 0):  # the first run records the graph (and compiles what is compiled)
-        eng.decoder.clock.settle()
-        eng.decoder.generate(inputs, steps, None, eng.pad_id, row_pages=row_pages)
-        step_ms = 1e3 * eng.decoder.clock.settle().get("decode", 0.0) / (steps - 1)
+        b.decoder.clock.settle()
+        b.decoder.generate(inputs, steps, None, b.pad_id, row_pages=row_pages)
+        step_ms = 1e3 * b.decoder.clock.settle().get("decode", 0.0) / (steps - 1)
     eng.close()
     return seen[0], step_ms
 

@@ -26,6 +26,7 @@ BUILTIN_ENGINES: dict[str, str] = {
     "offline": "docpipe.engines.offline.engine:OfflineEngine",
     "gemma": "docpipe.engines.gemma.engine:GemmaEngine",
     "openai": "docpipe.engines.openai.engine:OpenAIEngine",
+    "vllm": "docpipe.engines.vllm.engine:VllmEngine",
 }
 
 

@@ -111,6 +111,19 @@ def engine_settings(extra: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
+def quantize_setting(extra: dict[str, Any]) -> str:
+    """The ``quantize`` setting (EngineOptions.extra over DOCPIPE_GEMMA over the default) without checking the other
+    settings: what ``--engine auto`` needs to know whether a model fits before an engine is made."""
+    value = extra.get("quantize")
+    if value is None:
+        try:
+            env = json.loads(os.environ.get(SETTINGS_ENV, "").strip() or "{}")
+        except json.JSONDecodeError:
+            env = {}
+        value = env.get("quantize") if isinstance(env, dict) else None
+    return str(value or DEFAULTS["quantize"])
+
+
 def vision_overlap_on(setting: Any, moe: bool, device: str) -> bool:
     """Whether the next batch's pages are encoded during a decode: ``vision_overlap`` true or false as set; "auto"
     where it was measured to pay, a mixture-of-experts model on CUDA."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from decimal import Decimal
 
 from .dates import blank_dates
@@ -24,13 +25,25 @@ def _num_tokens(doc: Doc, ln: Line) -> list[Amount]:
     """Numbers on an item line, without percentages, dates, codes glued to letters or long article numbers."""
     text = blank_dates(ln.text, doc.dates(ln))
     out = []
-    for a in find_amounts(text, doc.decimal, spaced=False):
+    for a in _cell_amounts(text, ln, doc.decimal):
         after = text[a.end:a.end + 2]
         if a.currency is None and (after[:1].isalpha() or re.match(r"[/\-]\d", after)):
             continue  # part of a word or code: "3m", "250g", "20/0500", "25-60"
         if a.decimals == 0 and len(str(abs(a.value))) > 7:
             continue
         out.append(a)
+    return out
+
+
+def _cell_amounts(text: str, ln: Line, decimal: str) -> list[Amount]:
+    """Amounts cell by cell: with a decimal comma, '1 234,56' inside one cell is one number (French grouping),
+    while a quantity and a price stay apart since cells are separated by runs of spaces."""
+    if decimal != ",":
+        return find_amounts(text, decimal, spaced=False)
+    out = []
+    for seg in ln.segs:
+        for a in find_amounts(text[seg.col:seg.end], decimal, spaced=True):
+            out.append(replace(a, start=a.start + seg.col, end=a.end + seg.col))
     return out
 
 

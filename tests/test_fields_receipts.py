@@ -1,0 +1,64 @@
+"""Till receipts: the merchant is the header's business line (not a slogan, title or registration line), the
+address the lines under it, the total the amount that cash minus change confirms, the date even with a glued time."""
+
+from __future__ import annotations
+
+from docpipe.engines.offline.fields import extract_fields
+from docpipe.schemas import resolve
+
+RECEIPT = resolve("receipt")
+
+MALAYSIAN = """                 A03120
+            Your friendly neighbourhood store
+         KEDAI MAJU JAYA SDN BHD
+              (162761-M)
+      NO.32 & 33, JALAN SR 1/9, SEKSYEN 9,
+            TAMAN SERDANG RAYA,
+       43300 SERI KEMBANGAN, SELANGOR
+           GST ID:002139201536
+              TEL: 03-8942 1234
+                Tax Invoice
+ Doc No     CS00065374     Date: 15/07/201712:07
+ Cashier    AMIN
+ MILO 1KG               1    18.90   18.90 SR
+ ROTI GARDENIA          2     2.90    5.80 SR
+   Total Qty   3                      24.70
+      Total Sales (Excluding GST)     23.30
+                    Total GST          1.40
+                     Rounding          0.00
+  Total Sales (Inclusive of GST) :    24.70
+                       CASH :         50.00
+                     Change :         25.30
+"""
+
+SLOGAN_FIRST = """*** WELCOME ***
+BRIGHTWATER BAKERY
+Fresh every day since 1987
+Via Roma 12
+20121 Milano
+TEL: 02-555 1234
+SCONTRINO
+Data: 03/04/2024 08:15
+Cassiere: Marco
+CROISSANT                 1,20
+CAFFE                     1,10
+TOTALE EURO               2,30
+CONTANTI                  5,00
+RESTO                     2,70
+"""
+
+
+def test_merchant_address_and_paid_total_on_a_till_receipt() -> None:
+    r = extract_fields([MALAYSIAN], RECEIPT)
+    assert r["merchant_name"] == "KEDAI MAJU JAYA SDN BHD"
+    assert r["merchant_address"] == ("NO.32 & 33, JALAN SR 1/9, SEKSYEN 9, TAMAN SERDANG RAYA, "
+                                     "43300 SERI KEMBANGAN, SELANGOR")
+    assert r["total"] == "24.70"     # not the total before tax, not the cash handed over
+    assert r["date"] == "2017-07-15"
+
+
+def test_slogans_are_not_the_merchant() -> None:
+    r = extract_fields([SLOGAN_FIRST], RECEIPT)
+    assert r["merchant_name"] == "BRIGHTWATER BAKERY"
+    assert r["merchant_address"] == "Via Roma 12, 20121 Milano"
+    assert r["total"] == "2.30" and r["date"] == "2024-04-03"
