@@ -141,7 +141,7 @@ def read_page_texts(job: DocJob, threads: int, ocr: bool = True) -> tuple[list[P
 
 def process_document(job: DocJob, threads: int = 1) -> EngineOutput:
     """Read one document and fill the schema. Bad input becomes a status with a reason, never an exception."""
-    from .fields import extract_fields
+    from .fields import extract_fields, fill_note
     from .summary import summarize
 
     t0 = time.perf_counter()
@@ -162,6 +162,9 @@ def process_document(job: DocJob, threads: int = 1) -> EngineOutput:
     else:
         out.data = extract_fields(texts, schema)
         out.method = "rules"
+        note = fill_note(out.data, schema)
+        if note:
+            out.errors.append(ErrorItem("coverage", note))
     out.summary = summarize(texts) or None
     t2 = time.perf_counter()
     out.timings = {
