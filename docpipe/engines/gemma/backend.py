@@ -237,10 +237,7 @@ class GemmaBackend:
 
     def _group_budget(self, schema: SchemaInfo, thinking: bool) -> int:
         """Prompt tokens left for pages in one context: window - instructions - answer (and thought) budget."""
-        from ..vlm.types import Doc, Group
-
-        empty = messages.extraction(schema, Group(Doc(None), 0, [], [], 1))  # type: ignore[arg-type]
-        base = self.prompts.encode(empty.messages, [], [], thinking)
+        base = self.prompts.encode(messages.extraction_of(schema, [], []).messages, [], [], thinking)
         out = int(self.cfg["max_new_tokens"]) + (int(self.cfg["thinking_tokens"]) if thinking else 0)
         return self.window - len(base) - out - 64
 
