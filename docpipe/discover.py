@@ -6,13 +6,16 @@ the document's identity, so a renamed or copied file is recognised as already do
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import BinaryIO, NamedTuple
 
 from .models import SourceFile
+from .paths import path_text
 
 #: Extensions that make a file in a walked folder count as a document even when its bytes are not one
 #: (a broken .pdf is reported, a README.md next to it is not).
@@ -44,12 +47,12 @@ def sniff(head: bytes) -> tuple[str, str]:
 
 
 def hash_file(path: Path, chunk: int = 1 << 20) -> tuple[str, int, bytes]:
-    """(sha256 hex, size, first 1 KiB) in one streaming read."""
-    with open(path, "rb") as f:
+    """(sha256 hex, size, first 1 KiB) in one streaming read of a regular file (anything else is refused unread)."""
+    with open_regular(path) as f:
         return hash_stream(f, chunk)
 
 
-def hash_stream(f: Any, chunk: int = 1 << 20) -> tuple[str, int, bytes]:
+def hash_stream(f: BinaryIO, chunk: int = 1 << 20) -> tuple[str, int, bytes]:
     """(sha256 hex, size, first 1 KiB) of a binary stream (a local file or an object in storage), read once."""
     h = hashlib.sha256()
     size = 0
@@ -62,6 +65,34 @@ def hash_stream(f: Any, chunk: int = 1 << 20) -> tuple[str, int, bytes]:
     return h.hexdigest(), size, head
 
 
+class NotRegularFile(OSError):
+    """The path is a FIFO, device, socket or folder: reading it could block forever or never end."""
+
+
+def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
+    """Open a file for reading only if it is a regular file, checked on the opened descriptor (so a file swapped
+    for a FIFO after discovery is still refused) and opened non-blocking (so a FIFO never hangs the open)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(errno.EINVAL, f"not a regular file ({file_type(st.st_mode)}): never read")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def file_type(mode: int) -> str:
+    """What a non-regular file is, in words."""
+    for test, name in ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+                       (stat.S_ISSOCK, "socket"), (stat.S_ISDIR, "folder"), (stat.S_ISLNK, "symlink")):
+        if test(mode):
+            return name
+    return "special file"
+
+
 def describe(path: Path) -> SourceFile:
     """SourceFile for one existing file (raises OSError if it cannot be read)."""
     sha, size, head = hash_file(path)
@@ -69,25 +100,86 @@ def describe(path: Path) -> SourceFile:
     return SourceFile(path=path, sha256=sha, size=size, kind=kind, mime=mime)
 
 
-def iter_paths(paths: Iterable[Path]) -> Iterator[tuple[Path, bool]]:
-    """(file, named_explicitly) for each file under the given paths, folders walked recursively in sorted order.
+class Skipped(NamedTuple):
+    """A path discovery did not take, with why; the store keeps these so ``status`` and ``problems`` show them.
 
-    Hidden files and folders (starting with ".") inside walked folders are skipped.
+    status: "missing", "dangling_link", "symlink_loop", "not_a_file" (FIFO, device, socket) or "unreadable"."""
+
+    path: Path
+    reason: str
+    status: str = "unreadable"
+
+
+def why_unreadable(path: Path, e: OSError) -> Skipped:
+    """An honest reason for a path that could not be opened or stat'ed."""
+    if isinstance(e, NotRegularFile):
+        return Skipped(path, e.strerror, "not_a_file")
+    is_link = os.path.islink(path)
+    if e.errno == errno.ELOOP:
+        return Skipped(path, "symlink loop: the link leads back to itself", "symlink_loop")
+    if e.errno == errno.ENOENT and is_link:
+        return Skipped(path, f"dangling symlink: its target {path_text(os.readlink(path))} does not exist",
+                       "dangling_link")
+    if e.errno == errno.ENOENT:
+        return Skipped(path, "no such file or directory", "missing")
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return Skipped(path, "permission denied: docpipe cannot read it", "unreadable")
+    return Skipped(path, f"cannot read: {e.strerror or e}", "unreadable")
+
+
+def iter_paths(paths: Iterable[Path]) -> Iterator[tuple[Path, bool] | Skipped]:
+    """(file, named_explicitly) for each regular file under the given paths, folders walked recursively in
+    sorted order, or a Skipped for what is not one.
+
+    Symlinks are followed (the kernel resolves a chain once); a link back to a folder being walked is a loop and
+    is skipped, so is a second way into a folder already walked. FIFOs, devices and sockets are never opened.
+    Hidden files and folders (starting with ".") inside walked folders are skipped without a record.
     """
     for p in paths:
-        if p.is_dir():
-            for root, dirs, files in os.walk(p):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(files):
-                    if not name.startswith("."):
-                        yield Path(root) / name, False
+        try:
+            st = os.stat(p)
+        except OSError as e:
+            yield why_unreadable(Path(p), e)
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            yield from _walk(Path(p), [(st.st_dev, st.st_ino)], set())
+        elif stat.S_ISREG(st.st_mode):
+            yield Path(p), True
         else:
-            yield p, True
+            yield Skipped(Path(p), f"not a regular file ({file_type(st.st_mode)}): never read", "not_a_file")
 
 
-def discover(paths: Iterable[Path]) -> Iterator[SourceFile | tuple[Path, str]]:
-    """SourceFile for each candidate document, or (path, reason) for one that cannot even be read; URLs
-    (s3://, gs://, az://) are listed in object storage by ``docpipe.remote``."""
+def _walk(folder: Path, ancestors: list[tuple[int, int]], walked: set[tuple[int, int]]
+          ) -> Iterator[tuple[Path, bool] | Skipped]:
+    walked.add(ancestors[-1])
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: os.fsencode(e.name))
+    except OSError as e:
+        yield why_unreadable(folder, e)
+        return
+    for entry in entries:
+        path = Path(entry.path)
+        try:
+            st = os.stat(path)
+        except OSError as e:
+            yield why_unreadable(path, e)
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            key = (st.st_dev, st.st_ino)
+            if key in ancestors:
+                yield Skipped(path, "symlink loop: leads back to a folder it is inside of", "symlink_loop")
+            elif key not in walked:
+                yield from _walk(path, [*ancestors, key], walked)
+        elif stat.S_ISREG(st.st_mode):
+            yield path, False
+        else:
+            yield Skipped(path, f"not a regular file ({file_type(st.st_mode)}): never read", "not_a_file")
+
+
+def discover(paths: Iterable[Path]) -> Iterator[SourceFile | Skipped]:
+    """SourceFile for each candidate document, or a Skipped (path, reason, status) for one that cannot be read;
+    URLs (s3://, gs://, az://) are listed in object storage by ``docpipe.remote``."""
     from .remote import as_url, discover_remote
 
     for p in paths:
@@ -95,20 +187,21 @@ def discover(paths: Iterable[Path]) -> Iterator[SourceFile | tuple[Path, str]]:
         yield from discover_remote(url) if url else _discover_local([p])
 
 
-def _discover_local(paths: Iterable[Path]) -> Iterator[SourceFile | tuple[Path, str]]:
-    """SourceFile for each candidate document, or (path, reason) for one that cannot even be read.
+def _discover_local(paths: Iterable[Path]) -> Iterator[SourceFile | Skipped]:
+    """SourceFile for each candidate document, or a Skipped (path, reason, status) for one that cannot be read.
 
     A file met while walking a folder is only a candidate when its bytes look like a document or its
     extension says it should be one; other files (notes, truth.jsonl) are left alone.
     """
-    for path, explicit in iter_paths(paths):
-        if not path.exists():
-            yield path, "no such file or directory"
+    for item in iter_paths(paths):
+        if isinstance(item, Skipped):
+            yield item
             continue
+        path, explicit = item
         try:
             src = describe(path)
         except OSError as e:
-            yield path, f"cannot read: {e.strerror or e}"
+            yield why_unreadable(path, e)
             continue
         if src.kind in ("unsupported", "empty") and not explicit:
             if path.suffix.lower() not in DOCUMENT_EXTENSIONS:

@@ -57,6 +57,8 @@ class PageInfo:
     ocr_confidence: float | None = None
     render_ms: float = 0.0
     ocr_ms: float = 0.0
+    # OCR boxes in PDF points (x0, y0, x1, y1, text, score), kept so evidence can ground values without a 2nd OCR
+    words: list[tuple[float, float, float, float, str, float]] | None = None
 
 
 @dataclass
@@ -102,6 +104,8 @@ class DocResult:
     status: Status
     data: dict[str, Any] | None
     validation_errors: list[dict[str, Any]] = field(default_factory=list)
+    evidence: list[Any] = field(default_factory=list)  # docpipe.evidence.FieldEvidence, one per non-null field
+    checks: list[Any] = field(default_factory=list)  # docpipe.evidence.CheckResult, one per check that could run
 
     @property
     def source(self) -> SourceFile:
@@ -113,8 +117,14 @@ class DocResult:
         if self.output.errors:
             return self.output.errors[0].message
         if self.validation_errors:
-            e = self.validation_errors[0]
-            loc = ".".join(str(p) for p in e.get("loc", ()))
-            more = f" (+{len(self.validation_errors) - 1} more)" if len(self.validation_errors) > 1 else ""
-            return f"{loc}: {e.get('msg', 'invalid')}{more}"
+            return describe_errors(self.validation_errors, shown=1)
         return ""
+
+
+def describe_errors(errors: list[dict[str, Any]], shown: int = 3) -> str:
+    """pydantic's errors as one line a person reads: ``loc: msg`` for the first ``shown``, then how many more.
+    The one formatter for validation errors (stored reasons and the repair request's problem)."""
+    parts = [f"{'.'.join(str(p) for p in e.get('loc', ())) or '(root)'}: {e.get('msg', 'invalid')}"
+             for e in errors[:shown]]
+    more = f" (+{len(errors) - shown} more)" if len(errors) > shown else ""
+    return "; ".join(parts) + more

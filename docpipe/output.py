@@ -1,4 +1,4 @@
-"""Rows -> table, CSV, JSON array or JSON lines on stdout (shared by query, eval)."""
+"""Rows -> table, plain text, Markdown, CSV, JSON array or JSON lines on stdout (shared by query, eval, show)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import json
 import sys
 from decimal import Decimal
 from typing import Any
+
+from .paths import json_safe, shown
 
 
 def _json_default(v: Any) -> Any:
@@ -33,28 +35,29 @@ def _jsonable(v: Any) -> Any:
 def render_rows(cols: list[str], rows: list[tuple[Any, ...]], fmt: str, title: str | None = None) -> None:
     if fmt == "json":
         objs = [{c: _jsonable(v) for c, v in zip(cols, r)} for r in rows]
-        sys.stdout.write(json.dumps(objs, default=_json_default, ensure_ascii=False, indent=2) + "\n")
+        sys.stdout.write(json_safe(json.dumps(objs, default=_json_default, ensure_ascii=False, indent=2)) + "\n")
     elif fmt == "jsonl":
         for r in rows:
-            sys.stdout.write(json.dumps({c: _jsonable(v) for c, v in zip(cols, r)}, default=_json_default,
-                                        ensure_ascii=False) + "\n")
+            sys.stdout.write(json_safe(json.dumps({c: _jsonable(v) for c, v in zip(cols, r)}, default=_json_default,
+                                                  ensure_ascii=False)) + "\n")
     elif fmt == "csv":
+        from .display import cell
+
         w = csv.writer(sys.stdout)
         w.writerow(cols)
-        for r in rows:
-            w.writerow(["" if v is None else _json_default(v) if not isinstance(v, (str, int, float)) else v
-                        for v in r])
+        tty = sys.stdout.isatty()  # control characters in names reach a terminal escaped, a file as they are
+        for r in rows:  # decimals as stored (2000.00, as `docpipe export` writes them), not as floats
+            vals = [v if isinstance(v, (int, float, str)) else cell(v) for v in r]
+            w.writerow([shown(v, keep_lines=True) if tty and isinstance(v, str) else v for v in vals])
+    elif fmt == "plain":
+        from .display import plain
+
+        plain(cols, rows, sys.stdout)
+    elif fmt == "markdown":
+        from .display import markdown
+
+        markdown(cols, rows, sys.stdout)
     else:
-        from rich.console import Console
-        from rich.table import Table
+        from .display import table
 
-        t = Table(title=title, title_justify="left")
-        for c in cols:
-            t.add_column(c, overflow="fold")
-        from rich.markup import escape
-
-        for r in rows:
-            t.add_row(*["" if v is None else escape(str(v)) for v in r])
-        Console().print(t)
-        if not rows:
-            Console(stderr=True).print("(no rows)")
+        table(cols, rows, title=title)

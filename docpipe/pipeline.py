@@ -10,16 +10,21 @@ from __future__ import annotations
 import itertools
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from . import engines as engines_mod
-from .discover import discover
+from .breaker import BREAK_AFTER, Breaker
+from .discover import Skipped, discover
 from .engines import DocJob, EngineOptions
+from .errors import InputError
+from .evidence import attach as attach_evidence
 from .models import DocResult, EngineOutput, ErrorItem, SourceFile, Status
 from .rasterize import DEFAULT_MAX_PAGES
+from .paths import path_text
+from .remote import is_remote
 from .schemas import SchemaInfo, resolve
 from .sharing import SharedStore
 from .store import DEFAULT_DB
@@ -30,7 +35,7 @@ CLAIM_POLL_SECONDS = 1.0
 
 @dataclass
 class IngestOptions:
-    """Everything one ``docpipe ingest`` needs; the CLI builds it from flags."""
+    """Everything one ``docpipe ingest`` needs; the CLI and ``docpipe.ingest`` build it from ``Settings``."""
 
     paths: list[Path]
     schema: str = "invoice"
@@ -42,6 +47,7 @@ class IngestOptions:
     password: str | None = None
     summarize: bool = False
     max_pages: int = DEFAULT_MAX_PAGES
+    break_after: int = BREAK_AFTER  # stop when the first N documents all fail in the engine (0: never)
     ray: str | None = None  # run the engine on a Ray cluster: "auto", "ray://host:10001", "local[:CPUS]"
     ray_actors: int | None = None  # engine actors on the cluster (default: fill it)
 
@@ -55,6 +61,9 @@ class Failure:
 
 @dataclass
 class IngestReport:
+    """What one ingest did: the engine it used and why, counts by status, pages, time, and each document that
+    is not ok (``failures``: path, status, one-line reason)."""
+
     engine: str = ""
     engine_reason: str = ""
     model: str | None = None
@@ -63,9 +72,12 @@ class IngestReport:
     pages: int = 0
     seconds: float = 0.0
     failures: list[Failure] = field(default_factory=list)
+    sparse: list[Failure] = field(default_factory=list)  # ok, but the engine filled few of the schema's fields
     interrupted: bool = False
     run_id: str = ""
     done_elsewhere: int = 0  # documents to do that another ingest on the same database did meanwhile
+    stopped: str = ""  # why the run stopped early (the breaker), empty when it did not
+    columns: list[tuple[str, str]] = field(default_factory=list)  # the schema view's (name, SQL type)
 
     @property
     def processed(self) -> int:
@@ -78,7 +90,7 @@ class IngestReport:
 
 class Progress(Protocol):
     def engine_chosen(self, kind: str, why: str, model: str | None) -> None: ...
-    def planned(self, total_files: int, todo: int, skipped: int) -> None: ...
+    def planned(self, total_files: int, todo: int, skipped: int, copies: int = 0) -> None: ...
     def document_done(self, result: DocResult) -> None: ...
 
 
@@ -86,7 +98,7 @@ class _NoProgress:
     def engine_chosen(self, kind: str, why: str, model: str | None) -> None:
         pass
 
-    def planned(self, total_files: int, todo: int, skipped: int) -> None:
+    def planned(self, total_files: int, todo: int, skipped: int, copies: int = 0) -> None:
         pass
 
     def document_done(self, result: DocResult) -> None:
@@ -98,86 +110,114 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
     progress = progress or _NoProgress()
     t0 = time.perf_counter()
     schema = resolve(opts.schema)
-    kind, why, engine = _make_engine(opts)
-    report = IngestReport(engine=kind, engine_reason=why, model=engine.model_name, schema=schema.name)
+    missing = [str(p) for p in opts.paths if not Path(p).exists() and not is_remote(p)]
+    if missing:  # a typo: say so before a database is made or an engine loaded
+        raise InputError(f"no such file or folder: {', '.join(missing)}")
+    kind, why = _choose(opts)
+    sources, unreadable = _collect(opts.paths)
+    if not sources and not unreadable:
+        raise InputError(f"no files under {', '.join(str(p) for p in opts.paths)}: nothing to ingest")
+    engine, why = _create(kind, why, opts)
+    report = IngestReport(engine=kind, engine_reason=why, model=engine.model_name, schema=schema.name,
+                          columns=[(c.name, c.sql_type) for c in schema.columns])
     progress.engine_chosen(kind, why, engine.model_name)
 
     shared = SharedStore(opts.db, schema, kind, force=opts.force, retry_invalid=opts.retry_invalid)
     with engine:
-        sources, unreadable = _collect(opts.paths)
-        for path, reason in unreadable:
-            report.failures.append(Failure(str(path), Status.FAILED.value, reason))
-            report.counts[Status.FAILED.value] += 1
         with shared.session() as store:
             store.register_schema(schema)
+            store.note_skipped(unreadable)
             store.note_files(sources)
             done = set() if opts.force else store.done_ids(schema.name, kind, retry_invalid=opts.retry_invalid)
             report.run_id = store.start_run(kind, engine.model_name, schema.name, {
-                "paths": [str(p) for p in opts.paths], "force": opts.force, "summarize": opts.summarize,
+                "paths": [path_text(p) for p in opts.paths], "force": opts.force, "summarize": opts.summarize,
                 "workers": opts.engine_options.workers, "model": opts.engine_options.model,
-                "concurrency": opts.engine_options.extra.get("concurrency")})
+                "concurrency": _concurrency(opts) if kind == "openai" else None, "ray": opts.ray})
+        for path, reason, why in unreadable:
+            report.failures.append(Failure(path_text(path), why, reason))
+            report.counts[why] += 1
         todo: list[SourceFile] = []
         seen: set[str] = set()
-        skipped = 0
+        skipped = copies = 0
         for s in sources:
-            if s.sha256 in done or s.sha256 in seen:
-                skipped += 1
+            if s.sha256 in seen:
+                copies += 1  # identical bytes at another path: recorded in `files`, read once
                 continue
             seen.add(s.sha256)
+            if s.sha256 in done:
+                skipped += 1
+                continue
             todo.append(s)
-        report.counts[Status.SKIPPED.value] += skipped
-        progress.planned(len(sources) + len(unreadable), len(todo), skipped)
+        report.counts[Status.SKIPPED.value] += skipped + copies
+        progress.planned(len(sources) + len(unreadable), len(todo), skipped, copies=copies)
 
         buffer: list[DocResult] = []
+        breaker = Breaker(opts.break_after)
+        outputs = _shared_outputs(engine, shared, todo, schema, opts, progress)
         shared.start_heartbeat()
         try:
-            for result in _shared_results(engine, shared, todo, schema, opts, progress):
+            for out in outputs:
+                result = validate(out, schema)
+                attach_evidence(result, schema, opts.password, opts.max_pages)
                 buffer.append(result)
                 report.counts[result.status.value] += 1
-                report.pages += len(result.output.pages)
+                report.pages += len(out.pages)
                 if result.status is not Status.OK:
-                    report.failures.append(Failure(str(result.source.path), result.status.value, result.reason))
+                    report.failures.append(Failure(path_text(result.source.path), result.status.value,
+                                                   result.reason))
+                elif note := next((e.message for e in out.errors if e.stage == "coverage"), None):
+                    report.sparse.append(Failure(path_text(result.source.path), result.status.value, note))
                 progress.document_done(result)
+                report.stopped = breaker.record(out, result.status) or ""
+                if report.stopped:
+                    break
                 if shared.commit_due(len(buffer)):
                     shared.commit(buffer, report.run_id)
                     buffer.clear()
         except KeyboardInterrupt:
             report.interrupted = True
         finally:
+            outputs.close()  # a stopped run's engine gives up its requests in flight now
             shared.stop_heartbeat()
             shared.commit(buffer, report.run_id)
             report.seconds = time.perf_counter() - t0
             report.done_elsewhere = shared.done_elsewhere
             with shared.session() as store:
-                shared.release(None, store)
+                shared.release(None, store)  # what this run claimed and did not finish is free for others now
                 store.finish_run(report.run_id, dict(report.counts) | {
                     "pages": report.pages, "interrupted": report.interrupted,
                     "done_elsewhere": report.done_elsewhere})
     return report
 
 
-def _make_engine(opts: IngestOptions) -> tuple[str, str, engines_mod.Engine]:
-    """(kind, why, engine): here, or as actors on a Ray cluster (an explicit kind is not checked on the driver,
-    which may have no GPU or weights)."""
+def _concurrency(opts: IngestOptions) -> int | None:
+    return getattr(opts.engine_options.settings.get("openai"), "concurrency", None) or \
+        opts.engine_options.extra.get("concurrency")
+
+
+def _choose(opts: IngestOptions) -> tuple[str, str]:
+    """(kind, why); with --ray an explicit kind is not checked on the driver, which may have no GPU or weights."""
+    if opts.ray and opts.engine != "auto":
+        return opts.engine, "chosen with --engine"
+    return engines_mod.choose(opts.engine, opts.engine_options)
+
+
+def _create(kind: str, why: str, opts: IngestOptions) -> tuple[engines_mod.Engine, str]:
+    """The engine here, or as actors on a Ray cluster (``docpipe.ray_engine``)."""
     if not opts.ray:
-        kind, why = engines_mod.choose(opts.engine, opts.engine_options)
-        return kind, why, engines_mod.create(kind, opts.engine_options)
+        return engines_mod.create(kind, opts.engine_options), why
     from .ray_engine import RayEngine
 
-    if opts.engine == "auto":
-        kind, why = engines_mod.choose("auto", opts.engine_options)
-    else:
-        kind, why = opts.engine, "chosen with --engine"
     engine = RayEngine(kind, opts.engine_options, opts.ray, opts.ray_actors)
-    return kind, f"{why}; {engine.plan.actors} actor(s) on the Ray cluster ({opts.ray})", engine
+    return engine, f"{why}; {engine.plan.actors} actor(s) on the Ray cluster ({opts.ray})"
 
 
-def _shared_results(engine: engines_mod.Engine, shared: SharedStore, todo: list[SourceFile], schema: SchemaInfo,
-                    opts: IngestOptions, progress: Progress) -> Iterator[DocResult]:
-    """Validated results for the documents this process claims, a few at a time; when every remaining document
-    is claimed by another live ingest, wait for it to finish them or for its claims to expire."""
+def _shared_outputs(engine: engines_mod.Engine, shared: SharedStore, todo: list[SourceFile], schema: SchemaInfo,
+                    opts: IngestOptions, progress: Progress) -> Generator[EngineOutput, None, None]:
+    """Outputs for the documents this process claims, a chunk at a time; when every remaining document is claimed
+    by another live ingest, wait for it to finish them or for its claims to expire."""
     pending = list(todo)
-    chunk = max(8, 2 * opts.engine_options.workers, int(opts.engine_options.extra.get("concurrency") or 0))
+    chunk = max(8, 2 * opts.engine_options.workers, int(_concurrency(opts) or 0))
     told = False
     while pending:
         first = shared.claim(pending, chunk)
@@ -188,14 +228,16 @@ def _shared_results(engine: engines_mod.Engine, shared: SharedStore, todo: list[
                     told = True
                 time.sleep(CLAIM_POLL_SECONDS)
             continue
+        outputs = _outputs(engine, itertools.chain(first.claimed, shared.claimed(pending, chunk)), schema, opts)
+        try:
+            yield from outputs
+        finally:
+            outputs.close()
 
-        for out in _outputs(engine, itertools.chain(first.claimed, shared.claimed(pending, chunk)), schema, opts):
-            yield validate(out, schema)
 
-
-def _collect(paths: list[Path]) -> tuple[list[SourceFile], list[tuple[Path, str]]]:
+def _collect(paths: list[Path]) -> tuple[list[SourceFile], list[Skipped]]:
     sources: list[SourceFile] = []
-    unreadable: list[tuple[Path, str]] = []
+    unreadable: list[Skipped] = []
     for item in discover(paths):
         if isinstance(item, SourceFile):
             sources.append(item)
@@ -205,7 +247,7 @@ def _collect(paths: list[Path]) -> tuple[list[SourceFile], list[tuple[Path, str]
 
 
 def _outputs(engine: engines_mod.Engine, todo: Iterable[SourceFile], schema: SchemaInfo,
-             opts: IngestOptions) -> Iterator[EngineOutput]:
+             opts: IngestOptions) -> Generator[EngineOutput, None, None]:
     """Files that are not documents at all are answered here; the rest go to the engine lazily."""
     answered: list[EngineOutput] = []
 

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from .errors import EmptyDocumentError, EncryptedError, InputError, TooLargeError
 from .models import PageInfo, SourceFile
-from .remote import readable
+from .reading import read_verified
 
 #: Gemma 4 at 1120 image tokens sees at most 10,080 patches of 16x16 px (about 2.6 MP); more pixels are waste.
 GEMMA_MAX_PIXELS = 10_080 * 16 * 16
@@ -26,6 +26,13 @@ HARD_MAX_PIXELS = 40_000_000
 HARD_MAX_SIDE = 16_384
 #: Images whose header claims more than this are refused outright (decompression bombs).
 MAX_IMAGE_PIXELS = 250_000_000
+#: Most pixels ever decoded at once (Pillow holds 4 bytes a pixel: 256 MB); a JPEG over it is decoded reduced
+#: (``draft``), any other image over it is refused as too_large.
+MAX_DECODE_PIXELS = 64_000_000
+#: Most bytes a page's content stream may inflate to: real pages use a few MB; past this it is a bomb.
+MAX_CONTENT_BYTES = 64 << 20
+#: Files up to this size are read into memory once, hashed as read, and parsed from those very bytes.
+MAX_IN_MEMORY_BYTES = 256 << 20
 DEFAULT_MAX_PAGES = 2_000
 
 
@@ -108,6 +115,9 @@ class Document:
         self._image: Any | None = None
         if src.kind == "empty":
             raise EmptyDocumentError("empty file (0 bytes)")
+        self.data: bytes | None = None
+        if src.kind in ("pdf", "image"):  # the bytes parsed are the bytes src.sha256 names (or ChangedError)
+            self.data = read_verified(src, MAX_IN_MEMORY_BYTES)
         if src.kind == "pdf":
             self._open_pdf(password)
         elif src.kind == "image":
@@ -132,9 +142,10 @@ class Document:
         pymupdf.TOOLS.mupdf_display_errors(False)
         pymupdf.TOOLS.mupdf_display_warnings(False)
         try:
-            where = readable(self.src.path)  # a remote object arrives as bytes
-            doc = pymupdf.open(where, filetype="pdf") if not hasattr(where, "getvalue") else \
-                pymupdf.open(stream=where.getvalue(), filetype="pdf")
+            if self.data is not None:
+                doc = pymupdf.open(stream=self.data, filetype="pdf")
+            else:
+                doc = pymupdf.open(self.src.path, filetype="pdf")
         except Exception as e:  # pymupdf raises FileDataError / RuntimeError variants
             raise InputError(f"corrupt or unreadable PDF: {_one_line(e)}") from e
         if doc.needs_pass:
@@ -149,20 +160,32 @@ class Document:
             raise InputError(f"corrupt PDF page tree: {_one_line(e)}") from e
 
     def _open_image(self) -> None:
+        img = self._reopen_image()
+        w, h = img.size
+        if w * h > MAX_IMAGE_PIXELS:
+            raise TooLargeError(f"image of {w}x{h} px is over the {MAX_IMAGE_PIXELS // 1_000_000} MP limit")
+        if w * h > MAX_DECODE_PIXELS * (64 if img.format == "JPEG" else 1):  # JPEG decodes at down to 1/8 a side
+            raise TooLargeError(f"image of {w}x{h} px ({w * h / 1e6:.0f} MP) is over the "
+                                f"{MAX_DECODE_PIXELS // 1_000_000} MP docpipe decodes at once")
+        self._image = img
+        try:
+            self.page_count = getattr(img, "n_frames", 1)
+        except Exception as e:
+            raise InputError(f"corrupt or unreadable image: {_one_line(e)}") from e
+
+    def _reopen_image(self) -> Any:
+        """A fresh, not yet decoded Pillow image over the verified bytes (cheap: only the header is read)."""
+        import io
+
         from PIL import Image
 
         Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
         try:
-            img = Image.open(readable(self.src.path))
-            w, h = img.size
+            return Image.open(io.BytesIO(self.data) if self.data is not None else self.src.path)
         except Image.DecompressionBombError as e:
             raise TooLargeError(f"image too large: {_one_line(e)}") from e
         except Exception as e:
             raise InputError(f"corrupt or unreadable image: {_one_line(e)}") from e
-        if w * h > MAX_IMAGE_PIXELS:
-            raise TooLargeError(f"image of {w}x{h} px is over the {MAX_IMAGE_PIXELS // 1_000_000} MP limit")
-        self._image = img
-        self.page_count = getattr(img, "n_frames", 1)
 
     # -- pages --------------------------------------------------------------------------------------------------
     def pages(self, start: int = 0, stop: int | None = None) -> Iterator[RasterPage]:
@@ -181,16 +204,15 @@ class Document:
             try:
                 page = self.pdf.load_page(i)
                 rect = page.rect  # points, /Rotate already applied
-                text = page.get_text("text", sort=True)
+            except Exception as e:
+                raise InputError(f"page {i + 1} cannot be read: {_one_line(e)}") from e
+            content_bytes, invisible = _scan_contents(self.pdf, page)  # before anything interprets the page
+            try:
+                text = _layer_text(page)
             except Exception as e:
                 raise InputError(f"page {i + 1} cannot be read: {_one_line(e)}") from e
             coverage = _image_coverage(page)
-            try:
-                contents = page.read_contents()
-            except Exception:
-                contents = b""
-            content_bytes = len(contents)
-            if b"3 Tr" in contents and coverage < 0.3:
+            if invisible and coverage < 0.3:
                 text = _visible_text(page)
             info = PageInfo(page_no=i + 1, width_pt=round(rect.width, 2), height_pt=round(rect.height, 2),
                             rotation=page.rotation, text=text, text_source="layer" if text.strip() else "none")
@@ -216,25 +238,58 @@ class Document:
             yield RasterPage(info, renderer, text_layer_usable(text, coverage, content_bytes))
 
     def _image_pages(self, start: int, end: int) -> Iterator[RasterPage]:
-        from PIL import ImageOps
-
         img = self._image
         for i in range(start, end):
             try:
                 img.seek(i)
-                frame = ImageOps.exif_transpose(img.copy()) if i == 0 else img.copy()
+                w, h = img.size
+                turned = i == 0 and _exif_orientation(img) in (5, 6, 7, 8)
             except Exception as e:
                 raise InputError(f"image frame {i + 1} cannot be decoded: {_one_line(e)}") from e
-            w, h = frame.size
+            if turned:
+                w, h = h, w
             dpi = _image_dpi(img)
             info = PageInfo(page_no=i + 1, width_pt=round(w * 72.0 / dpi, 2), height_pt=round(h * 72.0 / dpi, 2),
                             text="", text_source="none")
 
-            def renderer(spec: RenderSpec, frame: Any = frame, dpi: float = dpi) -> tuple[Any, float]:
-                return _fit_image(frame, spec, dpi)
+            def renderer(spec: RenderSpec, i: int = i, dpi: float = dpi) -> tuple[Any, float]:
+                frame, factor = self._decode_frame(i, spec)
+                img, out_dpi = _fit_image(frame, spec, dpi / factor)
+                return img, out_dpi
 
             yield RasterPage(info, renderer, False)
-            del frame
+
+    def _decode_frame(self, i: int, spec: RenderSpec) -> tuple[Any, float]:
+        """Frame ``i`` decoded no larger than the spec needs (JPEG: ``draft`` decodes at 1/2..1/8 scale; others:
+        ``reduce`` right after decoding, so only one full-size copy ever exists), EXIF-turned, and the factor it
+        was shrunk by. A fresh image per call: nothing full-size outlives the render."""
+        from PIL import ImageOps
+
+        img = self._reopen_image()
+        try:
+            img.seek(i)
+            w, h = img.size
+            want = _needed_pixels(spec, w, h)
+            # keep at least twice the needed side so the final resample has real pixels to work from
+            factor = max(1, int(math.sqrt(w * h / max(want, 1)) / 2))
+            if img.format == "JPEG" and factor > 1:
+                img.draft(img.mode if img.mode in ("L", "RGB") else "RGB", (w // factor, h // factor))
+            img.load()
+            rest = max(1, int(factor * img.size[0] / w))  # what draft did not already take off
+            frame = img
+            if rest > 1:
+                frame = (img if img.mode in ("L", "RGB", "RGBA", "LA", "I", "F") else img.convert("RGB")).reduce(rest)
+                img.close()  # the full-size pixels go now
+            reduced_w = frame.size[0]
+            if i == 0:
+                ImageOps.exif_transpose(frame, in_place=True)
+        except (InputError, MemoryError):
+            img.close()
+            raise
+        except Exception as e:
+            img.close()
+            raise InputError(f"image frame {i + 1} cannot be decoded: {_one_line(e)}") from e
+        return frame, w / max(reduced_w, 1)
 
     def close(self) -> None:
         if self.pdf is not None:
@@ -272,6 +327,73 @@ def _fit_image(frame: Any, spec: RenderSpec, dpi: float) -> tuple[Any, float]:
     return img, dpi * scale
 
 
+def _needed_pixels(spec: RenderSpec, w: int, h: int) -> int:
+    if spec.exact_size is not None:
+        ew, eh = spec.exact_size(w, h)
+        return int(ew * eh)
+    return min(spec.max_pixels, HARD_MAX_PIXELS)
+
+
+def _exif_orientation(img: Any) -> int:
+    try:
+        return int(img.getexif().get(0x0112, 1))
+    except Exception:
+        return 1
+
+
+def _scan_contents(doc: Any, page: Any) -> tuple[int, bool]:
+    """(bytes the page's content streams inflate to, whether they use invisible text ``3 Tr``), inflating in
+    1 MiB steps and giving up past MAX_CONTENT_BYTES: a 4 MB file can hold a stream that inflates to GiBs, and
+    ``page.read_contents()`` would hold all of it (and MuPDF would then interpret all of it, three times)."""
+    import zlib
+
+    total, invisible, tail = 0, False, b""
+    try:
+        xrefs = page.get_contents()
+    except Exception:
+        return 0, False
+    for xref in xrefs:
+        try:
+            kind, filt = doc.xref_get_key(xref, "Filter")
+            raw = doc.xref_stream_raw(xref) or b""
+        except Exception:
+            continue
+        names = filt.replace("[", " ").replace("]", " ").split() if kind in ("name", "array") else []
+        if names == ["/FlateDecode"] or names == ["/Fl"]:
+            chunks: Iterator[bytes] = _inflate(raw, zlib)
+        elif not names:
+            chunks = iter([raw])
+        elif len(raw) <= 256 << 10:  # other filters, small enough that even LZW's ratio stays in bounds
+            try:
+                chunks = iter([doc.xref_stream(xref) or b""])
+            except Exception:
+                chunks = iter([raw])
+        else:
+            chunks = iter([raw])  # counted as is: not inflated
+        for chunk in chunks:
+            total += len(chunk)
+            if total > MAX_CONTENT_BYTES:
+                raise TooLargeError(f"page {page.number + 1}'s content stream inflates past "
+                                    f"{MAX_CONTENT_BYTES >> 20} MiB (a decompression bomb?): not read")
+            invisible = invisible or b"3 Tr" in tail + chunk[:8] or b"3 Tr" in chunk
+            tail = chunk[-8:]
+    return total, invisible
+
+
+def _inflate(raw: bytes, zlib: Any, step: int = 1 << 20) -> Iterator[bytes]:
+    d = zlib.decompressobj()
+    data = raw
+    try:
+        while data and not d.eof:
+            chunk = d.decompress(data, step)
+            data = d.unconsumed_tail
+            if not chunk and not data:
+                break
+            yield chunk
+    except zlib.error:  # a damaged stream: MuPDF reads what it can, so do we
+        return
+
+
 def _page_tree_is_empty(doc: Any) -> bool:
     """True for a well-formed PDF whose page tree is really empty (/Count 0 or /Kids []), False when the pages
     are missing because the file is damaged (no catalog, repaired xref, broken or circular page tree)."""
@@ -290,6 +412,33 @@ def _page_tree_is_empty(doc: Any) -> bool:
         return count.strip() == "0" and kids.replace(" ", "") == "[]"
     except Exception:
         return False
+
+
+def _layer_text(page: Any) -> str:
+    """The text layer in reading order. ``sort=True`` sorts by unrotated coordinates, which on a /Rotate page are
+    the reader's columns, not lines: such pages are sorted here as the reader sees them."""
+    if not page.rotation:
+        return page.get_text("text", sort=True)
+    rows: list[tuple[float, float, str]] = []
+    for block in page.get_text("dict").get("blocks", []):
+        for line in block.get("lines", []):
+            box = _shown(line["bbox"], page.rotation_matrix)
+            rows.append((box[3], box[0], "".join(s["text"] for s in line.get("spans", []))))
+    rows.sort(key=lambda t: (t[0], t[1]))
+    out: list[list[tuple[float, float, str]]] = []
+    for row in rows:  # lines whose baselines are within 3 pt share a row, left to right
+        if out and abs(out[-1][0][0] - row[0]) < 3:
+            out[-1].append(row)
+        else:
+            out.append([row])
+    return "".join(" ".join(t for _, _, t in sorted(r, key=lambda t: t[1])) + "\n" for r in out)
+
+
+def _shown(bbox: Any, matrix: Any) -> tuple[float, float, float, float]:
+    import pymupdf
+
+    r = pymupdf.Rect(bbox) * matrix
+    return (r.x0, r.y0, r.x1, r.y1)
 
 
 def _visible_text(page: Any) -> str:
@@ -330,7 +479,8 @@ def _image_coverage(page: Any) -> float:
 
 def _one_line(e: BaseException) -> str:
     s = re.sub(r"\s*'?/[^' ]+'?\s*", " ", str(e))  # the path is already in the report line
-    s = " ".join(s.replace("Failed to open file as type pdf.", "cannot be opened").split())
+    s = s.replace("Failed to open file as type pdf.", "cannot be opened").replace("Failed to open stream", "cannot be opened")
+    s = " ".join(s.split())
     return s[:300] if s else type(e).__name__
 
 

@@ -8,12 +8,12 @@ Credentials and endpoints come from the usual places (AWS_* variables, ~/.aws, F
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .discover import DOCUMENT_EXTENSIONS, Skipped, hash_stream, sniff
 from .models import SourceFile
 
 _URL = re.compile(r"^([a-z][a-z0-9+.-]+):/+(.*)$")
@@ -59,11 +59,9 @@ def _reason(e: BaseException) -> str:
     return text[:300]
 
 
-def discover_remote(url: str) -> Iterator[SourceFile | tuple[RemotePath, str]]:
+def discover_remote(url: str) -> Iterator[SourceFile | Skipped]:
     """SourceFile for each object under ``url`` (a prefix is walked in sorted order, hidden names skipped), or
-    (url, reason) for one that cannot be listed or read; same candidate rules as local folders."""
-    from .discover import DOCUMENT_EXTENSIONS, hash_stream, sniff
-
+    a Skipped for one that cannot be listed or read; same candidate rules as local folders."""
     protocol = url.partition("://")[0]
     try:
         import fsspec
@@ -71,20 +69,20 @@ def discover_remote(url: str) -> Iterator[SourceFile | tuple[RemotePath, str]]:
         fs, root = fsspec.core.url_to_fs(url)
     except ImportError as e:
         need = " ".join(["fsspec", _PACKAGE.get(protocol, "")]).strip()
-        yield RemotePath(url), f"reading {protocol}:// needs {need} (pip install {need}): {_reason(e)}"
+        yield Skipped(RemotePath(url), f"reading {protocol}:// needs {need} (pip install {need}): {_reason(e)}")
         return
     except Exception as e:
-        yield RemotePath(url), f"cannot open: {_reason(e)}"
+        yield Skipped(RemotePath(url), f"cannot open: {_reason(e)}")
         return
     try:
         info = fs.info(root)
         explicit = info.get("type") != "directory"
         names = [root] if explicit else sorted(fs.find(root))
     except FileNotFoundError:
-        yield RemotePath(url), "no such object or prefix"
+        yield Skipped(RemotePath(url), "no such object or prefix", "missing")
         return
     except Exception as e:  # missing bucket, no credentials, unreachable endpoint: one line, not a traceback
-        yield RemotePath(url), f"cannot list: {_reason(e)}"
+        yield Skipped(RemotePath(url), f"cannot list: {_reason(e)}")
         return
     for name in names:
         rel = name[len(root):] if name.startswith(root) else name
@@ -95,7 +93,7 @@ def discover_remote(url: str) -> Iterator[SourceFile | tuple[RemotePath, str]]:
             with fs.open(name, "rb") as f:
                 sha, size, head = hash_stream(f)
         except Exception as e:
-            yield path, f"cannot read: {_reason(e)}"
+            yield Skipped(path, f"cannot read: {_reason(e)}")
             continue
         kind, mime = sniff(head)
         if kind in ("unsupported", "empty") and not explicit and path.suffix.lower() not in DOCUMENT_EXTENSIONS:
@@ -103,11 +101,8 @@ def discover_remote(url: str) -> Iterator[SourceFile | tuple[RemotePath, str]]:
         yield SourceFile(path=path, sha256=sha, size=size, kind=kind, mime=mime)  # type: ignore[arg-type]
 
 
-def readable(path: Any) -> Any:
-    """What PyMuPDF and Pillow can open: the path itself when local, the object's bytes when remote."""
-    if not is_remote(path):
-        return path
+def open_remote(path: Any) -> Any:
+    """A binary stream over an object in storage (what ``reading.read_verified`` reads and checks)."""
     import fsspec
 
-    with fsspec.open(as_url(path) or str(path), "rb") as f:
-        return io.BytesIO(f.read())
+    return fsspec.open(as_url(path) or str(path), "rb").open()

@@ -30,7 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import StoreError
+from .evidence import tables as evidence_tables
 from .models import DocResult, SourceFile, Status
+from .paths import path_bytes, path_text
 from .schemas import Column, SchemaInfo
 
 DEFAULT_DB = "docpipe.duckdb"
@@ -52,11 +54,18 @@ _DDL = [
         method VARCHAR, status VARCHAR, reason VARCHAR, data JSON, errors JSON, raw_text VARCHAR,
         thinking VARCHAR, timings JSON, run_id VARCHAR, created_at TIMESTAMP,
         PRIMARY KEY (doc_id, schema_name, engine))""",
+    # every attempt, appended and never changed: what `extractions` held before a re-run replaced it
+    """CREATE TABLE IF NOT EXISTS extraction_history (
+        doc_id VARCHAR, schema_name VARCHAR, engine VARCHAR, schema_version VARCHAR, model VARCHAR,
+        method VARCHAR, status VARCHAR, reason VARCHAR, data JSON, errors JSON, raw_text VARCHAR,
+        thinking VARCHAR, timings JSON, run_id VARCHAR, created_at TIMESTAMP)""",
     """CREATE TABLE IF NOT EXISTS summaries (
         doc_id VARCHAR, engine VARCHAR, model VARCHAR, summary VARCHAR, created_at TIMESTAMP,
         PRIMARY KEY (doc_id, engine))""",
     """CREATE TABLE IF NOT EXISTS schemas (
         name VARCHAR PRIMARY KEY, version VARCHAR, ref VARCHAR, columns JSON, nested JSON, updated_at TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS skipped_paths (
+        path VARCHAR PRIMARY KEY, path_bytes BLOB, status VARCHAR, reason VARCHAR, seen_at TIMESTAMP)""",
     """CREATE TABLE IF NOT EXISTS runs (
         run_id VARCHAR PRIMARY KEY, started_at TIMESTAMP, finished_at TIMESTAMP, engine VARCHAR,
         model VARCHAR, schema_name VARCHAR, args JSON, counts JSON)""",
@@ -67,13 +76,31 @@ _DDL = [
 
 _ADDED_COLUMNS = [
     "ALTER TABLE pages ADD COLUMN IF NOT EXISTS ocr_rotation INTEGER",
+    "ALTER TABLE files ADD COLUMN IF NOT EXISTS first_seen TIMESTAMP",
+    "UPDATE files SET first_seen = seen_at WHERE first_seen IS NULL",
+    # the raw bytes of a path whose name is not UTF-8 (path holds it with those bytes written \xNN)
+    "ALTER TABLE documents ADD COLUMN IF NOT EXISTS path_bytes BLOB",
+    "ALTER TABLE files ADD COLUMN IF NOT EXISTS path_bytes BLOB",
 ]
+
+# every path whose bytes are also at another path: one row per copy, the first one seen first
+_DUPLICATES_VIEW = """
+CREATE OR REPLACE VIEW duplicates AS
+SELECT doc_id, path, size, first_seen, count(*) OVER (PARTITION BY doc_id) AS copies,
+       first_value(path) OVER (PARTITION BY doc_id ORDER BY first_seen, path) AS first_path
+FROM files QUALIFY copies > 1 ORDER BY doc_id, first_seen, path
+"""
+
+# a rank per status: a stored result is replaced only by one at least as good (ok > invalid > the rest)
+_RANK = {Status.OK.value: 2, Status.INVALID.value: 1}
 
 _PROBLEMS_VIEW = """
 CREATE OR REPLACE VIEW problems AS
 SELECT d.path, e.doc_id, e.schema_name, e.engine, e.status, e.reason, e.errors, e.created_at
 FROM extractions e JOIN documents d USING (doc_id)
 WHERE e.status <> 'ok'
+UNION ALL
+SELECT s.path, NULL, NULL, NULL, s.status, s.reason, NULL, s.seen_at FROM skipped_paths s
 """
 
 
@@ -83,8 +110,14 @@ def _now() -> dt.datetime:
 
 def _ident(name: str) -> str:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        raise StoreError(f"not a safe SQL name: {name!r}")
+        raise StoreError(f"{name!r} cannot be a column or view name: use letters, digits and _ "
+                         "(rename the field, or give it an alias)")
     return name
+
+
+def _q(name: str) -> str:
+    """A safe name, double-quoted: a model called ``Order`` gets a view ``"order"``, not a syntax error."""
+    return f'"{_ident(name)}"'
 
 
 def _lit(s: str) -> str:
@@ -110,8 +143,19 @@ class Store:
         con = connect_waiting(p, read_only, lock_wait_s() if wait_s is None else wait_s)
         store = cls(con, p, read_only)
         if not read_only and migrate:
-            store._migrate()
+            with store.writing():
+                store._migrate()
         return store
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """DuckDB errors while writing become one StoreError line naming the file and what to do."""
+        import duckdb
+
+        try:
+            yield
+        except duckdb.Error as e:
+            raise store_error(e, self.path, "write") from None
 
     def _migrate(self) -> None:
         for ddl in _DDL:
@@ -119,7 +163,22 @@ class Store:
         for ddl in _ADDED_COLUMNS:  # columns added after a table first shipped: old files gain them in place
             self.con.execute(ddl)
         self.con.execute(_PROBLEMS_VIEW)
+        evidence_tables.migrate(self.con)
+        self.con.execute(_DUPLICATES_VIEW)
+        if self.con.execute("SELECT count(*) FROM meta WHERE key = 'history'").fetchone()[0] == 0:
+            # results stored before the history table existed are its first entries
+            self.con.execute("INSERT INTO extraction_history SELECT doc_id, schema_name, engine, schema_version, "
+                             "model, method, status, reason, data, errors, raw_text, thinking, timings, run_id, "
+                             "created_at FROM extractions")
+            self.con.execute("INSERT OR REPLACE INTO meta VALUES ('history', '1')")
         self.con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+
+    def seal(self) -> Store:
+        """No file access through this connection from now on: no COPY ... TO, read_csv of a path, ATTACH or
+        INSTALL, and the setting cannot be turned back on (DuckDB's external access off, configuration locked)."""
+        self.con.execute("SET enable_external_access = false")
+        self.con.execute("SET lock_configuration = true")
+        return self
 
     def close(self) -> None:
         self.con.close()
@@ -132,25 +191,31 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        self.con.execute("BEGIN TRANSACTION")
-        try:
-            yield
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-        else:
-            self.con.execute("COMMIT")
+        with self.writing():
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                yield
+            except BaseException:
+                try:
+                    self.con.execute("ROLLBACK")
+                except Exception:  # noqa: BLE001, S110 - refused after a fatal error: the first error is the one to tell
+                    pass
+                raise
+            else:
+                self.con.execute("COMMIT")
 
     # -- runs and skipping ------------------------------------------------------------------------------------------
     def start_run(self, engine: str, model: str | None, schema_name: str, args: dict[str, Any]) -> str:
         run_id = uuid.uuid4().hex[:12]
-        self.con.execute("INSERT INTO runs VALUES (?, ?, NULL, ?, ?, ?, ?, NULL)",
-                         [run_id, _now(), engine, model, schema_name, json.dumps(args, default=str)])
+        with self.writing():
+            self.con.execute("INSERT INTO runs VALUES (?, ?, NULL, ?, ?, ?, ?, NULL)",
+                             [run_id, _now(), engine, model, schema_name, json.dumps(args, default=str)])
         return run_id
 
     def finish_run(self, run_id: str, counts: dict[str, Any]) -> None:
-        self.con.execute("UPDATE runs SET finished_at = ?, counts = ? WHERE run_id = ?",
-                         [_now(), json.dumps(counts), run_id])
+        with self.writing():
+            self.con.execute("UPDATE runs SET finished_at = ?, counts = ? WHERE run_id = ?",
+                             [_now(), json.dumps(counts), run_id])
 
     def done_ids(self, schema_name: str, engine: str, retry_invalid: bool = False) -> set[str]:
         """doc_ids that need no work for (schema, engine): everything recorded except retryable failures
@@ -166,24 +231,43 @@ class Store:
         if not sources:
             return
         now = _now()
-        rows = [{"path": str(s.path), "doc_id": s.sha256, "size": s.size, "seen_at": now} for s in sources]
+        rows = [{"path": path_text(s.path), "doc_id": s.sha256, "size": s.size, "seen_at": now, "first_seen": now,
+                 "path_bytes": _raw_if_needed(s.path)} for s in sources]
         with self.transaction():
+            known = {(p, d): f for p, d, f in self.con.execute(
+                f"SELECT path, doc_id, first_seen FROM files WHERE path IN ({','.join('?' * len(rows))})",
+                [r["path"] for r in rows]).fetchall()}
+            for r in rows:  # the same bytes at the same path keep the time they were first seen
+                r["first_seen"] = known.get((r["path"], r["doc_id"])) or now
             self._bulk("files", rows, replace_keys=("path",))
+            self._bulk("skipped_paths", [{"path": r["path"]} for r in rows], replace_keys=("path",), insert=False)
+
+    def note_skipped(self, skipped: Sequence[tuple[Any, str, str]]) -> None:
+        """Record the paths discovery did not take (path, reason, status), replacing what an earlier run said."""
+        if not skipped:
+            return
+        now = _now()
+        rows = [{"path": path_text(p), "path_bytes": _raw_if_needed(p), "status": status, "reason": reason,
+                 "seen_at": now} for p, reason, status in skipped]
+        with self.transaction():
+            self._bulk("skipped_paths", list({r["path"]: r for r in rows}.values()), replace_keys=("path",))
 
     # -- schemas and views ------------------------------------------------------------------------------------------
     def register_schema(self, schema: SchemaInfo) -> None:
         """Record the schema's columns and (re)create its typed views."""
         cols = [[c.name, c.sql_type, c.description] for c in schema.columns]
         nested = {n.field: [[c.name, c.sql_type, c.description] for c in n.columns] for n in schema.nested}
-        self.con.execute("INSERT OR REPLACE INTO schemas VALUES (?, ?, ?, ?, ?, ?)",
-                         [schema.name, schema.version, schema.ref, json.dumps(cols), json.dumps(nested), _now()])
-        self._create_views(schema.name, [Column(*c) for c in cols],
-                           {k: [Column(*c) for c in v] for k, v in nested.items()})
+        with self.transaction():  # a view that cannot be made leaves no schema row behind
+            self.con.execute("INSERT OR REPLACE INTO schemas VALUES (?, ?, ?, ?, ?, ?)",
+                             [schema.name, schema.version, schema.ref, json.dumps(cols), json.dumps(nested), _now()])
+            self._create_views(schema.name, [Column(*c) for c in cols],
+                               {k: [Column(*c) for c in v] for k, v in nested.items()})
 
     def _create_views(self, name: str, columns: list[Column], nested: dict[str, list[Column]]) -> None:
-        view = _ident(name)
+        view = _q(name)
+        data = evidence_tables.corrected_data_sql("e.data", "e.doc_id")  # a person's corrections win
         latest = (
-            "SELECT e.doc_id, d.path, e.engine, e.model, e.created_at, e.data FROM extractions e "
+            f"SELECT e.doc_id, d.path, e.engine, e.model, e.created_at, {data} AS data FROM extractions e "
             f"JOIN documents d USING (doc_id) WHERE e.schema_name = {_lit(name)} AND e.status = 'ok' "
             "QUALIFY row_number() OVER (PARTITION BY e.doc_id ORDER BY e.created_at DESC) = 1")
         names = {c.name for c in columns}
@@ -192,12 +276,14 @@ class Store:
         sel += ["x.engine AS _engine", "x.created_at AS _extracted_at"]
         self.con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT {', '.join(sel)} FROM ({latest}) x")
         for field, cols in nested.items():
-            nview = _ident(f"{name}_{field}")
+            nview = _q(f"{name}_{field}")
             inner = (f"SELECT x.doc_id, x.path, CAST(json_extract(x.data, '$.{_ident(field)}') AS JSON[]) AS arr "
                      f"FROM ({latest}) x")
             unn = "SELECT y.doc_id, y.path, generate_subscripts(y.arr, 1) AS line_no, unnest(y.arr) AS item " \
                   f"FROM ({inner}) y"
-            csel = [_cast("z.item", c) for c in cols if c.name not in ("path", "doc_id", "line_no")]
+            csel = [_cast("z.item", c, evidence_tables.corrected_item_sql("z.item", "z.doc_id", field, "z.line_no",
+                                                                          _ident(c.name)))
+                    for c in cols if c.name not in ("path", "doc_id", "line_no")]
             self.con.execute(f"CREATE OR REPLACE VIEW {nview} AS SELECT z.path, z.doc_id, z.line_no, "
                              f"{', '.join(csel)} FROM ({unn}) z")
 
@@ -213,7 +299,8 @@ class Store:
         docs, pages, extr, summ = [], [], [], []
         for r in results:
             out, src = r.output, r.source
-            docs.append({"doc_id": src.sha256, "path": str(src.path), "size": src.size, "mime": src.mime,
+            docs.append({"doc_id": src.sha256, "path": path_text(src.path), "path_bytes": _raw_if_needed(src.path),
+                         "size": src.size, "mime": src.mime,
                          "page_count": len(out.pages) or None, "status": r.status.value,
                          "reason": r.reason or None, "first_seen": now, "updated_at": now})
             for p in out.pages:
@@ -233,6 +320,14 @@ class Store:
                 summ.append({"doc_id": src.sha256, "engine": out.engine, "model": out.model,
                              "summary": out.summary, "created_at": now})
         with self.transaction():
+            self._bulk("extraction_history", extr)
+            kept = self._better_than_stored(extr)
+            docs = [d for d in docs if d["doc_id"] in kept]
+            pages = [p for p in pages if p["doc_id"] in kept]
+            extr = [e for e in extr if e["doc_id"] in kept]
+            summ = [x for x in summ if x["doc_id"] in kept]
+            if not docs:
+                return
             ids = [d["doc_id"] for d in docs]
             first = dict(self.con.execute(
                 f"SELECT doc_id, first_seen FROM documents WHERE doc_id IN ({','.join('?' * len(ids))})",
@@ -240,16 +335,28 @@ class Store:
             for d in docs:
                 d["first_seen"] = first.get(d["doc_id"], now)
             self._bulk("documents", docs, replace_keys=("doc_id",))
-            with_pages = [r.source.sha256 for r in results if r.output.pages]
+            with_pages = [r.source.sha256 for r in results if r.output.pages and r.source.sha256 in kept]
             if with_pages:
                 self.con.execute(f"DELETE FROM pages WHERE doc_id IN ({','.join('?' * len(with_pages))})",
                                  with_pages)
             self._bulk("pages", pages)
             self._bulk("extractions", extr, replace_keys=("doc_id", "schema_name", "engine"))
             self._bulk("summaries", summ, replace_keys=("doc_id", "engine"))
+            evidence_tables.write(self, [r for r in results if r.status is Status.OK], schema.name, now)
 
-    def _bulk(self, table: str, rows: list[dict[str, Any]], replace_keys: tuple[str, ...] = ()) -> None:
-        """Insert rows through Arrow (one statement), replacing rows with the same keys."""
+    def _better_than_stored(self, extr: list[dict[str, Any]]) -> set[str]:
+        """doc_ids whose new result may replace the stored one: a failed or invalid re-run (``--force``, a wrong
+        password, a server down) never replaces an ok result, nor a failed one an invalid result."""
+        stored = {(d, s, e): _RANK.get(st, 0) for d, s, e, st in self.con.execute(
+            f"SELECT doc_id, schema_name, engine, status FROM extractions WHERE doc_id IN "
+            f"({','.join('?' * len(extr))})", [x["doc_id"] for x in extr]).fetchall()}
+        return {x["doc_id"] for x in extr
+                if _RANK.get(x["status"], 0) >= stored.get((x["doc_id"], x["schema_name"], x["engine"]), -1)}
+
+    def _bulk(self, table: str, rows: list[dict[str, Any]], replace_keys: tuple[str, ...] = (),
+              insert: bool = True) -> None:
+        """Insert rows through Arrow (one statement), replacing rows with the same keys (``insert=False``: only
+        delete them)."""
         if not rows:
             return
         import pyarrow as pa
@@ -261,7 +368,8 @@ class Store:
                 cond = " AND ".join(f"t.{k} = r.{k}" for k in replace_keys)
                 self.con.execute(f"DELETE FROM {table} t WHERE EXISTS (SELECT 1 FROM _docpipe_rows r WHERE {cond})")
             cols = ", ".join(rows[0].keys())
-            self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _docpipe_rows")
+            if insert:
+                self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _docpipe_rows")
         finally:
             self.con.unregister("_docpipe_rows")
 
@@ -270,6 +378,8 @@ class Store:
         """Run SQL; (column names, rows)."""
         import duckdb
 
+        if not sql.strip():
+            raise StoreError('no SQL given: e.g. docpipe query "SELECT * FROM documents LIMIT 5"')
         try:
             cur = self.con.execute(sql, params or [])
             cols = [d[0] for d in cur.description] if cur.description else []
@@ -281,6 +391,48 @@ class Store:
     def status_counts(self) -> list[tuple[str, str, str, int]]:
         return self.con.execute(
             "SELECT schema_name, engine, status, count(*) FROM extractions GROUP BY ALL ORDER BY ALL").fetchall()
+
+    def records(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        """Run SQL; one dict per row, keyed by column name."""
+        cols, rows = self.query(sql, params)
+        return [dict(zip(cols, row)) for row in rows]
+
+    def arrow(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        """Run SQL; the result as a ``pyarrow.Table`` (hands over to pandas or polars without copying)."""
+        import duckdb
+
+        try:
+            rel = self.con.sql(sql, params=list(params) if params else None)
+            return rel.to_arrow_table() if rel is not None else None
+        except duckdb.Error as e:
+            raise StoreError(str(e).strip().splitlines()[0]) from e
+
+    def problems(self) -> list[dict[str, Any]]:
+        """Every document that is not ok: path, schema_name, engine, status, reason (the ``problems`` view)."""
+        return self.records("SELECT path, schema_name, engine, status, reason FROM problems ORDER BY path")
+
+
+def store_error(e: BaseException, path: str, doing: str) -> StoreError:
+    """One line for a DuckDB failure: the file, what went wrong in words, what to do."""
+    msg = " ".join(str(e).split())
+    low = msg.lower()
+    if "no space left" in low or "disk quota" in low or "file too large" in low:
+        what = "the disk is full" if "file too large" not in low else "the file size limit was reached"
+        return StoreError(f"{path}: {what} while writing; free space (or pass --db on another disk) and run the "
+                          "same command again: documents already stored are kept")
+    if "read-only" in low or "permission denied" in low or "readonly" in low:
+        return StoreError(f"{path} cannot be written ({'read-only' if 'read' in low else 'permission denied'}): "
+                          "make it and its folder writable, or pass --db with a writable path")
+    if "invalidated" in low:
+        return StoreError(f"{path}: the database stopped after an earlier write error; fix that (disk space?) and "
+                          "run the same command again: documents already stored are kept")
+    return StoreError(f"cannot {doing} {path}: {msg[:300]}")
+
+
+def _raw_if_needed(path: Any) -> bytes | None:
+    """The raw bytes of a path whose text form is not the name itself (undecodable bytes), else None."""
+    raw = path_bytes(path)
+    return raw if path_text(path).encode() != raw else None
 
 
 def lock_wait_s() -> float:
@@ -307,22 +459,24 @@ def connect_waiting(path: str, read_only: bool, wait_s: float) -> Any:
         except duckdb.IOException as e:
             msg = str(e)
             if "lock" not in msg.lower():
-                raise StoreError(f"cannot open {path}: {msg.splitlines()[0]}") from e
+                raise store_error(e, path, "open") from e
             if time.monotonic() >= deadline:
-                raise StoreError(f"{path} is in use by another process (a long query, or a program keeping it "
-                                 f"open?), waited {wait_s:g} s (DOCPIPE_LOCK_WAIT): {msg.splitlines()[0]}") from e
+                holder = re.search(r"PID (\d+)", msg)
+                raise StoreError(f"{path} is in use by another process{f' (PID {holder.group(1)})' if holder else ''}"
+                                 f" for longer than {wait_s:g} s (DOCPIPE_LOCK_WAIT): a long query, or a program "
+                                 "keeping it open? wait for it, or pass --db with another file") from e
         except duckdb.Error as e:
-            raise StoreError(f"cannot open {path}: {str(e).splitlines()[0]}") from e
+            raise store_error(e, path, "open") from e
         time.sleep(delay * (0.5 + random.random()))
         delay = min(delay * 2, 0.25)
 
 
-def _cast(src: str, c: Column) -> str:
+def _cast(src: str, c: Column, text: str | None = None) -> str:
     path = f"'$.{_ident(c.name)}'"
-    name = _ident(c.name)
+    name = _q(c.name)
     t = c.sql_type.upper()
     if t == "JSON":
         return f"json_extract({src}, {path}) AS {name}"
     if t.endswith("[]"):
         return f"TRY_CAST(json_extract({src}, {path}) AS {c.sql_type}) AS {name}"
-    return f"TRY_CAST(json_extract_string({src}, {path}) AS {c.sql_type}) AS {name}"
+    return f"TRY_CAST({text or f'json_extract_string({src}, {path})'} AS {c.sql_type}) AS {name}"

@@ -46,5 +46,15 @@ class Invoice(BaseModel):
                                   json_schema_extra=MONEY)
     line_items: list[LineItem] = Field(default_factory=list, description="The billed lines, in printed order.")
 
+    @classmethod
+    def checks(cls) -> list:
+        """Business rules an invoice obeys; a failed one lowers confidence and is recorded, never drops a value."""
+        from docpipe.evidence import rules as r
+
+        return [r.items_sum_to("line_items", "amount", "subtotal"), r.adds_up("subtotal", "tax", "total"),
+                r.line_product("line_items", "quantity", "unit_price", "amount"),
+                r.not_before("due_date", "invoice_date"), r.plausible_date("invoice_date"),
+                r.iso4217("currency"), r.vat_id("vendor_tax_id")]
+
 
 SCHEMA = Invoice

@@ -35,5 +35,13 @@ class Receipt(BaseModel):
     total: Decimal | None = Field(None, description="Total amount paid.", json_schema_extra=MONEY)
     items: list[ReceiptItem] = Field(default_factory=list, description="Purchased items, in printed order.")
 
+    @classmethod
+    def checks(cls) -> list:
+        """Rules a receipt obeys; a failed one lowers confidence and is recorded, never drops a value."""
+        from docpipe.evidence import rules as r
+
+        return [r.items_sum_to("items", "amount", "total"), r.line_product("items", "quantity", "unit_price", "amount"),
+                r.plausible_date("date"), r.iso4217("currency")]
+
 
 SCHEMA = Receipt

@@ -52,9 +52,12 @@ def ms(values: list[float]) -> float:
 def stage_costs(pdfs: list[Path], image_tokens: int) -> dict[str, float]:
     """Median ms per page for each client stage, measured in isolation on the sample pages."""
     from docpipe.discover import discover
-    from docpipe.engines.openai.pages import PageGroup, PromptSchema, encode_image, extraction_messages
-    from docpipe.engines.openai.engine import _check
+    from docpipe.engines import DocJob
+    from docpipe.engines.vlm import messages
+    from docpipe.engines.vlm.answers import check
+    from docpipe.engines.vlm.messages import data_url as encode_image
     from docpipe.engines.vlm.prompting import render_spec_for_tokens
+    from docpipe.engines.vlm.types import Doc, Group
     from docpipe.models import DocResult, EngineOutput, Status
     from docpipe.rasterize import open_document
     from docpipe.schemas import resolve
@@ -62,7 +65,7 @@ def stage_costs(pdfs: list[Path], image_tokens: int) -> dict[str, float]:
     from docpipe.validate import validate
 
     schema = resolve("invoice")
-    prompt_schema = PromptSchema(schema)  # what the engine does: the JSON Schema built once per run
+    json_schema = schema.json_schema  # what the backend does: the JSON Schema built once per run
     spec = render_spec_for_tokens(image_tokens)
     t: dict[str, list[float]] = {k: [] for k in ("render", "jpeg90", "png1", "webp80", "build", "validate", "store")}
     answer = json.dumps({"invoice_number": "INV-1", "invoice_date": "2025-03-05", "vendor_name": "ACME Ltd",
@@ -85,14 +88,15 @@ def stage_costs(pdfs: list[Path], image_tokens: int) -> dict[str, float]:
                     if fmt == "jpeg":
                         jpeg_url = url
                 a = time.perf_counter()
-                group = PageGroup([page.info], [page.info.text if page.text_usable else ""], [jpeg_url])
-                msgs = extraction_messages(prompt_schema, group, 1, 1)
+                doc = Doc(DocJob(src, "invoice"), total_pages=1)
+                group = Group(doc, 0, [jpeg_url], [page.info.text if page.text_usable else ""], 1)
+                msgs = messages.chat_messages(messages.extraction(schema, group))
                 body = json.dumps({"model": "m", "messages": msgs, "response_format": {
-                    "type": "json_schema", "json_schema": {"name": schema.name, "schema": prompt_schema.json_schema}}})
+                    "type": "json_schema", "json_schema": {"name": schema.name, "schema": json_schema}}})
                 t["build"].append((time.perf_counter() - a) * 1000)
                 del body, msgs
                 a = time.perf_counter()
-                data, problem = _check(answer, schema)
+                data, problem = check(answer, schema.model)
                 out = EngineOutput(source=src, data=data, pages=[page.info], engine="openai", model="m")
                 res = validate(out, schema)
                 t["validate"].append((time.perf_counter() - a) * 1000)
@@ -123,14 +127,11 @@ def start_server(log: Path) -> tuple[subprocess.Popen[str], str]:
 
 def throughput(pdfs: list[Path], url: str, concurrency: int, image_tokens: int, db: Path) -> dict[str, float]:
     """One real ingest run; wall pages/s and the client's CPU ms per page (all threads of this process)."""
-    from docpipe.engines import EngineOptions
-    from docpipe.pipeline import IngestOptions, ingest
+    import docpipe
 
-    opts = IngestOptions(paths=pdfs, schema="invoice", db=db, engine="openai", force=True,
-                         engine_options=EngineOptions(model="fault-model", image_tokens=image_tokens, extra={
-                             "base_url": url, "concurrency": concurrency}))
     cpu, wall = time.process_time(), time.perf_counter()
-    report = ingest(opts)
+    report = docpipe.ingest(pdfs, schema="invoice", db=db, engine="openai", force=True, model="fault-model",
+                            image_tokens=image_tokens, base_url=url, concurrency=concurrency)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     assert report.counts.get("ok", 0) == len(pdfs), report.counts
     return {"concurrency": concurrency, "docs": len(pdfs), "pages": report.pages, "seconds": round(wall, 2),

@@ -1,6 +1,7 @@
 """Benchmark the Gemma engine's page preparation stage alone (no model, no GPU) and print one table.
 
-What is timed: ``GemmaEngine._produce`` exactly as a run uses it (open each document, render its pages at
+What is timed: the Gemma engine's page feed (``vlm.feed.Feed``, or ``gemma.prep.PoolFeed`` with workers) exactly
+as a run uses it (open each document, render its pages at
 ``PromptBuilder.render_spec(image_tokens)`` (the processor's own target size), ``PromptBuilder.pixels`` -> uint8
 patches and positions (or the processor's floats where bytes cannot be exact), text layer and grouping), with a
 consumer that frees every page group as soon as it arrives (an infinitely fast GPU), over ``--copies`` copies of
@@ -21,9 +22,7 @@ import argparse
 import glob
 import os
 import platform
-import queue
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -37,47 +36,56 @@ def make_engine(workers: int, image_tokens: int, processor_kind: str):
     from gemma_tiny import build_processor, build_tokenizer
 
     from docpipe.engines import EngineOptions
-    from docpipe.engines.gemma.engine import GemmaEngine
+    from docpipe.engines.gemma.backend import GemmaBackend
     from docpipe.engines.gemma.inputs import PromptBuilder
+    from docpipe.engines.gemma.settings import GemmaSettings
 
     proc = build_processor(build_tokenizer(), max_soft_tokens=image_tokens)
     if processor_kind == "torch":
         from transformers import Gemma4ImageProcessor
 
         proc.image_processor = Gemma4ImageProcessor(max_soft_tokens=image_tokens)
-    eng = GemmaEngine(EngineOptions(image_tokens=image_tokens, extra={"prep_workers": workers}))
-    # what _setup sets and _produce reads, without a model
-    eng.processor, eng.prompts, eng.dtype, eng._device = proc, PromptBuilder(proc), torch.bfloat16, "cpu"
-    eng.batch_size = 16
-    eng.max_pages = 2 * eng.batch_size + 8  # the GPU default bound
+    eng = GemmaBackend(EngineOptions(image_tokens=image_tokens,
+                                     settings={"gemma": GemmaSettings(prep_workers=workers)}))
+    # what setup() sets and the page feed reads, without a model
+    eng.processor, eng.prompts, eng.dtype, eng.device = proc, PromptBuilder(proc), torch.bfloat16, "cpu"
+    eng.planned_batch = 16
+    eng.max_pages = 2 * eng.planned_batch + 8  # the GPU default bound
     eng.group_pages = max(1, eng.max_pages // 2)
     eng.prep_workers = workers
     return eng
 
 
 def one_pass(eng, jobs) -> tuple[int, float, float]:
-    q: queue.Queue = queue.Queue()
-    slots = threading.Semaphore(eng.max_pages)
-    stop = threading.Event()
+    from docpipe.engines.gemma.prep import PoolFeed
+    from docpipe.engines.vlm.backend import Plan
+    from docpipe.engines.vlm.feed import STOP, Feed
+    from docpipe.engines.vlm.types import DocFailed, GroupReady
+
+    tokens = eng.options.image_tokens
+
+    def prepare(img):
+        px = eng.prompts.pixels(img, tokens, eng.dtype)
+        return px, px.n_tokens
+
+    plan = Plan(spec=eng.prompts.render_spec(tokens), prepare=prepare, count=eng.prompts.count,
+                group_pages=eng.group_pages, pages_in_memory=eng.max_pages)
     t, cpu = time.perf_counter(), time.process_time()
-    th = threading.Thread(target=eng._produce, args=(iter(jobs), q, slots, stop, 10**9), daemon=True)
-    th.start()
+    feed = (PoolFeed(iter(jobs), plan, eng) if eng.prep_workers > 1 else Feed(iter(jobs), plan)).start()
     pages = failed = 0
     while True:
-        item = q.get()
+        item = feed.queue.get()
         if isinstance(item, BaseException):
             raise item
-        if not isinstance(item, tuple):
+        if item is STOP:
             break
-        kind, _doc, payload = item
-        if kind == "group":
-            pages += len(payload.pages)
-            for _ in payload.pages:
-                slots.release()
-        elif kind == "failed":
+        if isinstance(item, GroupReady):
+            pages += len(item.group.pages)
+            feed.release(item.group)
+        elif isinstance(item, DocFailed):
             failed += 1
     dt, cpu = time.perf_counter() - t, time.process_time() - cpu
-    th.join()
+    feed.close()
     assert failed == 0, f"{failed} documents failed"
     return pages, dt, cpu
 
@@ -142,7 +150,6 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
-
     from bench_gemma import _checkout_schemas
 
     _checkout_schemas()  # a plain checkout (the GPU machine): schemas/ as docpipe.builtin_schemas

@@ -26,7 +26,7 @@ def cli(*args: str) -> tuple[int, str]:
 
 
 def test_ingest_then_query_as_json(invoice_pdf: Path, db: Path) -> None:
-    code, out = cli("ingest", str(invoice_pdf), "--db", str(db), "--engine", "offline", "-w", "1", "-q")
+    code, out = cli("ingest", str(invoice_pdf), "--db", str(db), "--engine", "offline", "-w", "1")
     assert code == 0, out
     assert "engine: offline" in out
     code, out = cli("query", "--db", str(db), "--format", "json",
@@ -41,9 +41,9 @@ def test_rerun_skips_done_and_force_redoes(invoice_pdf: Path, db: Path, tmp_path
     copy = tmp_path / "renamed.pdf"
     copy.write_bytes(invoice_pdf.read_bytes())
     assert cli("ingest", str(invoice_pdf), "--db", str(db), "-e", "offline", "-w", "1", "-q")[0] == 0
-    code, out = cli("ingest", str(invoice_pdf), str(copy), "--db", str(db), "-e", "offline", "-w", "1", "-q")
-    assert code == 0 and "0 to process" in out and "2 already done" in out
-    code, out = cli("ingest", str(invoice_pdf), "--db", str(db), "-e", "offline", "-w", "1", "-q", "--force")
+    code, out = cli("ingest", str(invoice_pdf), str(copy), "--db", str(db), "-e", "offline", "-w", "1")
+    assert code == 0 and "0 to process, 1 already done" in out and "1 identical copy" in out
+    code, out = cli("ingest", str(invoice_pdf), "--db", str(db), "-e", "offline", "-w", "1", "--force")
     assert code == 0 and "1 to process" in out
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT count(*) FROM extractions").fetchone() == (1,)
@@ -223,3 +223,19 @@ def test_sideways_scan_is_turned_before_reading(tmp_path: Path, db: Path) -> Non
     text, turn = con.execute("SELECT text, ocr_rotation FROM pages").fetchone()
     assert "Gesamtbetrag" in text and turn in (90, 270)
     assert con.execute("SELECT invoice_number FROM invoice").fetchone() == ("RE-2025-0042",)
+
+
+def test_query_is_read_only_for_real(db: Path, invoice_pdf: Path, tmp_path: Path) -> None:
+    """Read-only means no writes anywhere: not to the database, not to files through DuckDB, no file reads."""
+    assert cli("ingest", str(invoice_pdf), "--db", str(db), "-e", "offline", "-w", "1", "-q")[0] == 0
+    target = tmp_path / "x.csv"
+    secret = tmp_path / "secret.csv"
+    secret.write_text("a\n1\n")
+    for sql in (f"COPY (SELECT 1) TO '{target}'", f"SELECT * FROM read_csv('{secret}')",
+                f"ATTACH '{tmp_path / 'other.duckdb'}' AS o", "SET enable_external_access = true",
+                "DELETE FROM documents", "INSTALL httpfs"):
+        code, out = cli("query", "--db", str(db), sql)
+        assert code == 1 and "error:" in out, (sql, out)
+    assert not target.exists() and not (tmp_path / "other.duckdb").exists()
+    code, out = cli("query", "--db", str(db), "--allow-write", f"COPY (SELECT 1 AS one) TO '{target}'")
+    assert code == 0 and target.read_text().strip() == "one\n1"

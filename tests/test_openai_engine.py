@@ -132,7 +132,8 @@ def test_extracts_valid_rows_with_images_at_the_token_budget(fault_server, tmp_p
     a4 = [(w, h) for r in extraction for _, w, h in r["images"] if len(r["images"]) == 1]
     assert all(abs(w / h - 595.28 / 841.89) < 0.01 for w, h in a4)  # aspect kept
     assert max(w * h for w, h in a4) > 0.95 * 1120 * 9 * 256  # the budget is used, not a fixed DPI
-    assert len([r for r in reqs if r["summary"]]) == 5
+    # one summary per page group, and for the 10-page document (two groups) a summary of the two: 4 + 2 + 1
+    assert len([r for r in reqs if r["summary"]]) == 7
 
     code, out = ingest([tmp_path / "in"], srv.url, tmp_path / "db.duckdb", "--model", "fault-model")
     assert code == 0 and len(srv.requests()) == len(reqs)  # re-run: nothing sent again
@@ -361,3 +362,19 @@ def test_transformers_serve_tiny_gemma_end_to_end(tiny_gemma_server: str, tmp_pa
     assert rows(db, "SELECT model, json_extract(timings, '$.requests')::INT FROM extractions")[0][1] == 2
     (page,) = rows(db, "SELECT width_px, height_px FROM pages")
     assert page[0] * page[1] <= 280 * 9 * 256
+
+
+def test_a_multi_group_document_is_merged_by_the_one_rule(fault_server, tmp_path: Path) -> None:
+    """One request per page: the invoice number comes from the first group that has it, the total from the last
+    (a page-1 subtotal line must not become the document's total), as with every VLM backend."""
+    srv = fault_server()
+    pdf = make_pdf(tmp_path / "three.pdf", [
+        "ACME Tools Ltd\nInvoice no: MG-1\nDate: 2025-03-05\nTotal: 10.00 carried over to the next page",
+        "ACME Tools Ltd\nMore items on this page, continued from the first page of the invoice.",
+        "ACME Tools Ltd\nInvoice no: MG-1-P3\nTotal: 99.00\nThank you for your business."])
+    db = tmp_path / "db.duckdb"
+    code, out = ingest([pdf], srv.url, db, "--model", "m", env={"DOCPIPE_PAGES_PER_REQUEST": "1"})
+    assert code == 0, out
+    assert len([r for r in srv.requests() if not r["summary"]]) == 3
+    assert rows(db, "SELECT invoice_number, total::DOUBLE FROM invoice") == [("MG-1", 99.0)]
+    assert rows(db, "SELECT CAST(timings->>'page_groups' AS DOUBLE) FROM extractions") == [(3.0,)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -106,8 +107,11 @@ def test_ingest_from_s3_matches_local_and_resumes(s3: dict[str, str], local_docs
     _upload(s3, local_docs / "sub", "s3://inbox/copies")  # the same bytes under other keys: already done
     again = _ingest("s3://inbox/2025", remote_db, s3)
     copies = _ingest("s3://inbox/copies/two.pdf", remote_db, s3)
-    assert "1 to process, 4 already done" in again.stderr, again.stderr  # the failed one (broken.pdf) is retried
-    assert copies.returncode == 0 and "1 already done" in copies.stderr, copies.stderr
+    assert again.returncode == 1 and copies.returncode == 0, copies.stderr
+    with Store.open(remote_db, read_only=True) as s:
+        runs = [json.loads(c) for (c,) in s.query("SELECT counts FROM runs ORDER BY started_at")[1]]
+    assert runs[1]["skipped"] == 4 and runs[1]["failed"] == 1 and "ok" not in runs[1]  # broken.pdf is retried
+    assert runs[2]["skipped"] == 1 and "ok" not in runs[2]
 
 
 def test_unreachable_bucket_or_key_is_one_line_naming_it(s3: dict[str, str], tmp_path: Path) -> None:

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from ..vlm.messages import MARK_CLOSE as _MARK_CLOSE
+from ..vlm.messages import MARK_OPEN as _MARK_OPEN
+from ..vlm.messages import untrusted  # noqa: F401  (where the markers go)
 from ..vlm.prompting import neutralise
-
-#: private-use markers standing in for untrusted text while the chat template is rendered
-_MARK_OPEN, _MARK_CLOSE = "\ue000", "\ue001"
 
 
 @dataclass
@@ -135,11 +135,6 @@ def byte_values(image_processor: Any) -> np.ndarray | None:
         return table
     except Exception:  # an unforeseen processor: the float path is always right
         return None
-
-
-def untrusted(i: int) -> str:
-    """The marker for the i-th untrusted text of a prompt (what ``extraction_instructions`` sees)."""
-    return f"{_MARK_OPEN}{i}{_MARK_CLOSE}"
 
 
 class PromptBuilder:

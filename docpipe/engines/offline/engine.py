@@ -51,8 +51,11 @@ def _run_pool(jobs: Iterable[DocJob], workers: int) -> Iterator[EngineOutput]:
     """Bounded fan-out: at most 2 x workers documents in flight; a crashed worker's documents are retried once."""
     import multiprocessing as mp
 
+    from ...lifeline import init_worker, pool_initargs
+
     ctx = mp.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    kw = {"mp_context": ctx, "initializer": init_worker, "initargs": pool_initargs()}  # workers die with us
+    pool = ProcessPoolExecutor(max_workers=workers, **kw)
     pending: dict[Future[EngineOutput], tuple[DocJob, int]] = {}
     retry: list[tuple[DocJob, int]] = []
     it = iter(jobs)
@@ -90,9 +93,18 @@ def _run_pool(jobs: Iterable[DocJob], workers: int) -> Iterator[EngineOutput]:
                     retry.append((job, attempt + 1) if attempt == 0 else (job, attempt))
                 pending.clear()
                 pool.shutdown(wait=False, cancel_futures=True)
-                pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+                pool = ProcessPoolExecutor(max_workers=workers, **kw)
+    except BaseException:  # Ctrl-C, SIGTERM, the consumer gone: do not wait for the documents in the workers' hands
+        _stop_workers(pool)
+        raise
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Terminate the pool's processes (the executor has no public way before Python 3.14's terminate_workers)."""
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        proc.terminate()
 
 
 def _failed(job: DocJob, message: str) -> EngineOutput:
@@ -103,6 +115,7 @@ def _failed(job: DocJob, message: str) -> EngineOutput:
 def read_page_texts(job: DocJob, threads: int, ocr: bool = True) -> tuple[list[PageInfo], list[str], dict | None]:
     """Open a document and read every page's text (layer or OCR); also the e-invoice XML when the schema
     is invoice-like. Shared by engines that work from text."""
+    from ...evidence.words import to_points
     from .einvoice import read_einvoice
     from .ocr import ocr_image
 
@@ -128,6 +141,8 @@ def read_page_texts(job: DocJob, threads: int, ocr: bool = True) -> tuple[list[P
                     info.text_source = "ocr"
                     info.ocr_confidence = res.confidence
                     info.ocr_rotation = res.rotation
+                    info.words = to_points(res.words, (info.width_px or 1, info.height_px or 1),
+                                           (info.width_pt, info.height_pt))
             pages.append(info)
             texts.append(info.text)
     return pages, texts, xml_data
@@ -135,7 +150,7 @@ def read_page_texts(job: DocJob, threads: int, ocr: bool = True) -> tuple[list[P
 
 def process_document(job: DocJob, threads: int = 1) -> EngineOutput:
     """Read one document and fill the schema. Bad input becomes a status with a reason, never an exception."""
-    from .fields import extract_fields
+    from .fields import extract_fields, fill_note
     from .summary import summarize
 
     t0 = time.perf_counter()
@@ -156,6 +171,9 @@ def process_document(job: DocJob, threads: int = 1) -> EngineOutput:
     else:
         out.data = extract_fields(texts, schema)
         out.method = "rules"
+        note = fill_note(out.data, schema)
+        if note:
+            out.errors.append(ErrorItem("coverage", note))
     out.summary = summarize(texts) or None
     t2 = time.perf_counter()
     out.timings = {

@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import EngineUnavailable
@@ -32,6 +32,8 @@ class OcrResult:
     confidence: float  # mean recognition score, 0..1
     rotation: int  # degrees the page was turned (clockwise) to read it
     seconds: float
+    # each box's bounds in the given image's pixels (x0, y0, x1, y1), its text and score: where values were read
+    words: list[tuple[float, float, float, float, str, float]] = field(default_factory=list)
 
 
 def _engine(threads: int) -> Any:
@@ -200,4 +202,18 @@ def ocr_image(img: Any, threads: int = 1) -> OcrResult:
         if c > conf + 0.05 and len(it) >= 0.5 * len(items):
             items, conf, rotation = it, c, 180
     return OcrResult(text=rows_to_text(items), confidence=round(conf, 4), rotation=rotation,
-                     seconds=time.perf_counter() - t)
+                     seconds=time.perf_counter() - t, words=_unturned_boxes(items, rotation, img.size))
+
+
+def _unturned_boxes(items: list[tuple[Any, str, float]], rotation: int,
+                    size: tuple[int, int]) -> list[tuple[float, float, float, float, str, float]]:
+    """Boxes read on a page turned by ``rotation`` (clockwise), as bounds in the unturned image of ``size``."""
+    w, h = size
+    back = {0: lambda x, y: (x, y), 270: lambda x, y: (w - y, x),  # turned 90 degrees counter-clockwise
+            90: lambda x, y: (y, h - x), 180: lambda x, y: (w - x, h - y)}[rotation]
+    out = []
+    for box, txt, score in items:
+        pts = [back(float(p[0]), float(p[1])) for p in box]
+        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+        out.append((min(xs), min(ys), max(xs), max(ys), txt.strip(), score))
+    return out

@@ -33,7 +33,7 @@ from .receipt import extract_receipt
 if TYPE_CHECKING:  # pragma: no cover
     from ....schemas import SchemaInfo
 
-__all__ = ["extract_fields", "Doc", "find_dates", "find_amounts", "parse_amount", "detect_language"]
+__all__ = ["extract_fields", "fill_note", "Doc", "find_dates", "find_amounts", "parse_amount", "detect_language"]
 
 
 _HANDLERS: dict[str, Callable[[Doc, list[str]], dict[str, Any]]] = {
@@ -51,3 +51,19 @@ def extract_fields(pages: list[str], schema: "SchemaInfo") -> dict:
     handler = _HANDLERS.get(schema.name)
     result = handler(doc, pages) if handler else extract_generic(doc, schema.model)
     return conform(result, schema.model)
+
+
+LOW_FILL = 0.5  # below this share of a user schema's fields filled, the result says a model engine would do better
+
+
+def fill_note(data: dict, schema: "SchemaInfo") -> str | None:
+    """A one-line note when the rules filled less than LOW_FILL of a user schema's fields (built-in schemas have
+    their own extractors and are judged by eval, not by this)."""
+    if schema.name in _HANDLERS:
+        return None
+    names = list(schema.model.model_fields)
+    filled = sum(1 for n in names if data.get(n) not in (None, "", [], {}))
+    if not names or filled >= LOW_FILL * len(names):
+        return None
+    return (f"the offline rules filled {filled} of {len(names)} fields of schema '{schema.name}'; "
+            "a model engine reads custom schemas better: --engine gemma or --engine openai")

@@ -27,14 +27,17 @@ for _num, _names in enumerate((
         _MONTHS[_n] = _num
 _MONTH_ALT = "|".join(sorted(_MONTHS, key=len, reverse=True))
 
+# a date ends where digits end, or where a till glues its time to it ("15/07/201712:07")
+_END = r"(?:(?=[0-2]?\d:[0-5]\d)|(?![\d]|[.,/-]\d))"
 _DATE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("ymd", re.compile(r"(?<![\d.,/])(\d{4})([-/.])(\d{1,2})\2(\d{1,2})(?![\d]|[.,/-]\d)")),
-    ("num", re.compile(r"(?<![\d.,/])(\d{1,2})([./-])(\d{1,2})\2(\d{4}|\d{2})(?![\d]|[.,/-]\d)")),
+    ("ymd", re.compile(r"(?<![\d.,/])(\d{4})([-/.])(\d{1,2})\2(\d{1,2})" + _END)),
+    ("num", re.compile(r"(?<![\d.,/])(\d{1,2})([./-])(\d{1,2})\2(?:(\d{4})(?=[0-2]?\d:[0-5]\d)|(\d{4}|\d{2})"
+                       r"(?![\d]|[.,/-]\d))")),
     # "05-Mar-2025", "5/Mar/25": one separator, the same on both sides
     ("dmy_name", re.compile(rf"(?<![\w.,/-])(\d{{1,2}})([-/])({_MONTH_ALT})\.?\2(\d{{4}}|\d{{2}})(?![\d]|[.,/-]\d)")),
     ("dmy_name", re.compile(rf"(?<![\d.])(\d{{1,2}})(?:\.|er|st|nd|rd|th)?[^\S\n]*(?:of[^\S\n]+|de[^\S\n]+)?"
                             rf"({_MONTH_ALT})\b\.?,?[^\S\n]*(?:de[^\S\n]+)?'?(\d{{4}}|\d{{2}})(?![\d])")),
-    ("mdy_name", re.compile(rf"\b({_MONTH_ALT})\b\.?[^\S\n]+(\d{{1,2}})(?:st|nd|rd|th)?,?[^\S\n]+(\d{{4}})(?!\d)")),
+    ("mdy_name", re.compile(rf"\b({_MONTH_ALT})\b\.?[^\S\n]+(\d{{1,2}})(?:st|nd|rd|th)?,?[^\S\n]+(\d{{4}})(?:(?!\d)|(?=[0-2]?\d:[0-5]\d))")),
 )
 
 
@@ -72,7 +75,7 @@ def find_dates(text: str, day_first: bool = True) -> list[DateHit]:
             if kind == "ymd":
                 d = _mk_date(int(m.group(1)), int(m.group(3)), int(m.group(4)))
             elif kind == "num":
-                a, b, y = int(m.group(1)), int(m.group(3)), _year(m.group(4))
+                a, b, y = int(m.group(1)), int(m.group(3)), _year(m.group(4) or m.group(5))
                 dayfirst = day_first or m.group(2) == "."
                 d = _mk_date(y, b, a) if dayfirst else _mk_date(y, a, b)
             elif kind == "dmy_name":

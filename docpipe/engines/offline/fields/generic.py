@@ -7,14 +7,19 @@ import re
 import types
 import typing
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Callable
 
 from pydantic import BaseModel
 
+from .concepts import concept_map, map_items
+from .custom import field_label_patterns, name_words, shape_value, table_rows
+from .invoice import extract_invoice
 from .layout import Doc
 from .lookup import cell_below, leading_date
 from .numbers import find_amounts
 from .text import fold
+from .totals import amount_candidates, pick_totals
 
 
 def _scalar_kind(ann: Any) -> tuple[str, tuple[Any, ...]] | None:
@@ -31,28 +36,6 @@ def _scalar_kind(ann: Any) -> tuple[str, tuple[Any, ...]] | None:
              str: "str"}
     kind = table.get(ann)
     return (kind, ()) if kind else None
-
-
-_STOP_LEAD = frozenset("the a an der die das le la les el los il".split())
-
-
-def _field_labels(name: str, description: str | None) -> list[str]:
-    """Label phrasings for a field: its name's words, and the first words of its description."""
-    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower().replace("-", "_").split("_")
-    labels = [" ".join(w for w in words if w)]
-    if description:
-        dwords = re.split(r"[^\w']+", fold(description.split(".")[0].split(",")[0]))
-        dwords = [w for w in dwords if w]
-        while dwords and dwords[0] in _STOP_LEAD:
-            dwords.pop(0)
-        for k in (3, 2):
-            if len(dwords) >= k:
-                labels.append(" ".join(dwords[:k]).replace("'s", ""))
-    out: list[str] = []
-    for lab in labels:
-        if lab and lab not in out:
-            out.append(lab)
-    return out
 
 
 def _coerce(doc: Doc, kind: str, args: tuple[Any, ...], text: str) -> Any:
@@ -90,24 +73,82 @@ def _coerce(doc: Doc, kind: str, args: tuple[Any, ...], text: str) -> Any:
 
 
 def extract_generic(doc: Doc, model: type[BaseModel]) -> dict[str, Any]:
-    """For user schemas: 'Label: value' lines whose label matches the field, coerced by the field's type."""
+    """For user schemas: a labelled value (the field's name, aliases or description, in six languages), else a
+    value of the field's shape (e-mail, IBAN, phone, URL; a total by the document's arithmetic), coerced by the
+    field's type; list-of-object fields from a table whose header names the item's fields."""
+    builtin = _from_builtin(doc, model)
     out: dict[str, Any] = {}
     for name, f in model.model_fields.items():
         kind = _scalar_kind(f.annotation)
+        if name in builtin and (kind is None or kind[0] in ("decimal", "float", "int")):
+            out[name] = builtin[name]  # amounts and items: the document's arithmetic beats a label
+            continue
+        item = _list_item_model(f.annotation)
+        if item is not None:
+            rows = table_rows(doc, item, lambda t, ann: _coerce_as(doc, ann, t))
+            if rows:
+                out[name] = rows
+            continue
         if kind is None:
             continue
-        for lab in _field_labels(name, f.description):
-            value = _generic_value(doc, lab, lambda t, k=kind: _coerce(doc, k[0], k[1], t))
-            if value is not None:
-                out[name] = value
-                break
+        parse = (lambda t, k=kind: _coerce(doc, k[0], k[1], t))
+        value = next((v for lab in field_label_patterns(name, f) if (v := _generic_value(doc, lab, parse)) is not None),
+                     None)
+        if value is None and kind[0] == "str":
+            value = shape_value(doc, name)
+        if value is None and kind[0] in ("decimal", "float") and set(name_words(name)) & {"total", "gross", "due"}:
+            total = pick_totals(amount_candidates(doc), doc.money_values()).get("total")
+            value = None if total is None else (str(total.value) if kind[0] == "decimal" else float(total.value))
+        if value is None:
+            value = builtin.get(name)  # names, numbers, dates: a label naming the field first, then the rules
+        if value is not None:
+            out[name] = value
     return out
+
+
+def _from_builtin(doc: Doc, model: type[BaseModel]) -> dict[str, Any]:
+    """The fields that ask for what the invoice rules find (vendor, number, dates, totals, line items)."""
+    cmap = concept_map(model)
+    if not cmap:
+        return {}
+    found = extract_invoice(doc)
+    out: dict[str, Any] = {}
+    for name, builtin in cmap.items():
+        if builtin == "line_items":
+            item = _list_item_model(model.model_fields[name].annotation)
+            rows = map_items(found.get("line_items") or [], item) if item is not None else []
+            if rows:
+                out[name] = rows
+        elif found.get(builtin) not in (None, "", []):
+            out[name] = found[builtin]
+    return out
+
+
+def _list_item_model(ann: Any) -> type[BaseModel] | None:
+    """The item model of a list[Model] field (optional or not), else None."""
+    origin = typing.get_origin(ann)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(ann) if a is not type(None)]
+        return _list_item_model(args[0]) if len(args) == 1 else None
+    if origin is list:
+        (arg,) = typing.get_args(ann) or (None,)
+        return arg if isinstance(arg, type) and issubclass(arg, BaseModel) else None
+    return None
+
+
+def _coerce_as(doc: Doc, ann: Any, text: str) -> Any:
+    kind = _scalar_kind(ann)
+    return _coerce(doc, kind[0], kind[1], text) if kind else None
+
+
+@lru_cache(maxsize=4096)
+def _label_rx(label: str) -> re.Pattern[str]:
+    return re.compile(rf"^[^\w#°]*(?:{label})(?<![^\w#°])(?![^\W\d_])(?:[^:=\n]{{0,25}}?\s*[:=]|\s*$)\s*(?P<value>.*)$")
 
 
 def _generic_value(doc: Doc, label: str, parse: Callable[[str], Any]) -> Any:
     """First 'Label[ a few words]: value' cell (or a label cell with its value in the next cell or below)."""
-    words = r"\s*[-_ ]?\s*".join(re.escape(w) for w in label.split())
-    rx = re.compile(rf"^[^\w]*{words}(?![^\W\d_])(?:[^:=\n]{{0,25}}?\s*[:=]|\s*$)\s*(?P<value>.*)$")
+    rx = _label_rx(label)
     for ln in doc.nonempty():
         for seg in ln.segs:
             m = rx.match(seg.folded)

@@ -1,4 +1,4 @@
-"""The label vocabularies, as data: which words name which field (EN/DE/FR, matched on folded text).
+"""The label vocabularies, as data: which words name which field (EN/DE/FR/ES/IT/NL, matched on folded text).
 
 Compiled and used elsewhere: amount labels by ``amount_labels``, field labels by ``lookup``, block labels and
 legal forms by ``parties`` and ``names``.
@@ -21,9 +21,11 @@ AMOUNT_LABELS: dict[str, tuple[tuple[str, int], ...]] = {
         (rf"(?:gesamt|rechnungs|brutto|end)(?:betrag|summe)(?: brutto)?(?: {_INCL} {_VAT})?|amount {_INCL} {_VAT}", 3),
         (r"total (?:ttc|general|facture|a payer|brut|gross|eur|net a payer)", 3),
         (r"(?:summe|gesamt|rechnungssumme|betrag) (?:brutto|inkl (?:mwst|ust|umsatzsteuer))", 3),
-        (r"brutto|gesamt|summe|montant (?:total )?ttc|montant total|total gross|gross amount|importe total|totale", 2),
+        (r"brutto|gesamt|summe|montant (?:total )?ttc|montant total|total gross|gross amount|importe total|totale|"
+         r"total (?:factura|a pagar)|totale (?:fattura|documento|complessivo|da pagare)|totaal(?: incl btw)?|"
+         r"totaalbedrag|factuurbedrag|importe a pagar", 2),
         (r"amount due|balance due|amount payable|zahlbetrag|zu zahlen(?:der betrag)?|net a payer|"
-         r"solde a payer|reste a payer|montant du|a payer", 1),
+         r"solde a payer|reste a payer|montant du|a payer|netto a pagare|te betalen|a pagar", 1),
         (r"invoice amount|rechnungsbetrag netto|offener betrag|restbetrag|balance|residual|amount|betrag|montant", 0),
     ),
     "subtotal": (
@@ -32,14 +34,15 @@ AMOUNT_LABELS: dict[str, tuple[tuple[str, int], ...]] = {
          r"total hors taxes?|netto(?:betrag|summe)?|summe netto|gesamt netto|nettobetrag gesamt|"
          r"rechnungssumme (?:netto|ohne (?:ust|mwst|umsatzsteuer))|(?:gesamt|rechnungs)betrag netto|"
          r"summe (?:ohne|exkl|excl) (?:ust|mwst)", 3),
-        (r"zwischensumme|warenwert|sous total ht|base ht", 2),
+        (r"zwischensumme|warenwert|sous total ht|base ht|base imponible|importe neto|(?:totale )?imponibile|"
+         r"subtotale|subtotaal|totaal excl btw|netto bedrag|bedrag excl btw", 2),
         (r"positionssumme|items total|summe positionen", 1),
     ),
     "tax": (
         (r"(?:total |sales |vat |value added )?(?:tax|taxes|vat)(?: total| amount)?|total (?:vat|tax|taxes)|"
          r"(?:mwst|ust|umsatzsteuer|mehrwertsteuer|steuer)(?: ?betrag)?|summe (?:umsatzsteuer|mwst|ust|steuern?)|"
          r"(?:gesamt|total) (?:mwst|ust)|steuerbetrag gesamt|tva|total tva|montant (?:de la )?tva|total taxes|"
-         r"taxe|taxes|iva|btw|gst|hst", 3),
+         r"taxe|taxes|iva|btw|gst|hst|imposta|importe iva|cuota iva|btw bedrag|iva importo", 3),
     ),
 }
 
@@ -78,7 +81,11 @@ INVOICE_NUMBER_LABELS = _labels(
     r"facture\s*(?:n\s?°|no\b\.?|numero)", r"credit\s*note\s*(?:no\b\.?|number|#)",
     r"avoir\s*(?:n\s?°|no\b\.?)", r"bill\s*(?:no\b\.?|number|#)",
     r"(?:numero|n[°o])\s*(?:de\s+)?(?:facture|avoir)",
-) + _labels(1, False, r"re\.?\s*-?\s*nr\b\.?", r"document\s*(?:no\b\.?|number|nr\b\.?)", r"belegnr\b\.?")
+    r"(?:n[°ºo]\.?|num(?:ero)?\.?)\s*(?:de\s+)?factura", r"factura\s*(?:n[°ºo]\.?|num(?:ero)?\.?|#)",
+    r"fattura\s*(?:n[°ºr]?\.?|numero|num\.?)", r"numero\s*(?:della\s+)?fattura", r"n\.?\s*fattura",
+    r"factuur\s*-?\s*(?:nummer|nr\.?|no\.?)", r"factuurnr\.?",
+) + _labels(1, False, r"re\.?\s*-?\s*nr\b\.?", r"document\s*(?:no\b\.?|number|nr\b\.?)", r"belegnr\b\.?",
+                    r"n\.?\s*documento", r"reference", r"ref\.?\s*(?:no\.?)?")
 
 INVOICE_DATE_LABELS = _labels(
     3, True,
@@ -86,7 +93,10 @@ INVOICE_DATE_LABELS = _labels(
     r"billing\s*date", r"rechnungs\s*-?\s*datum", r"beleg\s*-?\s*datum", r"ausstellungsdatum",
     r"datum\s*der\s*rechnung", r"date\s*(?:de\s*(?:la\s*)?)?facture", r"date\s*d\s*'?\s*emission",
     r"date\s*de\s*facturation", r"facture\s*du", r"rechnung\s*vom", r"gutschriftsdatum",
-) + _labels(1, False, r"date", r"datum", r"dated")
+    r"fecha\s*(?:de\s*)?(?:la\s*)?factura", r"fecha\s*de\s*(?:emision|expedicion)", r"data\s*(?:della\s*)?fattura",
+    r"data\s*(?:del\s*)?documento", r"data\s*(?:di\s*)?emissione", r"factuurdatum", r"datum\s*factuur",
+    r"emise?\s*le",
+) + _labels(1, False, r"date", r"datum", r"dated", r"fecha", r"data")
 
 DUE_DATE_LABELS = _labels(
     3, True,
@@ -95,19 +105,27 @@ DUE_DATE_LABELS = _labels(
     r"zahlungsziel", r"zahlungsfrist", r"(?:date\s*d\s*'?\s*)?echeance",
     r"date\s*limite\s*(?:de\s*)?(?:paiement|reglement)",
     r"a\s*payer\s*avant(?:\s*le)?", r"payable\s*le", r"zu\s*zahlen\s*bis",
+    r"(?:fecha\s*de\s*)?vencimiento", r"fecha\s*limite\s*de\s*pago", r"(?:data\s*(?:di\s*)?)?scadenza",
+    r"pagamento\s*entro(?:\s*il)?", r"vervaldatum", r"te\s*betalen\s*(?:voor|uiterlijk|op)",
+    r"uiterste\s*betaaldatum", r"betalen\s*voor",
 ) + _labels(1, False, r"due", r"fallig", r"payable")
 
 
 SELLER_LABELS = (r"verkaufer", r"lieferant", r"rechnungs?(?:er)?steller", r"aussteller", r"absender",
                  r"leistungserbringer", r"auftragnehmer", r"seller", r"vendor", r"supplier", r"from",
                  r"issued\s+by", r"sold\s+by", r"(?:[\w()]+\s+){0,2}provided\s+by", r"bill\s+from",
-                 r"fournisseur", r"vendeur", r"emetteur", r"prestataire", r"expediteur", r"remit\s+to")
+                 r"fournisseur", r"vendeur", r"emetteur", r"prestataire", r"expediteur", r"remit\s+to",
+                 r"proveedor", r"emisor", r"vendedor", r"fornitore", r"cedente", r"venditore", r"leverancier",
+                 r"verkoper")
 BUYER_LABELS = (r"bill(?:ed)?\s+to", r"invoice(?:d)?\s+to", r"sold\s+to", r"customer", r"client", r"buyer",
                 r"recipient", r"to", r"kunde", r"rechnung\s+an", r"gutschrift\s+an", r"rechnungsempfanger",
                 r"rechnungsadresse",
                 r"kaufer(?:\s*/\s*leistungsempfanger)?", r"leistungsempfanger", r"auftraggeber", r"an",
                 r"empfanger", r"facture\s+a", r"factures?\s+a", r"adresse\s+de\s+facturation", r"destinataire",
-                r"acheteur", r"billing\s+address", r"customer\s+details", r"client\s+factur[ée]")
+                r"acheteur", r"billing\s+address", r"customer\s+details", r"client\s+factur[ée]",
+                r"facturar\s+a", r"facturado\s+a", r"cliente", r"datos\s+del\s+cliente", r"destinatario",
+                r"intestat[ao]\s+a", r"spett(?:\.?\s*le|abile)", r"committente", r"factuur\s+aan",
+                r"gefactureerd\s+aan", r"klant", r"afnemer")
 DELIVERY_LABELS = (r"ship(?:ped)?\s+to", r"deliver(?:y|ed)\s*(?:to|address)", r"lieferanschrift", r"lieferadresse",
                    r"warenempfanger", r"adresse\s+de\s+livraison", r"livre\s+a")
 
@@ -118,7 +136,8 @@ RELAXED_LABELS = {
     "buyer": (r"bill(?:ed)?\s+to", r"rechnung\s+an", r"invoice(?:d)?\s+to", r"sold\s+to", r"rechnungsempfanger",
               r"rechnungsadresse",
               r"kaufer\s*/\s*leistungsempfanger", r"leistungsempfanger", r"adresse\s+de\s+facturation",
-              r"billing\s+address"),
+              r"billing\s+address", r"facturar\s+a", r"intestat[ao]\s+a", r"factuur\s+aan",
+              r"gefactureerd\s+aan"),
     "delivery": (r"ship(?:ped)?\s+to", r"lieferanschrift", r"lieferadresse", r"adresse\s+de\s+livraison",
                  r"delivery\s+address"),
 }
@@ -144,7 +163,7 @@ LEGAL_CS = (r"AG", r"KG", r"SA", r"SE", r"BV", r"NV", r"A/S", r"ApS", r"SpA", r"
 
 
 # Words that name the document itself (titles: 'Rechnung Nr.', 'INVOICE', 'Quittung')
-DOC_WORDS = r"(?:\w*rechnung|invoice|facture|gutschrift|credit\s+note|avoir|rechnungskorrektur|bill|quittung|receipt)"
+DOC_WORDS = r"(?:\w*rechnung|invoice|facture|gutschrift|credit\s+note|avoir|rechnungskorrektur|bill|quittung|receipt|factura|fattura|factuur)"
 
 
 CURRENCY_LABELS = (Label(r"(?:rechnungs)?wahrung|currency|devise|monnaie|betrage\s+in|amounts?\s+in|"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from decimal import Decimal
 
 from .dates import blank_dates
@@ -14,6 +15,7 @@ _UNIT_WORDS = re.compile(r"^\s*(?:x\b|stk\.?|st\.?|stuck|pcs?\.?|pieces?|units?|
                          r"kg|g|m2|m²|"
                          r"m|h|hrs?|hours?|std\.?|tag\(e\)|tage?|days?|monate?|months?|pauschal|psch|lfm|l|ea|each|"
                          r"qty|pkt|karton|fl)\b", re.I)
+_GROUPED_CELL_RE = re.compile(r"[-−]?(?:[€$£] ?)?\d{1,3}(?:[ \u00a0\u202f]\d{3})+,\d{2}(?: ?(?:[€$£]|[A-Z]{3}))?")
 _DIGIT_RUN_RE = re.compile(r"\d+(?:[.,]\d+)*")
 _SKIP_ITEM_LINE_RE = re.compile(r"\W*(?:(?:sub)?total|summe|netto|brutto|mwst|ust|vat|tva|tax|steuer|betrag|"
                                 r"amount due|zwischensumme|rabatt|skonto|discount|payment|zahlung|bezahlt|paid|"
@@ -24,13 +26,27 @@ def _num_tokens(doc: Doc, ln: Line) -> list[Amount]:
     """Numbers on an item line, without percentages, dates, codes glued to letters or long article numbers."""
     text = blank_dates(ln.text, doc.dates(ln))
     out = []
-    for a in find_amounts(text, doc.decimal, spaced=False):
+    for a in _cell_amounts(text, ln, doc.decimal):
         after = text[a.end:a.end + 2]
         if a.currency is None and (after[:1].isalpha() or re.match(r"[/\-]\d", after)):
             continue  # part of a word or code: "3m", "250g", "20/0500", "25-60"
         if a.decimals == 0 and len(str(abs(a.value))) > 7:
             continue
         out.append(a)
+    return out
+
+
+def _cell_amounts(text: str, ln: Line, decimal: str) -> list[Amount]:
+    """Amounts cell by cell: with a decimal comma, '1 234,56' inside one cell is one number (French grouping),
+    while a quantity and a price stay apart since cells are separated by runs of spaces."""
+    if decimal != ",":
+        return find_amounts(text, decimal, spaced=False)
+    out = []
+    for seg in ln.segs:
+        cell = text[seg.col:seg.end]
+        whole = bool(_GROUPED_CELL_RE.fullmatch(cell.strip()))  # the cell is one grouped number
+        for a in find_amounts(cell, decimal, spaced=True, space_plain=whole):
+            out.append(replace(a, start=a.start + seg.col, end=a.end + seg.col))
     return out
 
 

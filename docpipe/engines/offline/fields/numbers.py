@@ -9,11 +9,11 @@ from decimal import Decimal, InvalidOperation
 
 
 CURRENCY_CODES = ("EUR", "USD", "GBP", "CHF", "CAD", "AUD", "NZD", "JPY", "CNY", "SEK", "NOK", "DKK", "PLN", "CZK",
-                  "HUF", "INR", "BRL", "MXN", "ZAR", "SGD", "HKD", "RUB", "ILS", "AED", "RON", "BGN", "ISK", "KRW")
+                  "HUF", "INR", "BRL", "MXN", "ZAR", "SGD", "HKD", "RUB", "ILS", "AED", "RON", "BGN", "ISK", "KRW", "MYR")
 CURRENCY_SYMBOLS: dict[str, str] = {
     "US$": "USD", "CA$": "CAD", "C$": "CAD", "AU$": "AUD", "A$": "AUD", "NZ$": "NZD", "S$": "SGD", "HK$": "HKD",
     "R$": "BRL", "€": "EUR", "£": "GBP", "$": "USD", "¥": "JPY", "₹": "INR", "₽": "RUB", "₪": "ILS", "zł": "PLN",
-    "Kč": "CZK", "Fr.": "CHF"}
+    "Kč": "CZK", "Fr.": "CHF", "RM": "MYR"}
 CURRENCY_PATTERN = ("|".join(re.escape(s) for s in sorted(CURRENCY_SYMBOLS, key=len, reverse=True) if s != "Fr.")
                     + r"|(?<![A-Za-z])(?:" + "|".join(CURRENCY_CODES) + r")(?![A-Za-z])")
 _NUM_CORE = r"\d{1,3}(?:(?P<g>[.,'’])\d{3})(?:(?P=g)\d{3})*(?:[.,]\d{1,4})?|\d+(?:[.,]\d{1,4})?"

@@ -7,16 +7,16 @@ from decimal import Decimal
 from typing import Any
 
 from .amount_labels import classify_receipt_label
-from .layout import Doc, Line
-from .names import ADDRESS_HINT_RE, CONTACT_RE, company_names
+from .layout import Doc
+from .receipt_header import merchant_name_and_address
+from .receipt_paid import paid_amount
 from .numbers import about_equal, find_amounts, format_money, format_qty, to_decimal
 from .text import blank_spans, fold
 from .totals import amount_candidates, document_currency, pick_totals
 
 
-# Lines at the top of a receipt that are not the merchant's name
-_RECEIPT_SKIP_RE = re.compile(r"\b(?:kassenbon|quittung|beleg|receipt|rechnung|invoice|ticket|welcome|willkommen|"
-                              r"bienvenue|merci|thank|danke|kasse|bon|tel|fax)\b|^\W*$|^\d|www\.|@")
+_DATE_LABEL_RE = re.compile(r"\b(?:date|datum|fecha|data|dated|tarikh|le)\b\s*[:.]?")
+_OTHER_DATE_RE = re.compile(r"\b(?:exp(?:iry|ires)?|valid|gultig|printed|reprint|best before|due|until|bis)\b")
 _RECEIPT_STOP_RE = re.compile(r"\b(?:bar|cash|ruckgeld|change|gegeben|rendu|karte|card|visa|mastercard|girocard|ec\b|"
                               r"mwst|ust|tax|vat|tva|netto|brutto|steuer|summe|total|gesamt|zu zahlen|betrag|"
                               r"payment|zahlung|tse|signatur|transaktion|terminal|espece|especes|visa|cb|subtotal|"
@@ -28,31 +28,21 @@ def extract_receipt(doc: Doc) -> dict[str, Any]:
     totals as for invoices but with till labels (SUMME, TOTAL TTC, Zu zahlen; cash handed over ranks last)."""
     out: dict[str, Any] = {}
     lines = list(doc.nonempty())
-    head = lines[:8]
-    names = [(ln, n) for ln in head for s in ln.segs for n, _ in company_names(s.text)]
-    merchant_line: Line | None = None
-    if names:
-        merchant_line, out["merchant_name"] = names[0][0], names[0][1]
-    else:
-        for ln in head:
-            t = ln.flat.strip()
-            if not _RECEIPT_SKIP_RE.search(fold(t)) and len(re.findall(r"[^\W\d_]", t)) >= 3 and not doc.dates(ln):
-                merchant_line, out["merchant_name"] = ln, t
-                break
-    if merchant_line is not None:
-        addr = []
-        for ln in doc.nonempty(merchant_line.idx + 1, merchant_line.idx + 5):
-            t = ln.flat.strip()
-            if ADDRESS_HINT_RE.search(t) and not CONTACT_RE.search(t) and not doc.dates(ln):
-                addr.append(t)
-            elif addr:
-                break
-        if addr:
-            out["merchant_address"] = ", ".join(addr[:3])
-    first_date = next((h.value for ln in lines for h in doc.dates(ln)), None)
-    if first_date:
-        out["date"] = first_date.isoformat()
+    merchant_line, name, address = merchant_name_and_address(doc)
+    if name:
+        out["merchant_name"] = name
+    if address:
+        out["merchant_address"] = address
+    dated = [(ln, h.value) for ln in lines for h in doc.dates(ln)]
+    # the purchase date: one a date label names, else the first; not an expiry, validity or print date
+    labelled = [d for ln, d in dated if _DATE_LABEL_RE.search(fold(ln.flat))]
+    plain = [d for ln, d in dated if not _OTHER_DATE_RE.search(fold(ln.flat))]
+    if labelled or plain or dated:
+        out["date"] = (labelled or plain or [d for _, d in dated])[0].isoformat()
     picked = pick_totals(amount_candidates(doc, classify=classify_receipt_label), doc.money_values())
+    paid = paid_amount(doc)
+    if paid is not None:
+        picked["total"] = paid
     for name in ("tax", "total"):
         if name in picked:
             out[name] = format_money(picked[name].value)

@@ -1,0 +1,125 @@
+"""A receipt's header block: the merchant's name and address above the first transaction line.
+
+The header is the run of lines before the first date, amount, till title or cashier line. Its lines are
+registration numbers, contact lines, slogans, the name and the address; the name is the line that looks most like
+a business name (a legal form, capitals, near the top) and least like a slogan or an address, and the address is
+the lines after it that are not contact, registration or slogan lines.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .layout import Doc, Line
+from .names import ADDRESS_HINT_RE, LEGAL_RE
+from .text import fold
+
+# Legal forms and business words that till headers print after the name (Malaysia, Singapore, UK, ...)
+_LEGAL_EXTRA_RE = re.compile(r"\b(?:sdn\.?\s*bhd|bhd|pte\.?\s*ltd|berhad|plt)\b")
+_BUSINESS_RE = re.compile(r"\b(?:enterprise|trading|restaurant|restoran|store|stores|"
+                          r"mart|supermarket|hypermarket|hardware|stationery|bakery|cafe|kitchen|pharmacy|"
+                          r"boutique|company|co|holdings|industries|services|bistro|shop|market)\b\.?")
+# Registration, tax and contact lines: "(162761-M)", "GST ID: 0016...", "TEL: 03-...", "Company Reg No."
+_IDENT_RE = re.compile(r"\b(?:gst|vat|tax\s*id|reg(?:istration)?|co\.?\s*no|company\s*no|te[l1]|tele?phone|"
+                       r"tele?fon|tlf|fax|phone|careline|hotline|outlet|site|"
+                       r"hp|e-?mail|ust-?id|st\.?-?nr|mwst|siret|siren|tva|p\.?\s*iva|c\.?f|cif|nif|nie|kvk|btw|abn|"
+                       r"roc|brn|tin|uid)\b|@|www\.|https?:|^[^\W\d][\w .]{0,20}[:=]\s*[\d\-() +]{5,}")
+# Words of slogans, greetings and cashier lines: a phrase, not a business's name
+_PHRASE_RE = re.compile(r"\b(?:welcome|thank|thanks|since|every|your|our|you|visit|please|best|quality|open|"
+                        r"daily|days|week|taste|enjoy|served|cashier|operator|counter|salesperson|willkommen|"
+                        r"danke|bienvenue|merci|bienvenido|gracias|benvenuti|grazie|welkom|bedankt|seit|depuis|"
+                        r"desde|dal|sinds)\b")
+# Lines that open the transaction: titles, till metadata, table heads
+_TXN_RE = re.compile(r"\b(?:tax\s+invoice|invoice|receipt|bill|cash\s+sale|ticket|kassenbon|beleg|bon|"
+                     r"quittung|factura|fattura|scontrino|kassabon|rechnung|facture|cashier|kasse|caissier|cajero|"
+                     r"cassiere|doc(?:ument)?\s*no|table|pax|order|qty|item|description|date|datum|fecha|data|"
+                     r"time|served)\b|^[-=*_~.\s]{5,}$")
+
+
+def _letters(t: str) -> int:
+    return len(re.findall(r"[^\W\d_]", t))
+
+
+def header_lines(doc: Doc, limit: int = 14) -> list[Line]:
+    """Lines of the first page before the first transaction line (date, money, till title, cashier)."""
+    out: list[Line] = []
+    for ln in doc.nonempty():
+        if ln.page > 0 or len(out) >= limit:
+            break
+        f = fold(ln.flat)
+        money = [a for a in doc.amounts(ln) if a.is_money and a.decimals == 2]
+        if out and (doc.dates(ln) or money or _TXN_RE.search(f)):
+            break
+        if not out and (doc.dates(ln) or money or _TXN_RE.search(f)):
+            continue  # a till number, print time or till title above the name
+        out.append(ln)
+    return out
+
+
+def _is_noise(ln: Line) -> bool:
+    """Registration/contact lines and lines of codes: never the name, skipped inside the address."""
+    t = ln.flat.strip()
+    words = [w for w in re.findall(r"[^\W\d_]{2,}|\S*\d\S*", t) if not re.search(r"\d", w)]
+    codes_only = not words and len(re.findall(r"\d", t)) >= 4     # "(162761-M)", "3180303"
+    return bool(_IDENT_RE.search(fold(t))) or codes_only or _letters(t) < 2
+
+
+def _name_score(ln: Line, pos: int) -> float:
+    t = ln.flat.strip()
+    f = fold(t)
+    score = -0.4 * pos
+    legal = bool(LEGAL_RE.search(t) or _LEGAL_EXTRA_RE.search(f))
+    if legal:
+        score += 4
+    elif _BUSINESS_RE.search(f):
+        score += 2
+    letters = re.findall(r"[^\W\d_]", t)
+    if letters and sum(c.isupper() for c in letters) >= 0.8 * len(letters):
+        score += 1
+    if _PHRASE_RE.search(f) or (re.search(r"[!*]|\.\s*$", t) and not legal):
+        score -= 4
+    if ADDRESS_HINT_RE.search(t) or re.search(r"\d", t):
+        score -= 2.5
+    if len(letters) < 3:
+        score -= 5
+    return score
+
+
+def merchant_name_and_address(doc: Doc) -> tuple[Line | None, str | None, str | None]:
+    """(name line, name, address) from the header block; None where the header gives nothing."""
+    head = [ln for ln in header_lines(doc)]
+    cands = [(ln, i) for i, ln in enumerate(head) if not _is_noise(ln)]
+    if not cands:
+        return None, None, None
+    name_ln = max(cands, key=lambda c: _name_score(c[0], c[1]))[0]
+    if _name_score(name_ln, 0) < -3:
+        return None, None, None
+    name, rest = _split_name(name_ln.flat)
+    addr: list[str] = [rest] if rest else []
+    for ln in head[head.index(name_ln) + 1:]:
+        t = ln.flat.strip()
+        if _is_noise(ln):
+            if addr and _IDENT_RE.search(fold(t)):
+                break  # the contact block closes the address
+            continue
+        if LEGAL_RE.search(t) or _LEGAL_EXTRA_RE.search(fold(t)):
+            continue  # the company behind a brand name: not part of the address
+        if _PHRASE_RE.search(fold(t)) or len(addr) >= 5:
+            if addr:
+                break
+            continue
+        addr.append(t.rstrip(" ,"))
+    return name_ln, name, ", ".join(addr) if addr else None
+
+
+def _split_name(text: str) -> tuple[str, str]:
+    """(name, the rest of the line): a registration number in brackets or an address after the legal form is cut
+    off: 'ACME SDN BHD (590150-A) 28-05', 'Segi Cash Sdn. Bhd. Pt17920 Sek U9, Shah Alam'."""
+    t = re.sub(r"\s*[(\[][^)\]]*\d[^)\]]*[)\]]?.*$", "", text).strip()
+    t = re.sub(r"^\W*\(\w\)\s*", "", t)               # "(P) Segi ..."
+    rest = ""
+    m = _LEGAL_EXTRA_RE.search(fold(t)) or LEGAL_RE.search(t)
+    if m and m.end() < len(t) and re.search(r"\d", t[m.end():]):
+        end = m.end() + (1 if t[m.end():m.end() + 1] == "." else 0)
+        t, rest = t[:end], t[end:].strip(" ,;")
+    return re.sub(r"\s{2,}", " ", t).strip(" ,;:-") or text.strip(), rest

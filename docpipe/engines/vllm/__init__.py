@@ -1,0 +1,1 @@
+"""vLLM in this process (the offline ``LLM`` class) as a VLM backend."""

@@ -1,0 +1,146 @@
+"""Invoices in Spanish, Italian and Dutch, and French-grouped line amounts: labels the rules did not know."""
+
+from __future__ import annotations
+
+from docpipe.engines.offline.fields import extract_fields
+from docpipe.schemas import resolve
+
+
+def run(schema: str, *pages: str) -> dict:
+    return extract_fields(list(pages), resolve(schema))
+
+
+ITALIAN = """Fratelli Moretti Forniture S.r.l.
+Via Roma 12
+20121 Milano
+
+FATTURA
+
+Fattura n.        F2024-0117                 Intestata a:
+Data fattura:     14/03/2024                 Aurora Design Studio S.p.A.
+Scadenza:         13/04/2024                 Corso Italia 4, 00184 Roma
+
+Descrizione                   Q.tà        Prezzo unit.        Importo
+Manutenzione sito               2            150,00            300,00
+Licenza annuale                 1          1.200,00          1.200,00
+
+                              Imponibile                      1.500,00
+                              IVA 22%                           330,00
+                              Totale fattura                  1.830,00
+"""
+
+SPANISH = """Ribera Distribuciones S.L.
+Calle Mayor 3, 28013 Madrid
+                                   FACTURA
+Nº de factura: 2024/5531                      Facturar a:
+Fecha de factura: 2 de mayo de 2024           Sierra Alta Consulting S.A.
+Vencimiento: 1 de junio de 2024               Plaza España 9, 41001 Sevilla
+
+Concepto                     Cant.     Precio unit.      Importe
+Formación                       3          200,00         600,00
+                             Base imponible                600,00
+                             IVA 21%                       126,00
+                             Total a pagar                 726,00
+"""
+
+DUTCH = """De Molen Handel B.V.
+Kerkstraat 8, 3511 LK Utrecht
+FACTUUR
+Factuurnummer:    NL-88231                    Factuur aan:
+Factuurdatum:     05-09-2024                  Tulpenveld Systems N.V.
+Vervaldatum:      05-10-2024                  Dorpsweg 2, 1012 AB Amsterdam
+
+Omschrijving                Aantal      Prijs        Bedrag
+Advies                          4        95,00       380,00
+                            Subtotaal                380,00
+                            BTW 21%                   79,80
+                            Totaal incl. btw         459,80
+"""
+
+FRENCH_GROUPED = """Lumière Ateliers SAS
+10 rue de la Paix, 75002 Paris
+FACTURE
+Facture n° FA-2024-77
+Date de facture : 03/02/2024
+Client : Montclair Supplies SARL
+
+Désignation                 Qté       Prix unitaire         Montant
+Câble USB-C 2 m               3          1 820,05 €       5 460,15 €
+Formation                     1          1 511,99 €       1 511,99 €
+                            Total HT                     6 972,14 €
+                            TVA 20 %                     1 394,43 €
+                            Total TTC                    8 366,57 €
+"""
+
+
+def test_italian_invoice_labels() -> None:
+    r = run("invoice", ITALIAN)
+    assert r["invoice_number"] == "F2024-0117"
+    assert r["invoice_date"] == "2024-03-14" and r["due_date"] == "2024-04-13"
+    assert r["customer_name"] == "Aurora Design Studio S.p.A."
+    assert (r["subtotal"], r["tax"], r["total"]) == ("1500.00", "330.00", "1830.00")
+
+
+def test_spanish_invoice_labels() -> None:
+    r = run("invoice", SPANISH)
+    assert r["invoice_number"] == "2024/5531"
+    assert r["invoice_date"] == "2024-05-02" and r["due_date"] == "2024-06-01"
+    assert r["customer_name"] == "Sierra Alta Consulting S.A."
+    assert r["total"] == "726.00" and r["subtotal"] == "600.00"
+
+
+def test_dutch_invoice_labels() -> None:
+    r = run("invoice", DUTCH)
+    assert r["invoice_number"] == "NL-88231"
+    assert r["invoice_date"] == "2024-09-05" and r["due_date"] == "2024-10-05"
+    assert r["customer_name"] == "Tulpenveld Systems N.V."
+    assert (r["subtotal"], r["tax"], r["total"]) == ("380.00", "79.80", "459.80")
+
+
+def test_french_grouped_thousands_in_line_items() -> None:
+    items = run("invoice", FRENCH_GROUPED)["line_items"]
+    assert [(i["quantity"], i["unit_price"], i["amount"]) for i in items] == [
+        ("3", "1820.05", "5460.15"), ("1", "1511.99", "1511.99")]
+
+
+TOTALS_ROW = """Ribera Supplies S.L.
+Plaza España 13, 28013 Madrid
+FACTURA
+Nº de factura: 2024/0871
+Fecha: 04/03/2024
+Facturar a: Aurora Trading S.A.
+
+Concepto                             Cant.     Precio unit.        Importe
+Catering buffet                          5    2.421,21 EUR   12.106,05 EUR
+
+      Importe neto         Descuento      Importe neto        IVA (21 %)            Total:
+   12.106,05 EUR      -605,30 EUR    11.500,75 EUR     2.415,16 EUR    13.915,91 EUR
+"""
+
+NO_SUBTOTAL = """Lumière Ateliers SAS
+FACTURE
+Facture n° FA-2024-78
+Date de facture : 03/02/2024
+
+Désignation                 Qté       Prix unitaire         Montant
+Câble USB-C 2 m               3          1 820,05         5 460,15
+Formation                     1          1 511,99         1 511,99
+                            TVA 20 %                     1 394,43
+                            Net à payer                  8 366,57
+"""
+
+
+def test_totals_printed_as_a_row_of_labels_over_values() -> None:
+    r = run("invoice", TOTALS_ROW)
+    assert (r["subtotal"], r["tax"], r["total"]) == ("11500.75", "2415.16", "13915.91")
+
+
+def test_subtotal_from_lines_that_add_up() -> None:
+    r = run("invoice", NO_SUBTOTAL)
+    assert [i["amount"] for i in r["line_items"]] == ["5460.15", "1511.99"]  # grouped, no currency mark
+    assert (r["subtotal"], r["tax"], r["total"]) == ("6972.14", "1394.43", "8366.57")
+
+
+def test_party_label_with_its_words_run_together_by_ocr() -> None:
+    text = SPANISH.replace("Facturar a:", "Facturara:  ")
+    assert run("invoice", text)["customer_name"] == "Sierra Alta Consulting S.A."

@@ -1,0 +1,96 @@
+"""Till receipts: the merchant is the header's business line (not a slogan, title or registration line), the
+address the lines under it, the total the amount that cash minus change confirms, the date even with a glued time."""
+
+from __future__ import annotations
+
+from docpipe.engines.offline.fields import extract_fields
+from docpipe.schemas import resolve
+
+RECEIPT = resolve("receipt")
+
+MALAYSIAN = """                 A03120
+            Your friendly neighbourhood store
+         KEDAI MAJU JAYA SDN BHD
+              (162761-M)
+      NO.32 & 33, JALAN SR 1/9, SEKSYEN 9,
+            TAMAN SERDANG RAYA,
+       43300 SERI KEMBANGAN, SELANGOR
+           GST ID:002139201536
+              TEL: 03-8942 1234
+                Tax Invoice
+ Doc No     CS00065374     Date: 15/07/201712:07
+ Cashier    AMIN
+ MILO 1KG               1    18.90   18.90 SR
+ ROTI GARDENIA          2     2.90    5.80 SR
+   Total Qty   3                      24.70
+      Total Sales (Excluding GST)     23.30
+                    Total GST          1.40
+                     Rounding          0.00
+  Total Sales (Inclusive of GST) :    24.70
+                       CASH :         50.00
+                     Change :         25.30
+"""
+
+SLOGAN_FIRST = """*** WELCOME ***
+BRIGHTWATER BAKERY
+Fresh every day since 1987
+Via Roma 12
+20121 Milano
+TEL: 02-555 1234
+SCONTRINO
+Data: 03/04/2024 08:15
+Cassiere: Marco
+CROISSANT                 1,20
+CAFFE                     1,10
+TOTALE EURO               2,30
+CONTANTI                  5,00
+RESTO                     2,70
+"""
+
+
+def test_merchant_address_and_paid_total_on_a_till_receipt() -> None:
+    r = extract_fields([MALAYSIAN], RECEIPT)
+    assert r["merchant_name"] == "KEDAI MAJU JAYA SDN BHD"
+    assert r["merchant_address"] == ("NO.32 & 33, JALAN SR 1/9, SEKSYEN 9, TAMAN SERDANG RAYA, "
+                                     "43300 SERI KEMBANGAN, SELANGOR")
+    assert r["total"] == "24.70"     # not the total before tax, not the cash handed over
+    assert r["date"] == "2017-07-15"
+
+
+def test_slogans_are_not_the_merchant() -> None:
+    r = extract_fields([SLOGAN_FIRST], RECEIPT)
+    assert r["merchant_name"] == "BRIGHTWATER BAKERY"
+    assert r["merchant_address"] == "Via Roma 12, 20121 Milano"
+    assert r["total"] == "2.30" and r["date"] == "2024-04-03"
+
+
+BAKERY = """3180404       staff
+               RSK
+   SYL ROASTED DELIGHTS SDN. BHD.
+    75, JALAN SS 22/19, DAMANSARA JAYA, 47400 PJ
+             TEL:03-7731 8169
+  Date: 09/06/2018 17:18:08     Invoice No: SP-nu11-18/06/09-1018481
+  RAISIN ALMOND BREAD            4.55
+  CHEESE ROLL (4)                3.90
+  Total Inclusive of Tax  (RM)   8.45
+  Payment                      -20.00
+  Change                        11.55
+"""
+
+
+def test_legal_name_under_a_logo_word_negative_tender_and_day_first_ringgit() -> None:
+    r = extract_fields([BAKERY], RECEIPT)
+    assert r["merchant_name"] == "SYL ROASTED DELIGHTS SDN. BHD."
+    assert r["merchant_address"] == "75, JALAN SS 22/19, DAMANSARA JAYA, 47400 PJ"
+    assert r["total"] == "8.45" and r["date"] == "2018-06-09"
+
+
+def test_purchase_date_is_the_labelled_one_not_a_voucher_expiry() -> None:
+    text = """CORNER CAFE LTD
+12 High Street, Leeds LS1 4AP
+Voucher valid until 31/12/2024
+Table 4            Date: 05/03/2024 12:30
+FLAT WHITE                 3.20
+TOTAL                      3.20
+"""
+    assert extract_fields([text], RECEIPT)["date"] == "2024-03-05"
