@@ -481,7 +481,8 @@ def _image_coverage(page: Any) -> float:
 
 def _one_line(e: BaseException) -> str:
     s = re.sub(r"\s*'?/[^' ]+'?\s*", " ", str(e))  # the path is already in the report line
-    s = " ".join(s.replace("Failed to open file as type pdf.", "cannot be opened").split())
+    s = s.replace("Failed to open file as type pdf.", "cannot be opened").replace("Failed to open stream", "cannot be opened")
+    s = " ".join(s.split())
     return s[:300] if s else type(e).__name__
 
 

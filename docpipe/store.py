@@ -394,6 +394,25 @@ class Store:
         return self.con.execute(
             "SELECT schema_name, engine, status, count(*) FROM extractions GROUP BY ALL ORDER BY ALL").fetchall()
 
+    def records(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        """Run SQL; one dict per row, keyed by column name."""
+        cols, rows = self.query(sql, params)
+        return [dict(zip(cols, row)) for row in rows]
+
+    def arrow(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        """Run SQL; the result as a ``pyarrow.Table`` (hands over to pandas or polars without copying)."""
+        import duckdb
+
+        try:
+            rel = self.con.sql(sql, params=list(params) if params else None)
+            return rel.to_arrow_table() if rel is not None else None
+        except duckdb.Error as e:
+            raise StoreError(str(e).strip().splitlines()[0]) from e
+
+    def problems(self) -> list[dict[str, Any]]:
+        """Every document that is not ok: path, schema_name, engine, status, reason (the ``problems`` view)."""
+        return self.records("SELECT path, schema_name, engine, status, reason FROM problems ORDER BY path")
+
 
 def store_error(e: BaseException, path: str, doing: str) -> StoreError:
     """One line for a DuckDB failure: the file, what went wrong in words, what to do."""
