@@ -138,10 +138,10 @@ def ingest(
                                            "openai servers that support it); thoughts are stored apart.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the files that are not ok, one line "
                                         "each, and errors.")] = False,
-    set_: Annotated[Optional[list[str]], SET_OPT] = None,
     quantize: Annotated[Optional[str], typer.Option("--quantize", help="Gemma weights: none (bf16), fp8, int8, "
                                                     "int4, or auto (bf16 where it fits the GPU, else the most "
                                                     "precise mode that does) [default: auto].")] = None,
+    set_: Annotated[Optional[list[str]], SET_OPT] = None,
 ) -> None:
     """Read documents and store their fields.
 
