@@ -114,6 +114,11 @@ def print_report(report: IngestReport, db: Path, progress: RichProgress | None =
             c.print(not_ok_line(f.path, f.status, f.reason), soft_wrap=True)
     if report.interrupted:
         c.print("[yellow]interrupted[/]: finished documents are stored; run the same command to continue")
+    if report.sparse:
+        c.print(f"[yellow]few fields filled[/] in {len(report.sparse)} ok document(s): "
+                f"{escape(shown(report.sparse[0].reason))}", soft_wrap=True)
+        for f in report.sparse[:5]:
+            c.print(f"  {escape(shown(f.path))}", soft_wrap=True)
     if progress is not None and progress.quiet:
         return
     order = [Status.OK.value, Status.INVALID.value, Status.FAILED.value]
@@ -128,11 +133,6 @@ def print_report(report: IngestReport, db: Path, progress: RichProgress | None =
     c.print(t)
     if report.failures:
         c.print(f"{len(report.failures)} not ok (listed above); `docpipe status` lists them again", soft_wrap=True)
-    if report.sparse:
-        c.print(f"[yellow]few fields filled[/] in {len(report.sparse)} ok document(s): "
-                f"{escape(shown(report.sparse[0].reason))}", soft_wrap=True)
-        for f in report.sparse[:5]:
-            c.print(f"  {escape(shown(f.path))}", soft_wrap=True)
     if not report.counts.get(Status.OK.value) and not report.counts.get(Status.SKIPPED.value):
         return  # nothing to query yet
     from .display import suggested_query
