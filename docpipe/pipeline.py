@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -33,7 +33,7 @@ FLUSH_EVERY_SECONDS = 2.0
 
 @dataclass
 class IngestOptions:
-    """Everything one ``docpipe ingest`` needs; the CLI builds it from flags."""
+    """Everything one ``docpipe ingest`` needs; the CLI and ``docpipe.ingest`` build it from ``Settings``."""
 
     paths: list[Path]
     schema: str = "invoice"
@@ -57,6 +57,9 @@ class Failure:
 
 @dataclass
 class IngestReport:
+    """What one ingest did: the engine it used and why, counts by status, pages, time, and each document that
+    is not ok (``failures``: path, status, one-line reason)."""
+
     engine: str = ""
     engine_reason: str = ""
     model: str | None = None
@@ -137,9 +140,10 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
         report.counts[Status.SKIPPED.value] += skipped + copies
         progress.planned(len(sources) + len(unreadable), len(todo), skipped, copies=copies)
         report.run_id = store.start_run(kind, engine.model_name, schema.name, {
-            "paths": [str(p) for p in opts.paths], "force": opts.force, "summarize": opts.summarize,
+            "paths": [path_text(p) for p in opts.paths], "force": opts.force, "summarize": opts.summarize,
             "workers": opts.engine_options.workers, "model": opts.engine_options.model,
-            "concurrency": opts.engine_options.extra.get("concurrency")})
+            "concurrency": getattr(opts.engine_options.settings.get("openai"), "concurrency", None)
+            if kind == "openai" else None})
 
         buffer: list[DocResult] = []
         last_flush = time.perf_counter()
@@ -188,7 +192,7 @@ def _collect(paths: list[Path]) -> tuple[list[SourceFile], list[Skipped]]:
 
 
 def _outputs(engine: engines_mod.Engine, todo: list[SourceFile], schema: SchemaInfo,
-             opts: IngestOptions) -> Iterator[EngineOutput]:
+             opts: IngestOptions) -> Generator[EngineOutput, None, None]:
     """Files that are not documents at all are answered here; the rest go to the engine lazily."""
     for s in todo:
         if s.kind == "empty":

@@ -59,8 +59,14 @@ class RichProgress:
             self.console.print(msg, soft_wrap=True)
         if not self.enabled or todo == 0:
             return
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self._progress = Progress(
             TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -114,7 +120,7 @@ def print_report(report: IngestReport, db: Path, progress: RichProgress | None =
             c.print(not_ok_line(f.path, f.status, f.reason), soft_wrap=True)
     if report.interrupted:
         c.print("[yellow]interrupted[/]: finished documents are stored; run the same command to continue")
-    if report.sparse:
+    if report.sparse:  # said even with --quiet: the values are thin, not wrong
         c.print(f"[yellow]few fields filled[/] in {len(report.sparse)} ok document(s): "
                 f"{escape(shown(report.sparse[0].reason))}", soft_wrap=True)
         for f in report.sparse[:5]:
