@@ -195,7 +195,8 @@ def query(
     """Run SQL against the store: read-only, and no files read or written, unless --allow-write.
 
     Views: one per schema (invoice, receipt, document), their lists (invoice_line_items, receipt_items),
-    problems; tables: documents, pages, extractions, summaries, files, runs.
+    problems, duplicates; tables: documents, pages, extractions, extraction_history (every attempt), summaries,
+    files (every path seen), runs.
 
     Example:  docpipe query --format json "SELECT * FROM invoice"
     """

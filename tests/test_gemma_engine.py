@@ -61,7 +61,7 @@ def ingest(monkeypatch, db: Path, model: Path, *paths: Path, extra: tuple[str, .
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("DOCPIPE_GEMMA", json.dumps({**TEST_SETTINGS, **(settings or {})}))
     res = CliRunner().invoke(app, ["ingest", *map(str, paths), "--engine", "gemma", "--model", str(model),
-                                   "--image-tokens", "70", "--db", str(db), "--quiet", *extra])
+                                   "--image-tokens", "70", "--db", str(db), *extra])  # not -q: the engine line
     assert res.exit_code == code, res.output + repr(res.exception)
     return res.output
 
