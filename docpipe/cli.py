@@ -34,7 +34,8 @@ def _err(msg: str) -> None:
 
     from .paths import shown
 
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(shown(msg))}", soft_wrap=True)
+    Console(stderr=True, highlight=False, emoji=False).print(f"[bold red]error:[/] {escape(shown(msg))}",
+                                                          soft_wrap=True)  # ":x:" in a value stays text
 
 
 def _fail(msg: str, code: int = 1) -> typer.Exit:
@@ -99,6 +100,10 @@ def ingest(
                                               "70, 140, 280, 560 or 1120.")] = 1120,
     thinking: Annotated[bool, typer.Option("--thinking", help="Let the model think before answering (gemma, and "
                                            "openai servers that support it); thoughts are stored apart.")] = False,
+    gpus: Annotated[Optional[str], typer.Option("--gpus", help="One engine per GPU, documents spread over them: "
+                                                "N (the first N), all, or indices like 0,2 (cpu:N: N engine "
+                                                "processes without a GPU, for tests).", envvar="DOCPIPE_GPUS")]
+    = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Read documents and store their fields.
@@ -119,7 +124,7 @@ def ingest(
                           extra={"base_url": base_url, "api_key_env": api_key_env, "concurrency": concurrency})
     opts = IngestOptions(paths=paths, schema=schema, db=db, engine=engine.value, engine_options=eopts,
                          force=force, retry_invalid=retry_invalid, password=password, summarize=summarize,
-                         max_pages=max_pages)
+                         max_pages=max_pages, gpus=gpus)
     progress = RichProgress(enabled=not quiet)
     from .lifeline import exit_code_for_interrupt, terminate_like_interrupt
 

@@ -43,6 +43,7 @@ class IngestOptions:
     password: str | None = None
     summarize: bool = False
     max_pages: int = DEFAULT_MAX_PAGES
+    gpus: str | None = None  # one engine process per GPU: "2", "all", "0,2" (engines.multi); None: this process
 
 
 @dataclass
@@ -99,7 +100,7 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
     t0 = time.perf_counter()
     schema = resolve(opts.schema)
     kind, why = engines_mod.choose(opts.engine, opts.engine_options)
-    engine = engines_mod.create(kind, opts.engine_options)
+    engine = _create_engine(kind, opts)
     report = IngestReport(engine=kind, engine_reason=why, model=engine.model_name, schema=schema.name,
                           columns=[(c.name, c.sql_type) for c in schema.columns])
     progress.engine_chosen(kind, why, engine.model_name)
@@ -130,7 +131,7 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
         report.run_id = store.start_run(kind, engine.model_name, schema.name, {
             "paths": [str(p) for p in opts.paths], "force": opts.force, "summarize": opts.summarize,
             "workers": opts.engine_options.workers, "model": opts.engine_options.model,
-            "concurrency": opts.engine_options.extra.get("concurrency")})
+            "concurrency": opts.engine_options.extra.get("concurrency"), "gpus": opts.gpus})
 
         buffer: list[DocResult] = []
         last_flush = time.perf_counter()
@@ -159,6 +160,15 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
             store.finish_run(report.run_id, dict(report.counts) | {"pages": report.pages,
                                                                     "interrupted": report.interrupted})
     return report
+
+
+def _create_engine(kind: str, opts: IngestOptions) -> engines_mod.Engine:
+    """The engine in this process, or with ``gpus`` one copy per GPU in processes of their own."""
+    if opts.gpus:
+        from .engines.multi import create_multi
+
+        return create_multi(kind, opts.engine_options, opts.gpus)
+    return engines_mod.create(kind, opts.engine_options)
 
 
 def _collect(paths: list[Path]) -> tuple[list[SourceFile], list[Skipped]]:
