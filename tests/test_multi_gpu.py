@@ -104,7 +104,7 @@ def test_two_engine_processes_store_the_same_rows_as_one(tmp_path):
     one, two = tmp_path / "one.duckdb", tmp_path / "two.duckdb"
     base = ("ingest", *map(str, DOCS), "-e", "offline", "-w", "1", "-q")
     assert cli(*base, "--db", str(one))[0] == 0
-    code, out = cli(*base, "--db", str(two), "--gpus", "cpu:2")
+    code, out = cli(*base, "--db", str(two), "--gpus", "cpu:2", "-w", "2")  # each engine with its own workers
     assert code == 0, out
     assert rows(two) == rows(one) and len(query(two, "SELECT * FROM extractions")) == len(DOCS)
     slots = query(two, "SELECT CAST(timings->>'slot' AS INT), count(*) FROM extractions GROUP BY 1 ORDER BY 1")

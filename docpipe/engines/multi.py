@@ -332,8 +332,11 @@ def _child_main(conn: Any, kind: str, options: EngineOptions, slot: Slot, parent
     """One engine process: its card only, dies with the parent, runs rounds of its engine until told to stop."""
     os.environ["CUDA_VISIBLE_DEVICES"] = slot.cuda_visible  # before torch is imported: the engine sees one card
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))  # N processes share the host's cores
+    import multiprocessing as mp
+
     from ..lifeline import tie_to_parent
 
+    mp.current_process().daemon = False  # its engine may start worker processes (--workers, Gemma prep_workers)
     tie_to_parent(parent_pid, kernel=kernel)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it flushes, then stops us
     lock = threading.Lock()  # the engine's feed thread asks for work while the main thread sends results
