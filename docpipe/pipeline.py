@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from . import engines as engines_mod
+from .breaker import BREAK_AFTER, Breaker
 from .discover import Skipped, discover
 from .engines import DocJob, EngineOptions
+from .errors import InputError
 from .evidence import attach as attach_evidence
 from .models import DocResult, EngineOutput, ErrorItem, SourceFile, Status
 from .rasterize import DEFAULT_MAX_PAGES
@@ -31,7 +33,7 @@ FLUSH_EVERY_SECONDS = 2.0
 
 @dataclass
 class IngestOptions:
-    """Everything one ``docpipe ingest`` needs; the CLI builds it from flags."""
+    """Everything one ``docpipe ingest`` needs; the CLI and ``docpipe.ingest`` build it from ``Settings``."""
 
     paths: list[Path]
     schema: str = "invoice"
@@ -43,6 +45,7 @@ class IngestOptions:
     password: str | None = None
     summarize: bool = False
     max_pages: int = DEFAULT_MAX_PAGES
+    break_after: int = BREAK_AFTER  # stop when the first N documents all fail in the engine (0: never)
     gpus: str | None = None  # one engine process per GPU: "2", "all", "0,2" (engines.multi); None: this process
 
 
@@ -55,6 +58,9 @@ class Failure:
 
 @dataclass
 class IngestReport:
+    """What one ingest did: the engine it used and why, counts by status, pages, time, and each document that
+    is not ok (``failures``: path, status, one-line reason)."""
+
     engine: str = ""
     engine_reason: str = ""
     model: str | None = None
@@ -66,6 +72,7 @@ class IngestReport:
     sparse: list[Failure] = field(default_factory=list)  # ok, but the engine filled few of the schema's fields
     interrupted: bool = False
     run_id: str = ""
+    stopped: str = ""  # why the run stopped early (the breaker), empty when it did not
     columns: list[tuple[str, str]] = field(default_factory=list)  # the schema view's (name, SQL type)
 
     @property
@@ -99,7 +106,13 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
     progress = progress or _NoProgress()
     t0 = time.perf_counter()
     schema = resolve(opts.schema)
+    missing = [str(p) for p in opts.paths if not Path(p).exists()]
+    if missing:  # a typo: say so before a database is made or an engine loaded
+        raise InputError(f"no such file or folder: {', '.join(missing)}")
     kind, why = engines_mod.choose(opts.engine, opts.engine_options)
+    sources, unreadable = _collect(opts.paths)
+    if not sources and not unreadable:
+        raise InputError(f"no files under {', '.join(str(p) for p in opts.paths)}: nothing to ingest")
     engine = _create_engine(kind, opts)
     report = IngestReport(engine=kind, engine_reason=why, model=engine.model_name, schema=schema.name,
                           columns=[(c.name, c.sql_type) for c in schema.columns])
@@ -107,7 +120,6 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
 
     with Store.open(opts.db) as store, engine:
         store.register_schema(schema)
-        sources, unreadable = _collect(opts.paths)
         for path, reason, why in unreadable:
             report.failures.append(Failure(path_text(path), why, reason))
             report.counts[why] += 1
@@ -131,12 +143,15 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
         report.run_id = store.start_run(kind, engine.model_name, schema.name, {
             "paths": [str(p) for p in opts.paths], "force": opts.force, "summarize": opts.summarize,
             "workers": opts.engine_options.workers, "model": opts.engine_options.model,
-            "concurrency": opts.engine_options.extra.get("concurrency"), "gpus": opts.gpus})
+            "concurrency": getattr(opts.engine_options.settings.get("openai"), "concurrency", None)
+            if kind == "openai" else None, "gpus": opts.gpus})
 
         buffer: list[DocResult] = []
         last_flush = time.perf_counter()
+        breaker = Breaker(opts.break_after)
+        outputs = _outputs(engine, todo, schema, opts)
         try:
-            for out in _outputs(engine, todo, schema, opts):
+            for out in outputs:
                 result = validate(out, schema)
                 attach_evidence(result, schema, opts.password, opts.max_pages)
                 buffer.append(result)
@@ -148,6 +163,9 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
                 elif note := next((e.message for e in out.errors if e.stage == "coverage"), None):
                     report.sparse.append(Failure(path_text(result.source.path), result.status.value, note))
                 progress.document_done(result)
+                report.stopped = breaker.record(out, result.status) or ""
+                if report.stopped:
+                    break
                 if len(buffer) >= FLUSH_EVERY_DOCS or time.perf_counter() - last_flush > FLUSH_EVERY_SECONDS:
                     store.write(buffer, schema, report.run_id)
                     buffer.clear()
@@ -155,6 +173,7 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
         except KeyboardInterrupt:
             report.interrupted = True
         finally:
+            outputs.close()  # a stopped run's engine gives up its requests in flight now
             store.write(buffer, schema, report.run_id)
             report.seconds = time.perf_counter() - t0
             store.finish_run(report.run_id, dict(report.counts) | {"pages": report.pages,
@@ -183,7 +202,7 @@ def _collect(paths: list[Path]) -> tuple[list[SourceFile], list[Skipped]]:
 
 
 def _outputs(engine: engines_mod.Engine, todo: list[SourceFile], schema: SchemaInfo,
-             opts: IngestOptions) -> Iterator[EngineOutput]:
+             opts: IngestOptions) -> Generator[EngineOutput, None, None]:
     """Files that are not documents at all are answered here; the rest go to the engine lazily."""
     for s in todo:
         if s.kind == "empty":

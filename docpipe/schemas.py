@@ -149,11 +149,22 @@ def _load_model(ref: str) -> tuple[type[BaseModel], str]:
             found = [n for n, v in vars(mod).items() if isinstance(v, type) and issubclass(v, BaseModel)
                      and v is not BaseModel and v.__module__ == mod.__name__]
             if len(found) != 1:
-                raise SchemaError(f"{path_part}: name the model, e.g. {path_part}:{found[0] if found else 'Model'}")
+                raise SchemaError(_which_model(path_part, [getattr(mod, n) for n in found]))
             model = getattr(mod, found[0])
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
         raise SchemaError(f"{ref} is not a pydantic model")
     return model, schema_name(model)
+
+
+def _which_model(path: str, models: list[type[BaseModel]]) -> str:
+    """The error for a file with no or several models: list them, suggest one no other model contains."""
+    if not models:
+        return f"{path} defines no pydantic model: add one (class Contract(BaseModel): ...)"
+    inner = {_list_item(f.annotation) or _strip_optional(f.annotation)
+             for m in models for f in m.model_fields.values()}
+    top = [m for m in models if m not in inner] or models
+    return (f"{path} defines {len(models)} models ({', '.join(m.__name__ for m in models)}): name one, "
+            f"e.g. --schema {path}:{top[0].__name__}")
 
 
 def _import_file(p: Path) -> types.ModuleType:
@@ -190,7 +201,7 @@ def _model_from_json_schema(p: Path) -> tuple[type[BaseModel], str]:
         schema = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise SchemaError(f"{p}: not a readable JSON Schema: {e}") from e
-    if schema.get("type") != "object" or "properties" not in schema:
+    if not isinstance(schema, dict) or schema.get("type") != "object" or "properties" not in schema:
         raise SchemaError(f"{p}: the JSON Schema's root must be an object with properties")
     title = schema.get("title") or p.stem
     model = _object_model(title, schema, schema.get("$defs", schema.get("definitions", {})))

@@ -104,7 +104,8 @@ def _now() -> dt.datetime:
 
 def _ident(name: str) -> str:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        raise StoreError(f"not a safe SQL name: {name!r}")
+        raise StoreError(f"{name!r} cannot be a column or view name: use letters, digits and _ "
+                         "(rename the field, or give it an alias)")
     return name
 
 
@@ -379,6 +380,8 @@ class Store:
         """Run SQL; (column names, rows)."""
         import duckdb
 
+        if not sql.strip():
+            raise StoreError('no SQL given: e.g. docpipe query "SELECT * FROM documents LIMIT 5"')
         try:
             cur = self.con.execute(sql, params or [])
             cols = [d[0] for d in cur.description] if cur.description else []
@@ -390,6 +393,25 @@ class Store:
     def status_counts(self) -> list[tuple[str, str, str, int]]:
         return self.con.execute(
             "SELECT schema_name, engine, status, count(*) FROM extractions GROUP BY ALL ORDER BY ALL").fetchall()
+
+    def records(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        """Run SQL; one dict per row, keyed by column name."""
+        cols, rows = self.query(sql, params)
+        return [dict(zip(cols, row)) for row in rows]
+
+    def arrow(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        """Run SQL; the result as a ``pyarrow.Table`` (hands over to pandas or polars without copying)."""
+        import duckdb
+
+        try:
+            rel = self.con.sql(sql, params=list(params) if params else None)
+            return rel.to_arrow_table() if rel is not None else None
+        except duckdb.Error as e:
+            raise StoreError(str(e).strip().splitlines()[0]) from e
+
+    def problems(self) -> list[dict[str, Any]]:
+        """Every document that is not ok: path, schema_name, engine, status, reason (the ``problems`` view)."""
+        return self.records("SELECT path, schema_name, engine, status, reason FROM problems ORDER BY path")
 
 
 def store_error(e: BaseException, path: str, doing: str) -> StoreError:

@@ -81,10 +81,14 @@ VOCAB = 262_144
 def build(key: str, experts: str):
     """(model on cuda in bf16 with random weights, processor with an in-code tokenizer)."""
     import torch
-    from transformers import (Gemma4AudioConfig, Gemma4Config, Gemma4ForConditionalGeneration, Gemma4TextConfig,
-                              Gemma4VisionConfig)
-
     from gemma_tiny import build_processor, build_tokenizer
+    from transformers import (
+        Gemma4AudioConfig,
+        Gemma4Config,
+        Gemma4ForConditionalGeneration,
+        Gemma4TextConfig,
+        Gemma4VisionConfig,
+    )
 
     tok = build_tokenizer()
     ids = tok.convert_tokens_to_ids
@@ -242,6 +246,7 @@ def run_engine(model, proc, image_tokens: int, batch: int, new_tokens: int, jobs
 
     from docpipe.engines import EngineOptions
     from docpipe.engines.gemma.engine import GemmaEngine
+    from docpipe.engines.gemma.settings import GemmaSettings
     from docpipe.schemas import resolve
 
     extra = {"batch_size": batch, "page_text": False, "repair": False, "grammar": grammar,
@@ -250,7 +255,8 @@ def run_engine(model, proc, image_tokens: int, batch: int, new_tokens: int, jobs
              "answer_segment": 0,  # fixed-length answers in one pass: the step counts assume it
              "decode": decode,
              "vision_chunk": VISION_CHUNK, "moe_grouped": MOE_GROUPED, **SETTINGS}
-    eng = GemmaEngine.from_loaded(model, proc, EngineOptions(image_tokens=image_tokens, extra=extra))
+    eng = GemmaEngine.from_loaded(model, proc, EngineOptions(image_tokens=image_tokens,
+                                                             settings={"gemma": GemmaSettings(**extra)}))
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     t = time.perf_counter()
@@ -275,9 +281,11 @@ def planned_batch(model, proc, image_tokens: int, new_tokens: int) -> int:
     """The batch the engine plans by itself for this model and card (gemma_memory.plan), as ``--batch 0`` asks."""
     from docpipe.engines import EngineOptions
     from docpipe.engines.gemma.engine import GemmaEngine
+    from docpipe.engines.gemma.settings import GemmaSettings
 
     extra = {"max_new_tokens": new_tokens, "answer_segment": 0, "vision_chunk": VISION_CHUNK, **SETTINGS}
-    eng = GemmaEngine.from_loaded(model, proc, EngineOptions(image_tokens=image_tokens, extra=extra))
+    eng = GemmaEngine.from_loaded(model, proc, EngineOptions(image_tokens=image_tokens,
+                                                             settings={"gemma": GemmaSettings(**extra)}))
     rows = eng.stats.planned_rows
     eng.close()
     return rows

@@ -162,10 +162,11 @@ def fmt_money(d: Decimal, lang: str, cur: str, style: int) -> str:
     return f"{cur} {num}" if style == 2 else f"{num} {cur}"
 
 
-def fmt_date(d: date, lang: str, style: int) -> str:
+def fmt_date(d: date, lang: str, style: int, us: bool = False) -> str:
+    """A date as documents in LANG print it; ``us``: month first, as US documents print numeric dates."""
     month = MONTHS[lang].split()[d.month - 1]
     styles = {
-        "en": [d.strftime("%d/%m/%Y"), f"{month} {d.day}, {d.year}", f"{d.day} {month[:3]} {d.year}", d.isoformat()],
+        "en": [d.strftime("%m/%d/%Y" if us else "%d/%m/%Y"), f"{month} {d.day}, {d.year}", f"{d.day} {month[:3]} {d.year}", d.isoformat()],
         "de": [d.strftime("%d.%m.%Y"), f"{d.day}. {month} {d.year}", d.strftime("%d.%m.%y")],
         "fr": [d.strftime("%d/%m/%Y"), f"{d.day} {month} {d.year}"],
         "es": [d.strftime("%d/%m/%Y"), f"{d.day} de {month} de {d.year}", d.strftime("%d-%m-%Y")],

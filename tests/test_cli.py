@@ -26,7 +26,7 @@ def cli(*args: str) -> tuple[int, str]:
 
 
 def test_ingest_then_query_as_json(invoice_pdf: Path, db: Path) -> None:
-    code, out = cli("ingest", str(invoice_pdf), "--db", str(db), "--engine", "offline", "-w", "1", "-q")
+    code, out = cli("ingest", str(invoice_pdf), "--db", str(db), "--engine", "offline", "-w", "1")
     assert code == 0, out
     assert "engine: offline" in out
     code, out = cli("query", "--db", str(db), "--format", "json",
@@ -41,9 +41,9 @@ def test_rerun_skips_done_and_force_redoes(invoice_pdf: Path, db: Path, tmp_path
     copy = tmp_path / "renamed.pdf"
     copy.write_bytes(invoice_pdf.read_bytes())
     assert cli("ingest", str(invoice_pdf), "--db", str(db), "-e", "offline", "-w", "1", "-q")[0] == 0
-    code, out = cli("ingest", str(invoice_pdf), str(copy), "--db", str(db), "-e", "offline", "-w", "1", "-q")
+    code, out = cli("ingest", str(invoice_pdf), str(copy), "--db", str(db), "-e", "offline", "-w", "1")
     assert code == 0 and "0 to process, 1 already done" in out and "1 identical copy" in out
-    code, out = cli("ingest", str(invoice_pdf), "--db", str(db), "-e", "offline", "-w", "1", "-q", "--force")
+    code, out = cli("ingest", str(invoice_pdf), "--db", str(db), "-e", "offline", "-w", "1", "--force")
     assert code == 0 and "1 to process" in out
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT count(*) FROM extractions").fetchone() == (1,)

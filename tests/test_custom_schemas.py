@@ -95,3 +95,35 @@ def test_sparse_result_says_so_and_json_schema_required_is_enforced(tmp_path: Pa
     assert res.exit_code == 0
     flat = " ".join(res.output.split())
     assert "few fields filled" in flat and "--engine gemma or --engine openai" in flat
+
+
+class Position(BaseModel):
+    text: str | None = None
+    qty: Decimal | None = None
+    line_total: Decimal | None = None
+
+
+class SupplierBill(BaseModel):
+    supplier: str | None = None
+    bill_no: str | None = None
+    issued_on: dt.date | None = None
+    payment_due: dt.date | None = None
+    buyer: str | None = None
+    net_amount: Decimal | None = None
+    vat_amount: Decimal | None = None
+    grand_total: Decimal | None = None
+    order_date: dt.date | None = None
+    positions: list[Position] = Field(default_factory=list)
+
+
+def test_fields_that_ask_for_invoice_concepts_get_the_invoice_rules() -> None:
+    from conftest import INVOICE_TEXT
+
+    r = extract_fields([INVOICE_TEXT], describe(SupplierBill))
+    assert r["supplier"] == "ACME Tools GmbH" and r["buyer"] == "Beispiel AG"
+    assert r["bill_no"] == "RE-2025-0042"
+    assert (r["issued_on"], r["payment_due"]) == ("2025-03-05", "2025-04-04")
+    assert (r["net_amount"], r["vat_amount"], r["grand_total"]) == ("25.50", "4.85", "30.35")
+    assert "order_date" not in r  # an order date is not the invoice date
+    assert r["positions"] == [{"text": "Hammer", "qty": "2", "line_total": "20.00"},
+                              {"text": "Schraubenset", "qty": "1", "line_total": "5.50"}]

@@ -23,7 +23,7 @@ def test_identical_copies_are_listed_and_read_once(tmp_path: Path, db: Path) -> 
     b = tmp_path / "archive" / "copy of a.pdf"
     b.write_bytes(a.read_bytes())
     code, out = cli("ingest", str(tmp_path / "inbox"), str(tmp_path / "archive"), "--db", str(db), "-e", "offline",
-                    "-w", "1", "-q")
+                    "-w", "1")
     assert code == 0, out
     assert "2 file(s): 1 to process, 1 identical copy of another file" in out and "already done" not in out
     con = duckdb.connect(str(db), read_only=True)
@@ -38,7 +38,7 @@ def test_identical_copies_are_listed_and_read_once(tmp_path: Path, db: Path) -> 
 
     c = tmp_path / "third.pdf"
     c.write_bytes(a.read_bytes())
-    code, out = cli("ingest", str(tmp_path), "--db", str(db), "-e", "offline", "-w", "1", "-q")
+    code, out = cli("ingest", str(tmp_path), "--db", str(db), "-e", "offline", "-w", "1")
     assert code == 0 and "0 to process, 1 already done" in out and "2 identical copies" in out, out
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT count(*), any_value(copies) FROM duplicates").fetchone() == (3, 3)

@@ -101,3 +101,46 @@ def test_french_grouped_thousands_in_line_items() -> None:
     items = run("invoice", FRENCH_GROUPED)["line_items"]
     assert [(i["quantity"], i["unit_price"], i["amount"]) for i in items] == [
         ("3", "1820.05", "5460.15"), ("1", "1511.99", "1511.99")]
+
+
+TOTALS_ROW = """Ribera Supplies S.L.
+Plaza España 13, 28013 Madrid
+FACTURA
+Nº de factura: 2024/0871
+Fecha: 04/03/2024
+Facturar a: Aurora Trading S.A.
+
+Concepto                             Cant.     Precio unit.        Importe
+Catering buffet                          5    2.421,21 EUR   12.106,05 EUR
+
+      Importe neto         Descuento      Importe neto        IVA (21 %)            Total:
+   12.106,05 EUR      -605,30 EUR    11.500,75 EUR     2.415,16 EUR    13.915,91 EUR
+"""
+
+NO_SUBTOTAL = """Lumière Ateliers SAS
+FACTURE
+Facture n° FA-2024-78
+Date de facture : 03/02/2024
+
+Désignation                 Qté       Prix unitaire         Montant
+Câble USB-C 2 m               3          1 820,05         5 460,15
+Formation                     1          1 511,99         1 511,99
+                            TVA 20 %                     1 394,43
+                            Net à payer                  8 366,57
+"""
+
+
+def test_totals_printed_as_a_row_of_labels_over_values() -> None:
+    r = run("invoice", TOTALS_ROW)
+    assert (r["subtotal"], r["tax"], r["total"]) == ("11500.75", "2415.16", "13915.91")
+
+
+def test_subtotal_from_lines_that_add_up() -> None:
+    r = run("invoice", NO_SUBTOTAL)
+    assert [i["amount"] for i in r["line_items"]] == ["5460.15", "1511.99"]  # grouped, no currency mark
+    assert (r["subtotal"], r["tax"], r["total"]) == ("6972.14", "1394.43", "8366.57")
+
+
+def test_party_label_with_its_words_run_together_by_ocr() -> None:
+    text = SPANISH.replace("Facturar a:", "Facturara:  ")
+    assert run("invoice", text)["customer_name"] == "Sierra Alta Consulting S.A."

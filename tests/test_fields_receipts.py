@@ -62,3 +62,24 @@ def test_slogans_are_not_the_merchant() -> None:
     assert r["merchant_name"] == "BRIGHTWATER BAKERY"
     assert r["merchant_address"] == "Via Roma 12, 20121 Milano"
     assert r["total"] == "2.30" and r["date"] == "2024-04-03"
+
+
+BAKERY = """3180404       staff
+               RSK
+   SYL ROASTED DELIGHTS SDN. BHD.
+    75, JALAN SS 22/19, DAMANSARA JAYA, 47400 PJ
+             TEL:03-7731 8169
+  Date: 09/06/2018 17:18:08     Invoice No: SP-nu11-18/06/09-1018481
+  RAISIN ALMOND BREAD            4.55
+  CHEESE ROLL (4)                3.90
+  Total Inclusive of Tax  (RM)   8.45
+  Payment                      -20.00
+  Change                        11.55
+"""
+
+
+def test_legal_name_under_a_logo_word_negative_tender_and_day_first_ringgit() -> None:
+    r = extract_fields([BAKERY], RECEIPT)
+    assert r["merchant_name"] == "SYL ROASTED DELIGHTS SDN. BHD."
+    assert r["merchant_address"] == "75, JALAN SS 22/19, DAMANSARA JAYA, 47400 PJ"
+    assert r["total"] == "8.45" and r["date"] == "2018-06-09"

@@ -25,8 +25,7 @@ def run(*args: str, columns: int = 80):
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     db = tmp_path_factory.mktemp("q") / "q.duckdb"
-    res = run("ingest", *[str(ROOT / "samples" / s) for s in SAMPLES], "--db", str(db), "-e", "offline", "-w", "1",
-              "-q")
+    res = run("ingest", *[str(ROOT / "samples" / s) for s in SAMPLES], "--db", str(db), "-e", "offline", "-w", "1")
     assert res.exit_code == 0, res.output
     return db, res.output
 

@@ -133,6 +133,12 @@ class Handler(BaseHTTPRequestHandler):
             return 401, {"error": {"message": "invalid API key"}}, {}
         if n <= ARGS.fail_first:
             return ARGS.fail_status, {"error": {"message": f"busy ({ARGS.fail_status})"}}, {"Retry-After": "0"}
+        pixels = sum(w * h for _, w, h in entry["images"])
+        if ARGS.max_image_pixels and pixels > ARGS.max_image_pixels:  # vLLM's words when a prompt is too long
+            return 400, {"object": "error", "type": "BadRequestError", "code": 400, "message":
+                         f"The decoder prompt (length {pixels // 784 + 900}) is longer than the maximum model "
+                         f"length of {ARGS.max_image_pixels // 784 + 900}. Make sure that `max_model_len` is no "
+                         "smaller than the number of text tokens plus multimodal tokens."}, {}
         if rf.get("type") == "json_schema" and ARGS.refuse_json_schema:
             return 400, {"error": {"message": "response_format type 'json_schema' is not supported"}}, {}
         if rf.get("type") == "json_object" and ARGS.refuse_json_object:
@@ -194,6 +200,8 @@ def main() -> None:
     p.add_argument("--die-after", type=int, default=0, help="exit abruptly after serving N chat completions")
     p.add_argument("--thinking", choices=["", "field", "inline"], default="")
     p.add_argument("--decode-images", action="store_true")
+    p.add_argument("--max-image-pixels", type=int, default=0,
+                   help="answer 400 'longer than the maximum model length' when a request's images hold more")
     ARGS = p.parse_args()
     server = ThreadingHTTPServer(("127.0.0.1", ARGS.port), Handler)
     server.daemon_threads = True

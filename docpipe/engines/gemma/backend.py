@@ -62,7 +62,7 @@ class GemmaBackend:
 
     def __init__(self, options: EngineOptions) -> None:
         self.options = options
-        self.cfg = engine_settings(options.extra)
+        self.cfg = engine_settings(options)
         self._choice: ModelChoice | None = None
         self.device = ""
         self.model: Any = None

@@ -10,20 +10,43 @@ reason; a failed summary is noted and the document kept.
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import threading
 from typing import Any
 
 from ...errors import DocpipeError, EngineUnavailable
+from ...models import ErrorItem
 from ...schemas import SchemaInfo
 from ..base import EngineOptions
 from ..vlm.backend import Plan
 from ..vlm.messages import chat_messages, data_url
 from ..vlm.prompting import render_spec_for_tokens
-from ..vlm.types import Reply, Request
+from ..vlm.types import Prompt, Reply, Request
 from .config import ServerConfig, load_config
 
 #: page text beyond this many characters per request is left out of the prompt (the images carry the page)
 MAX_TEXT_CHARS = 60_000
+
+
+#: How servers say a prompt does not fit their context (vLLM, SGLang, llama.cpp, OpenAI's own wording).
+_CONTEXT_FULL = re.compile(r"HTTP 4(00|13).*(max_model_len|max-model-len|maximum model length|maximum context length|"
+                           r"context length|context window|prompt is too long|too many tokens|exceeds the context)",
+                           re.I | re.S)
+
+
+def shrink(url: str, max_pixels: int, fmt: str, quality: int) -> str:
+    """A data-URL image scaled down to at most ``max_pixels`` (a server's context refused the larger one)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(base64.b64decode(url.partition(",")[2]))) as img:
+        scale = min(1.0, (max_pixels / (img.width * img.height)) ** 0.5)
+        small = img.resize((max(1, int(img.width * scale)), max(1, int(img.height * scale))),
+                           Image.Resampling.LANCZOS) if scale < 1 else img.copy()
+    return data_url(small, fmt, quality)
 
 
 class OpenAIBackend:
@@ -73,12 +96,14 @@ class OpenAIBackend:
 
             self.pool = asyncio.run_coroutine_threadsafe(make(), self.loop).result()
         cfg, per = self.cfg, max(1, self.cfg.pages_per_request)
-        return Plan(spec=render_spec_for_tokens(self.options.image_tokens),
-                    prepare=lambda img: (data_url(img, cfg.image_format, cfg.jpeg_quality), self.options.image_tokens),
-                    group_pages=per, pages_in_memory=2 * cfg.concurrency * per + per,
-                    answer_tokens=cfg.max_tokens, summary_tokens=max(256, cfg.summary_words * 4),
-                    summary_words=cfg.summary_words, page_text_chars=MAX_TEXT_CHARS // per,
-                    lanes=cfg.concurrency, batch=1)
+        self.tokens = self.options.image_tokens  # lowered for the rest of the run when a server's context is full
+        self.plan = Plan(spec=render_spec_for_tokens(self.tokens),
+                         prepare=lambda img: (data_url(img, cfg.image_format, cfg.jpeg_quality), self.tokens),
+                         group_pages=per, pages_in_memory=2 * cfg.concurrency * per + per,
+                         answer_tokens=cfg.max_tokens, summary_tokens=max(256, cfg.summary_words * 4),
+                         summary_words=cfg.summary_words, page_text_chars=MAX_TEXT_CHARS // per,
+                         lanes=cfg.concurrency, batch=1)
+        return self.plan
 
     def generate(self, requests: list[Request]) -> list[Reply]:
         assert self.loop is not None
@@ -91,15 +116,44 @@ class OpenAIBackend:
     async def _one(self, req: Request) -> Reply:
         from .client import ServerError
 
-        try:
-            model = await self._model_name()
-            reply = await self.pool.chat(chat_messages(req.prompt), model=model,
-                                         schema=self.json_schema if req.json else None, schema_name=self.schema_name,
-                                         thinking=req.think, max_tokens=req.max_new)
-        except ServerError as e:
-            return Reply(req, None, error=str(e))
+        prompt, tokens = req.prompt, self.tokens
+        while True:
+            try:
+                model = await self._model_name()
+                reply = await self.pool.chat(chat_messages(prompt), model=model,
+                                             schema=self.json_schema if req.json else None,
+                                             schema_name=self.schema_name, thinking=req.think, max_tokens=req.max_new)
+                break
+            except ServerError as e:
+                lower = self._lower_budget(str(e), tokens) if prompt.images else None
+                if lower is None:
+                    return Reply(req, None, error=str(e))
+                pixels = render_spec_for_tokens(lower).max_pixels
+                images = await asyncio.get_running_loop().run_in_executor(
+                    None, lambda: [shrink(u, pixels, self.cfg.image_format, self.cfg.jpeg_quality)
+                                   for u in prompt.images])
+                prompt, tokens = Prompt(prompt.messages, prompt.texts, images), lower
+                req.doc.errors.append(ErrorItem("engine", f"image budget lowered to {lower} tokens a page: {e}"))
         return Reply(req, reply.content, reply.reasoning, mode=reply.mode, seconds=reply.seconds,
                      attempts=reply.attempts)
+
+    def _lower_budget(self, error: str, tokens: int) -> int | None:
+        """After a server said a prompt is longer than its context: the next smaller image budget, which later
+        pages are rendered at too (said once, on the "docpipe" logger); None for other errors or at the floor."""
+        from ..vlm.prompting import IMAGE_TOKEN_BUDGETS
+
+        if not _CONTEXT_FULL.search(error):
+            return None
+        smaller = [b for b in IMAGE_TOKEN_BUDGETS if b < tokens]
+        if not smaller:
+            return None
+        if smaller[-1] < self.tokens:  # the first request to find the limit lowers it for all that follow
+            self.tokens = smaller[-1]
+            self.plan.spec = render_spec_for_tokens(self.tokens)
+            logging.getLogger("docpipe").warning(
+                "the server's context is too small for %s image tokens a page; sending %s from now on "
+                "(--image-tokens %s starts there)", tokens, self.tokens, self.tokens)
+        return smaller[-1]
 
     async def _model_name(self) -> str:
         """The model to ask for: --model, else the only/first one the server lists (looked up once)."""

@@ -15,9 +15,9 @@ def conform(result: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
             model.model_validate(out)
             return out
         except ValidationError as e:
-            bad = {err["loc"][0] for err in e.errors() if err.get("loc")}
+            bad = {err["loc"][0] for err in e.errors() if err.get("loc") and err.get("type") != "missing"}
             if not bad & out.keys():
-                return {}
+                return out  # only required fields are missing: validation reports them, the rest is kept
             for k in bad:
                 out.pop(k, None)  # type: ignore[arg-type]
     return out

@@ -12,7 +12,9 @@ from typing import Any, Callable
 
 from pydantic import BaseModel
 
+from .concepts import concept_map, map_items
 from .custom import field_label_patterns, name_words, shape_value, table_rows
+from .invoice import extract_invoice
 from .layout import Doc
 from .lookup import cell_below, leading_date
 from .numbers import find_amounts
@@ -74,15 +76,19 @@ def extract_generic(doc: Doc, model: type[BaseModel]) -> dict[str, Any]:
     """For user schemas: a labelled value (the field's name, aliases or description, in six languages), else a
     value of the field's shape (e-mail, IBAN, phone, URL; a total by the document's arithmetic), coerced by the
     field's type; list-of-object fields from a table whose header names the item's fields."""
+    builtin = _from_builtin(doc, model)
     out: dict[str, Any] = {}
     for name, f in model.model_fields.items():
+        kind = _scalar_kind(f.annotation)
+        if name in builtin and (kind is None or kind[0] in ("decimal", "float", "int")):
+            out[name] = builtin[name]  # amounts and items: the document's arithmetic beats a label
+            continue
         item = _list_item_model(f.annotation)
         if item is not None:
             rows = table_rows(doc, item, lambda t, ann: _coerce_as(doc, ann, t))
             if rows:
                 out[name] = rows
             continue
-        kind = _scalar_kind(f.annotation)
         if kind is None:
             continue
         parse = (lambda t, k=kind: _coerce(doc, k[0], k[1], t))
@@ -93,8 +99,28 @@ def extract_generic(doc: Doc, model: type[BaseModel]) -> dict[str, Any]:
         if value is None and kind[0] in ("decimal", "float") and set(name_words(name)) & {"total", "gross", "due"}:
             total = pick_totals(amount_candidates(doc), doc.money_values()).get("total")
             value = None if total is None else (str(total.value) if kind[0] == "decimal" else float(total.value))
+        if value is None:
+            value = builtin.get(name)  # names, numbers, dates: a label naming the field first, then the rules
         if value is not None:
             out[name] = value
+    return out
+
+
+def _from_builtin(doc: Doc, model: type[BaseModel]) -> dict[str, Any]:
+    """The fields that ask for what the invoice rules find (vendor, number, dates, totals, line items)."""
+    cmap = concept_map(model)
+    if not cmap:
+        return {}
+    found = extract_invoice(doc)
+    out: dict[str, Any] = {}
+    for name, builtin in cmap.items():
+        if builtin == "line_items":
+            item = _list_item_model(model.model_fields[name].annotation)
+            rows = map_items(found.get("line_items") or [], item) if item is not None else []
+            if rows:
+                out[name] = rows
+        elif found.get(builtin) not in (None, "", []):
+            out[name] = found[builtin]
     return out
 
 

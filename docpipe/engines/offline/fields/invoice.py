@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from decimal import Decimal
 from typing import Any
 
 from .dates import find_dates
@@ -13,7 +14,7 @@ from .layout import Doc
 from .line_items import find_line_items
 from .lookup import first_value, label_hits, leading_date
 from .names import fold_name
-from .numbers import format_money
+from .numbers import about_equal, format_money
 from .parties import (BUYER_RE, DELIVERY_RE, SELLER_RE, Party, bullet_senders, envelope_recipient,
                       labelled_party, letterhead_vendor, top_line_name)
 from .tax_id import vendor_tax_id
@@ -125,4 +126,9 @@ def _invoice_amounts(doc: Doc, cands: dict[str, list[Cand]]) -> dict[str, Any]:
     if currency:
         out["currency"] = currency
     out["line_items"] = find_line_items(doc, min((c.line for c in picked.values()), default=None))
+    lines_sum = sum((Decimal(i["amount"]) for i in out["line_items"]), Decimal(0))
+    if "subtotal" not in out and "total" in picked and out["line_items"]:
+        tax = picked["tax"].value if "tax" in picked else Decimal(0)
+        if about_equal(lines_sum + tax, picked["total"].value):  # the lines add up to the total less the tax
+            out["subtotal"] = format_money(lines_sum)
     return out

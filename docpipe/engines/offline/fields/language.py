@@ -39,15 +39,16 @@ def detect_language(text: str) -> str | None:
 def guess_day_first(text: str, lang: str | None) -> bool:
     """Order of numeric d/m/y dates for the whole document: values > 12 decide, else language/currency."""
     day_first = month_first = 0
-    for m in re.finditer(r"(?<![\d.])(\d{1,2})[/-](\d{1,2})[/-](?:\d{4}|\d{2})(?!\d)", text):
-        a, b = int(m.group(1)), int(m.group(2))
+    for m in re.finditer(r"(?<![\d.])(\d{1,2})([/-])(\d{1,2})\2(?:\d{4}|\d{2})(?!\d)", text):
+        a, b = int(m.group(1)), int(m.group(3))
         if a > 12 >= b:
             day_first += 1
         elif b > 12 >= a:
             month_first += 1
     if day_first != month_first:
         return day_first > month_first
-    us = lang == "en" and bool(re.search(r"\$|\bUSD\b", text)) and not re.search(r"[€£]|\b(?:EUR|GBP)\b", text)
+    us = lang == "en" and bool(re.search(r"\$|\bUSD\b", text)) and not re.search(
+        r"[€£₹]|\b(?:EUR|GBP|MYR|SGD|AUD|NZD|INR|ZAR|HKD|RM)\b|\bRM ?\d", text)  # day-first countries' money
     return not us
 
 

@@ -15,6 +15,7 @@ _UNIT_WORDS = re.compile(r"^\s*(?:x\b|stk\.?|st\.?|stuck|pcs?\.?|pieces?|units?|
                          r"kg|g|m2|m²|"
                          r"m|h|hrs?|hours?|std\.?|tag\(e\)|tage?|days?|monate?|months?|pauschal|psch|lfm|l|ea|each|"
                          r"qty|pkt|karton|fl)\b", re.I)
+_GROUPED_CELL_RE = re.compile(r"[-−]?(?:[€$£] ?)?\d{1,3}(?:[ \u00a0\u202f]\d{3})+,\d{2}(?: ?(?:[€$£]|[A-Z]{3}))?")
 _DIGIT_RUN_RE = re.compile(r"\d+(?:[.,]\d+)*")
 _SKIP_ITEM_LINE_RE = re.compile(r"\W*(?:(?:sub)?total|summe|netto|brutto|mwst|ust|vat|tva|tax|steuer|betrag|"
                                 r"amount due|zwischensumme|rabatt|skonto|discount|payment|zahlung|bezahlt|paid|"
@@ -42,7 +43,9 @@ def _cell_amounts(text: str, ln: Line, decimal: str) -> list[Amount]:
         return find_amounts(text, decimal, spaced=False)
     out = []
     for seg in ln.segs:
-        for a in find_amounts(text[seg.col:seg.end], decimal, spaced=True):
+        cell = text[seg.col:seg.end]
+        whole = bool(_GROUPED_CELL_RE.fullmatch(cell.strip()))  # the cell is one grouped number
+        for a in find_amounts(cell, decimal, spaced=True, space_plain=whole):
             out.append(replace(a, start=a.start + seg.col, end=a.end + seg.col))
     return out
 

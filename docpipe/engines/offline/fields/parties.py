@@ -23,7 +23,9 @@ class Party:
 
 
 def _block_label_re(alts: Iterable[str]) -> re.Pattern[str]:
-    """A label that *is* its cell ("Bill to", "Verkäufer:"), optionally followed by ': value'."""
+    """A label that *is* its cell ("Bill to", "Verkäufer:"), optionally followed by ': value'. Its words may run
+    together ("Billto", "Facturara"): OCR drops spaces, and the whole cell must still be the label."""
+    alts = [a.replace(r"\s+", r"\s*") for a in alts]
     return re.compile(r"^[^\w]*(?:" + "|".join(alts) + r")\s*(?:(?:[:\-–—])\s*(?P<rest>.*))?$")
 
 

@@ -68,14 +68,15 @@ def _name_score(ln: Line, pos: int) -> float:
     t = ln.flat.strip()
     f = fold(t)
     score = -0.4 * pos
-    if LEGAL_RE.search(t) or _LEGAL_EXTRA_RE.search(f):
+    legal = bool(LEGAL_RE.search(t) or _LEGAL_EXTRA_RE.search(f))
+    if legal:
         score += 4
     elif _BUSINESS_RE.search(f):
         score += 2
     letters = re.findall(r"[^\W\d_]", t)
     if letters and sum(c.isupper() for c in letters) >= 0.8 * len(letters):
         score += 1
-    if _PHRASE_RE.search(f) or re.search(r"[!*]{1,}|\.\s*$", t) and not LEGAL_RE.search(t):
+    if _PHRASE_RE.search(f) or (re.search(r"[!*]|\.\s*$", t) and not legal):
         score -= 4
     if ADDRESS_HINT_RE.search(t) or re.search(r"\d", t):
         score -= 2.5

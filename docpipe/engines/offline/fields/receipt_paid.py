@@ -22,7 +22,7 @@ _CHANGE_RE = re.compile(r"^\W*(?:change(?:\s+due|\s+cash)?|ruckgeld|zuruck|rendu
 
 def _last_money(doc: Doc, ln: Line) -> Decimal | None:
     money = [a for a in doc.amounts(ln) if a.is_money]
-    return money[-1].value if money else None
+    return abs(money[-1].value) if money else None  # tills print cash handed over as "-20.00" too
 
 
 def paid_amount(doc: Doc) -> Cand | None:

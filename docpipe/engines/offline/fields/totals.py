@@ -33,13 +33,24 @@ def amount_candidates(doc: Doc, lines: Iterable[Line] | None = None,
     """Split each line into (label, amounts) groups and file each group's amounts under the label's field."""
     cands: dict[str, list[Cand]] = {"total": [], "subtotal": [], "tax": []}
     pending: tuple[int, str, bool] | None = None  # a label alone on its line: (line, label, has_rate)
+    header: list[tuple[int, int, tuple[str, int] | None]] = []  # a row of labels: (start, end, (field, score))
     for ln in lines if lines is not None else doc.nonempty():
         amounts = doc.amounts(ln)
-        below = pending
-        pending = None
+        below, over = pending, header
+        pending, header = None, []
         if not amounts:
             if len(ln.segs) == 1 and not doc.dates(ln) and (label := norm_label(ln.text)):
                 pending = (ln.idx, label, bool(_RATE_RE.search(fold(ln.text))))
+            elif len(ln.segs) > 1 and not doc.dates(ln):
+                header = _label_row(ln, classify)
+            continue
+        if over and _values_row(ln, amounts):
+            # "Subtotal   VAT 20%   Total" over "100.00   20.00   120.00": each value under its label
+            for a in amounts:  # the label nearest by centre or right edge (centred or right-aligned columns)
+                mid = (a.start + a.end) / 2
+                _, _, cls = min(over, key=lambda h: min(abs((h[0] + h[1]) / 2 - mid), abs(h[1] - a.end)))
+                if cls is not None:
+                    cands[cls[0]].append(Cand(a.value, cls[1] - 0.5, ln.idx, a.currency))
             continue
         if below and _stacked_value(doc, ln, amounts, below[0]):
             # "Balance Due" on one line, "$1,035.67" alone on the next: a little less sure than side by side
@@ -72,6 +83,21 @@ def amount_candidates(doc: Doc, lines: Iterable[Line] | None = None,
             for i, a in enumerate(money):
                 cands[fname].append(Cand(a.value, score - (0 if i == pref else 1.5), ln.idx, a.currency))
     return cands
+
+
+def _label_row(ln: Line, classify: Callable[[str], tuple[str, int] | None]
+               ) -> list[tuple[int, int, tuple[str, int] | None]]:
+    """A row of labels with what each names, when at least two of its cells name two different amount fields."""
+    row = [(seg.col, seg.end, classify(norm_label(seg.text))) for seg in ln.segs]
+    return row if len({cls[0] for _, _, cls in row if cls}) >= 2 else []
+
+
+def _values_row(ln: Line, amounts: list[Amount]) -> bool:
+    """A row of money amounts and nothing else (no words): the values under a row of labels."""
+    rest = blank_dates(ln.text, [])
+    for a in reversed(amounts):
+        rest = rest[:a.start] + rest[a.end:]
+    return len(amounts) >= 2 and all(a.is_money for a in amounts) and not re.search(r"[^\W\d_]{2,}", rest)
 
 
 def _stacked_value(doc: Doc, ln: Line, amounts: list[Amount], label_line: int) -> bool:
