@@ -99,6 +99,19 @@ def test_gpus_are_chosen_among_the_visible_cards():
                                                                                (None, "", "cpu:1")]
 
 
+def test_gpus_is_a_setting_of_the_api_the_environment_and_set(tmp_path, monkeypatch):
+    import docpipe
+
+    report = docpipe.ingest(DOCS[:2], engine="offline", db=tmp_path / "a.duckdb", gpus="cpu:2", workers=1)
+    assert report.counts["ok"] == 2
+    assert query(tmp_path / "a.duckdb", "SELECT args->>'gpus' FROM runs") == [("cpu:2",)]
+    monkeypatch.setenv("DOCPIPE_GPUS", "cpu:2")
+    assert cli("ingest", str(DOCS[0]), "-e", "offline", "--db", str(tmp_path / "b.duckdb"), "-q")[0] == 0
+    assert query(tmp_path / "b.duckdb", "SELECT args->>'gpus' FROM runs") == [("cpu:2",)]
+    code, out = cli("ingest", str(DOCS[0]), "-e", "offline", "--set", "gpus=3", "--db", str(tmp_path / "c.duckdb"))
+    assert code == 1 and out.strip().startswith("error: --gpus 3: ") and "\n" not in out.strip(), out
+
+
 # -- the same rows as one process ----------------------------------------------------------------------------
 def test_two_engine_processes_store_the_same_rows_as_one(tmp_path):
     one, two = tmp_path / "one.duckdb", tmp_path / "two.duckdb"
