@@ -175,6 +175,9 @@ def ingest(
             report = run_ingest(opts, progress)
     except DocpipeError as e:
         raise _fail(str(e))
+    except KeyboardInterrupt:  # before the run began (engines starting): typer would exit 130 even after SIGTERM
+        _err("interrupted")
+        raise typer.Exit(exit_code_for_interrupt())
     print_report(report, opts.db, progress)
     if report.stopped:
         raise _fail(report.stopped)

@@ -160,12 +160,16 @@ class MultiEngine(Engine):
     @property
     def model_name(self) -> str | None:
         """The model the children loaded (waits for the first child to be ready)."""
-        while not any(c.ready for c in self._children):
-            if all(c.state == "dead" for c in self._children):
-                raise EngineUnavailable(f"engine {self.kind!r} could not start on {self._where()}: "
-                                        f"{self._reasons()}")
-            for c, msg in self._events():
-                self._handle(c, msg, None)
+        try:
+            while not any(c.ready for c in self._children):
+                if all(c.state == "dead" for c in self._children):
+                    raise EngineUnavailable(f"engine {self.kind!r} could not start on {self._where()}: "
+                                            f"{self._reasons()}")
+                for c, msg in self._events():
+                    self._handle(c, msg, None)
+        except BaseException:  # Ctrl-C or SIGTERM while they load: asked before the caller's ``with engine``
+            self.close()
+            raise
         return next(c.model for c in self._children if c.ready)
 
     def pids(self) -> dict[str, int | None]:
