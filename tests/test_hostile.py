@@ -292,8 +292,10 @@ def _wait_gone(pids: set[int], seconds: float = 15.0) -> set[int]:
 
 
 @contextlib.contextmanager
-def _slow_ingest(tmp_path: Path, n_scans: int = 8) -> Iterator[tuple[subprocess.Popen[bytes], Path, set[int]]]:
-    """A real ``docpipe ingest --workers 2`` on scans (OCR takes a while), once both workers run."""
+def _slow_ingest(tmp_path: Path, n_scans: int = 8, extra: tuple[str, ...] = ()
+                 ) -> Iterator[tuple[subprocess.Popen[bytes], Path, set[int]]]:
+    """A real ``docpipe ingest --workers 2`` (plus ``extra`` options) on scans (OCR takes a while), once both
+    workers run."""
     folder = tmp_path / "inbox"
     folder.mkdir()
     for i in range(2):  # quick ones first: done within a second of the workers starting
@@ -302,7 +304,7 @@ def _slow_ingest(tmp_path: Path, n_scans: int = 8) -> Iterator[tuple[subprocess.
         make_scan(folder / f"scan_{i}.png", INVOICE_TEXT.replace("0042", f"20{i}0"), dpi=150)
     db = tmp_path / "k.duckdb"
     proc = subprocess.Popen([sys.executable, "-m", "docpipe", "ingest", str(folder), "--db", str(db), "-e",
-                             "offline", "-w", "2", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             "offline", "-w", "2", "-q", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         end = time.monotonic() + 60

@@ -220,31 +220,11 @@ def test_tiny_gemma_in_two_processes_stores_what_one_process_stores(tmp_path, mo
 # -- the engine processes end with docpipe ----------------------------------------------------------------------
 @pytest.mark.parametrize("sig, code", [(signal.SIGKILL, -signal.SIGKILL), (signal.SIGTERM, 143)])
 def test_engine_processes_end_when_docpipe_ends(tmp_path, sig, code):
-    """kill -9 of docpipe: its engine processes die with it (lifeline); SIGTERM: it flushes, stops them, exits 143."""
-    import subprocess
-    import time
+    """kill -9 of docpipe: its engine processes (and their workers) die with it (lifeline); SIGTERM: it stops them
+    and exits 143."""
+    from test_hostile import _slow_ingest, _wait_gone
 
-    from conftest import make_scan
-    from test_hostile import _descendants, _wait_gone
-
-    folder = tmp_path / "inbox"
-    folder.mkdir()
-    for i in range(8):  # scans: OCR keeps both processes busy for a while
-        make_scan(folder / f"scan_{i}.png", INVOICE_TEXT.replace("0042", f"30{i}0"))
-    proc = subprocess.Popen([sys.executable, "-m", "docpipe", "ingest", str(folder), "--db", str(tmp_path / "k.db"),
-                             "-e", "offline", "-w", "1", "--gpus", "cpu:2", "-q"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
-    try:
-        end = time.monotonic() + 90
-        while len(_descendants(proc.pid)) < 3 and time.monotonic() < end:  # 2 engines + the resource tracker
-            time.sleep(0.2)
-        time.sleep(2.0)
-        family = _descendants(proc.pid)
-        assert len(family) >= 3, family
+    with _slow_ingest(tmp_path, extra=("--gpus", "cpu:2")) as (proc, _, family):
         os.kill(proc.pid, sig)
         assert proc.wait(timeout=60) == code, proc.stderr.read().decode()  # type: ignore[union-attr]
         assert _wait_gone(family) == set()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
