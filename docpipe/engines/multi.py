@@ -275,6 +275,10 @@ class MultiEngine(Engine):
             return [out]
         elif what == "idle":
             c.state = "idle"
+            lost, c.held = c.held, {}  # an engine must answer every job it took; one that did not is a failure
+            return [EngineOutput(source=job.source, status=Status.FAILED, engine=self.kind, errors=[
+                ErrorItem("engine", "the engine ended its run without a result for this document")])
+                for job, _ in lost.values()]
         elif what == "error":
             c.reason = msg[1]
         elif what == "died":
