@@ -142,6 +142,9 @@ def ingest(
                                                 "processes without a GPU, for tests); or DOCPIPE_GPUS.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the files that are not ok, one line "
                                         "each, and errors.")] = False,
+    quantize: Annotated[Optional[str], typer.Option("--quantize", help="Gemma weights: none (bf16), fp8, int8, "
+                                                    "int4, or auto (bf16 where it fits the GPU, else the most "
+                                                    "precise mode that does) [default: auto].")] = None,
     set_: Annotated[Optional[list[str]], SET_OPT] = None,
 ) -> None:
     """Read documents and store their fields.
@@ -166,7 +169,7 @@ def ingest(
     try:
         settings = _settings(set_, schema=schema, db=db, engine=engine, model=model, image_tokens=image_tokens,
                              thinking=thinking or None, max_pages=max_pages, base_url=base_url,
-                             api_key_env=api_key_env, concurrency=concurrency,
+                             api_key_env=api_key_env, concurrency=concurrency, quantize=quantize,
                              workers=None if workers is None else max(1, workers), gpus=gpus)
         opts = ingest_options(paths, settings=settings, force=force, retry_invalid=retry_invalid,
                               password=password, summarize=summarize)
@@ -355,6 +358,25 @@ def engines(
     except EngineUnavailable as e:
         t.caption = escape(str(e))
     Console().print(t)
+    _gemma_fits(Console())
+
+
+def _gemma_fits(console: Any) -> None:
+    """The Gemma checkpoints by --quantize mode: GiB of weights, and whether they fit this machine's GPU."""
+    try:
+        from .engines.gemma.quantize import card, fits_table
+    except ImportError:
+        return
+    from rich.table import Table
+
+    gpu, capability = card()
+    where = f"GPU of {gpu / 2**30:.0f} GiB" if gpu else "no CUDA GPU here"
+    t = Table(title=f"gemma --quantize: weights and fit ({where})", title_justify="left")
+    for col in ("model", "mode", "weights"):
+        t.add_column(col)
+    for row in fits_table(gpu, capability):
+        t.add_row(*row)
+    console.print(t)
 
 
 @app.command()

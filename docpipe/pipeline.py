@@ -141,7 +141,7 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
         report.counts[Status.SKIPPED.value] += skipped + copies
         progress.planned(len(sources) + len(unreadable), len(todo), skipped, copies=copies)
         report.run_id = store.start_run(kind, engine.model_name, schema.name, {
-            "paths": [str(p) for p in opts.paths], "force": opts.force, "summarize": opts.summarize,
+            "paths": [path_text(p) for p in opts.paths], "force": opts.force, "summarize": opts.summarize,
             "workers": opts.engine_options.workers, "model": opts.engine_options.model,
             "concurrency": getattr(opts.engine_options.settings.get("openai"), "concurrency", None)
             if kind == "openai" else None, "gpus": opts.gpus})

@@ -138,8 +138,9 @@ class Store:
         except duckdb.IOException as e:
             msg = str(e)
             if "lock" in msg.lower():
-                raise StoreError(f"{p} is in use by another process (an ingest still running?): "
-                                 f"{msg.splitlines()[0]}") from e
+                holder = re.search(r"PID (\d+)", msg)
+                raise StoreError(f"{p} is in use by another process{f' (PID {holder.group(1)})' if holder else ''}: "
+                                 "wait for that run to finish, or pass --db with another file") from e
             raise store_error(e, p, "open") from e
         except duckdb.Error as e:
             raise store_error(e, p, "open") from e
@@ -200,7 +201,7 @@ class Store:
             except BaseException:
                 try:
                     self.con.execute("ROLLBACK")
-                except Exception:  # the database may refuse even this after a fatal error: the first error counts
+                except Exception:  # noqa: BLE001, S110 - refused after a fatal error: the first error is the one to tell
                     pass
                 raise
             else:

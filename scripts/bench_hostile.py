@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "corpus")]
 
-from make_hostile import good_pdf, make_hostile_corpus  # noqa: E402
+from make_hostile import good_pdf, make_hostile_corpus
 
 
 def _status(pid: int) -> dict[str, int]:
@@ -57,8 +57,8 @@ def _tree(pid: int) -> list[int]:
     return out
 
 
-def run_measured(args: list[str], timeout: float = 300) -> tuple[int, float, dict[int, int], int]:
-    """(exit code, wall seconds, {pid: peak RSS KiB}, peak RSS KiB of the whole tree)."""
+def run_measured(args: list[str], timeout: float = 300) -> tuple[int, float, float, dict[int, int], int]:
+    """(exit code, wall seconds, CPU seconds of the tree, {pid: peak RSS KiB}, peak RSS KiB of the whole tree)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "docpipe", *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -80,7 +80,7 @@ def run_measured(args: list[str], timeout: float = 300) -> tuple[int, float, dic
         time.sleep(0.02)
     proc.returncode = code = os.waitstatus_to_exitcode(status)
     peaks[proc.pid] = max(peaks.get(proc.pid, 0), usage.ru_maxrss)
-    return code, time.perf_counter() - t0, peaks, total
+    return code, time.perf_counter() - t0, usage.ru_utime + usage.ru_stime, peaks, total
 
 
 def stored_statuses(db: Path) -> dict[str, tuple[str, str]]:
@@ -118,7 +118,7 @@ def changed_during_run(work: Path) -> list[tuple[str, str, str]]:
         def engine_chosen(self, *a: object) -> None: ...
         def document_done(self, *a: object) -> None: ...
 
-        def planned(self, *a: object) -> None:
+        def planned(self, *a: object, **kw: object) -> None:
             (folder / "swapped.pdf").write_bytes((work / "other.pdf").read_bytes())
             (folder / "deleted.pdf").unlink()
             (folder / "emptied.pdf").write_bytes(b"")
@@ -146,12 +146,12 @@ def main() -> None:
 
     print(f"machine: {machine()}")
     print(f"command: python scripts/bench_hostile.py --robustness {a.robustness} --workers {a.workers}")
-    print("\n| input | status | reason | wall s | peak RSS MB (largest process) |")
-    print("|---|---|---|---:|---:|")
+    print("\n| input | status | reason | wall s | CPU s | peak RSS MB (largest process) |")
+    print("|---|---|---|---:|---:|---:|")
     worst_s, worst_mb = 0.0, 0.0
     for i, path in enumerate(inputs):
         db = work / f"one_{i}.duckdb"
-        code, secs, peaks, _ = run_measured(["ingest", str(path), "--db", str(db), "-e", "offline", "-w", "1",
+        code, secs, cpu, peaks, _ = run_measured(["ingest", str(path), "--db", str(db), "-e", "offline", "-w", "1",
                                              "-q"])
         got = stored_statuses(db) if db.exists() else {}
         rows = sorted(got.items()) or [(str(path), ("(no record)", f"exit {code}"))]
@@ -161,15 +161,16 @@ def main() -> None:
             name = os.fsencode(p).decode("utf-8", "backslashreplace").rsplit("/", 1)[-1]
             name = name if str(hostile) not in p else f"generated: {name}"
             name = name.replace("\x1b", "\\x1b").replace("|", "\\|")
-            print(f"| {name} | {status} | {reason[:90].replace('|', '/')} | {secs:.1f} | {mb:.0f} |")
+            print(f"| {name} | {status} | {reason[:90].replace('|', '/')} | {secs:.1f} | {cpu:.1f} | {mb:.0f} |",
+                  flush=True)
     for label, status, reason in changed_during_run(work):
-        print(f"| generated: {label} | {status} | {reason[:90]} | - | - |")
+        print(f"| generated: {label} | {status} | {reason[:90]} | - | - | - |")
 
     db = work / "batch.duckdb"
-    code, secs, peaks, total = run_measured(["ingest", str(a.robustness), str(hostile), "--db", str(db),
+    code, secs, cpu, peaks, total = run_measured(["ingest", str(a.robustness), str(hostile), "--db", str(db),
                                              "-e", "offline", "-w", str(a.workers), "-q"], timeout=900)
     print(f"\nper file (each alone, start-up included): slowest {worst_s:.1f} s, largest process {worst_mb:.0f} MB")
-    print(f"one batch, --workers {a.workers}: exit {code}, {secs:.1f} s, {len(peaks)} processes, peak RSS per "
+    print(f"one batch, --workers {a.workers}: exit {code}, {secs:.1f} s ({cpu:.1f} CPU s), {len(peaks)} processes, peak RSS per "
           f"process {', '.join(f'{v / 1024:.0f}' for v in sorted(peaks.values(), reverse=True))} MB, "
           f"whole tree {total / 1024:.0f} MB")
 

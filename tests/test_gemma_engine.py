@@ -90,7 +90,6 @@ def test_single_and_multi_page_documents_give_schema_valid_rows_and_summaries(mo
     db = tmp_path / "d.duckdb"
     out = ingest(monkeypatch, db, tiny_models["dense"], one, two, SAMPLES / "receipt_en_harbor_bean.png",
                  extra=("--summarize",))
-    assert "gemma" in out
     assert_valid(db, 3)
     pages = rows(db, "SELECT doc_id, count(*), max(width_px * height_px) FROM pages GROUP BY doc_id")
     assert sorted(n for _, n, _ in pages) == [1, 1, 2]

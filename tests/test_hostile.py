@@ -14,8 +14,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import duckdb
 import pytest
@@ -23,10 +23,10 @@ from conftest import INVOICE_TEXT, make_pdf, make_scan
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "corpus"))
-from make_hostile import good_pdf, make_hostile_corpus, pdf_bomb, png_bomb  # noqa: E402
+from make_hostile import good_pdf, make_hostile_corpus, pdf_bomb, png_bomb
 
-from docpipe.cli import app  # noqa: E402
-from docpipe.paths import from_stored  # noqa: E402
+from docpipe.cli import app
+from docpipe.paths import from_stored
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -35,7 +35,7 @@ runner = CliRunner()
 def docpipe(*args: str, timeout: float = 120, env: dict[str, str] | None = None
             ) -> subprocess.CompletedProcess[bytes]:
     """The real CLI in a subprocess (bytes out: names need not be UTF-8)."""
-    return subprocess.run([sys.executable, "-m", "docpipe", *args], capture_output=True, timeout=timeout,
+    return subprocess.run([sys.executable, "-m", "docpipe", *args], capture_output=True, timeout=timeout, check=False,
                           env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, cwd=ROOT)
 
 
@@ -59,6 +59,9 @@ def test_any_byte_names_are_processed_stored_losslessly_and_found_again(tmp_path
     assert from_stored(plain_text, plain_raw) == folder / "plain.pdf"
     assert con.execute("SELECT count(*) FROM files WHERE path_bytes = ?", [latin1]).fetchone() == (1,)
     con.close()
+    # named on the command line too (the run's arguments are stored)
+    res = docpipe("ingest", os.fsdecode(latin1), "--db", str(db), "-e", "offline", "-w", "1", "-q", "--force")
+    assert res.returncode == 0, res.stderr.decode(errors="replace")
     out = runner.invoke(app, ["query", "--db", str(db), "-f", "csv", "SELECT path FROM invoice ORDER BY path"]).output
     assert out.splitlines()[1:] == [text, plain_text]
 
@@ -147,7 +150,7 @@ class _Meddler:
     def engine_chosen(self, kind: str, why: str, model: str | None) -> None:
         pass
 
-    def planned(self, total_files: int, todo: int, skipped: int) -> None:
+    def planned(self, total_files: int, todo: int, skipped: int, copies: int = 0) -> None:
         for path, data in self.act.items():
             if data is None:
                 path.unlink()
@@ -164,7 +167,7 @@ def test_files_changed_after_discovery_keep_no_false_identity_and_say_what_happe
 
     folder = tmp_path / "inbox"
     folder.mkdir()
-    swapped, deleted, emptied, cut, kept = (make_pdf(folder / f"{n}.pdf", [INVOICE_TEXT.replace("0042", f"00{i}1")])
+    swapped, deleted, emptied, cut, _kept = (make_pdf(folder / f"{n}.pdf", [INVOICE_TEXT.replace("0042", f"00{i}1")])
                                             for i, n in enumerate(("swapped", "deleted", "emptied", "cut", "kept")))
     make_pdf(tmp_path / "other.pdf", [INVOICE_TEXT.replace("RE-2025-0042", "RE-NEW-777")])
     new_bytes = (tmp_path / "other.pdf").read_bytes()
@@ -293,19 +296,23 @@ def _wait_gone(pids: set[int], seconds: float = 15.0) -> set[int]:
 
 @contextlib.contextmanager
 def _slow_ingest(tmp_path: Path, n_scans: int = 8, extra: tuple[str, ...] = ()
-                 ) -> Iterator[tuple[subprocess.Popen[bytes], Path, set[int]]]:
+                 ) -> Iterator[tuple[subprocess.Popen[bytes], Path, set[int], list[str]]]:
     """A real ``docpipe ingest --workers 2`` (plus ``extra`` options) on scans (OCR takes a while), once both
-    workers run."""
+    workers run; its stderr lines are collected as they come."""
+    import threading
+
     folder = tmp_path / "inbox"
     folder.mkdir()
-    for i in range(2):  # quick ones first: done within a second of the workers starting
-        make_pdf(folder / f"a_digital_{i}.pdf", [INVOICE_TEXT.replace("0042", f"10{i}0")])
+    (folder / "a_broken.pdf").write_bytes(b"%PDF-1.4 broken")  # done (and reported) first
     for i in range(n_scans):
         make_scan(folder / f"scan_{i}.png", INVOICE_TEXT.replace("0042", f"20{i}0"), dpi=150)
     db = tmp_path / "k.duckdb"
     proc = subprocess.Popen([sys.executable, "-m", "docpipe", "ingest", str(folder), "--db", str(db), "-e",
-                             "offline", "-w", "2", "-q", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             "offline", "-w", "2", "-q", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(ln.decode() for ln in proc.stderr), daemon=True)
+    reader.start()
     try:
         end = time.monotonic() + 60
         while len(_descendants(proc.pid)) < 3 and time.monotonic() < end:  # 2 workers + the resource tracker
@@ -313,34 +320,40 @@ def _slow_ingest(tmp_path: Path, n_scans: int = 8, extra: tuple[str, ...] = ()
         time.sleep(1.0)
         family = _descendants(proc.pid)
         assert len(family) >= 3, family
-        yield proc, db, family
+        yield proc, db, family, lines
     finally:
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+        reader.join(10)
 
 
 def test_kill_9_of_ingest_leaves_no_worker_or_resource_tracker_running(tmp_path: Path) -> None:
-    with _slow_ingest(tmp_path) as (proc, _, family):
+    with _slow_ingest(tmp_path) as (proc, _, family, _):
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         assert _wait_gone(family) == set()
 
 
 def test_sigterm_flushes_and_exits_143_like_ctrl_c(tmp_path: Path) -> None:
-    with _slow_ingest(tmp_path) as (proc, db, family):
-        time.sleep(2.0)
+    with _slow_ingest(tmp_path) as (proc, db, family, lines):
+        end = time.monotonic() + 60
+        while not any("a_broken.pdf" in ln for ln in lines) and time.monotonic() < end:
+            time.sleep(0.1)
+        assert proc.poll() is None, "the run ended before it could be stopped"
         os.kill(proc.pid, signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 143, err.decode()
-        text = err.decode()
-        assert "interrupted: finished documents are stored; run the same command to continue" in text
+        assert proc.wait(timeout=60) == 143
+        time.sleep(0.5)
+        text = "".join(lines)
+        assert "interrupted: finished documents are stored; run the same command to continue" in text, text
         assert "Traceback" not in text
         assert _wait_gone(family) == set()
     con = duckdb.connect(str(db), read_only=True)
-    stored = con.execute("SELECT count(*) FROM extractions").fetchone()[0]
+    stored = con.execute("SELECT split_part(d.path, '/', -1) FROM extractions e JOIN documents d USING (doc_id)"
+                         ).fetchall()
     finished = con.execute("SELECT finished_at IS NOT NULL FROM runs").fetchone()[0]
-    assert stored >= 2 and finished  # what was done was flushed, and the run was closed
+    assert ("a_broken.pdf",) in stored and finished  # what was done was flushed, and the run was closed
+    assert len(stored) < 9  # it did stop
 
 
 # -- the store's errors -----------------------------------------------------------------------------------------
@@ -415,8 +428,8 @@ def _read_only_bind(folder: Path) -> Iterator[None]:
 def test_database_locked_by_another_process_is_one_line(tmp_path: Path) -> None:
     make_pdf(tmp_path / "a.pdf", [INVOICE_TEXT])
     db = tmp_path / "t.duckdb"
-    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-                               "print('held', flush=True); time.sleep(60)", str(db)], stdout=subprocess.PIPE)
+    hold = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(db)], stdout=subprocess.PIPE)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == b"held"
         res = docpipe("ingest", str(tmp_path / "a.pdf"), "--db", str(db), "-e", "offline", "-w", "1", "-q")
@@ -425,7 +438,7 @@ def test_database_locked_by_another_process_is_one_line(tmp_path: Path) -> None:
         holder.wait()
     assert res.returncode == 1
     line = _one_error_line(res.stderr.decode())
-    assert str(db) in line and "in use by another process" in line
+    assert str(db) in line and "in use by another process (PID" in line and "wait for that run" in line
 
 
 # -- page text in prompts -----------------------------------------------------------------------------------------

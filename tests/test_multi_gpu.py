@@ -224,7 +224,7 @@ def test_engine_processes_end_when_docpipe_ends(tmp_path, sig, code):
     and exits 143."""
     from test_hostile import _slow_ingest, _wait_gone
 
-    with _slow_ingest(tmp_path, extra=("--gpus", "cpu:2")) as (proc, _, family):
+    with _slow_ingest(tmp_path, extra=("--gpus", "cpu:2")) as (proc, _, family, lines):
         os.kill(proc.pid, sig)
-        assert proc.wait(timeout=60) == code, proc.stderr.read().decode()  # type: ignore[union-attr]
+        assert proc.wait(timeout=60) == code, "".join(lines)
         assert _wait_gone(family) == set()
