@@ -189,7 +189,7 @@ def fits_table(gpu_bytes: float | None, capability: tuple[int, int] | None) -> l
             gib = p.bytes(mode) / 2**30
             need = p.bytes(mode) + HEADROOM
             if gpu_bytes is None:
-                verdict = "no GPU" if mode != "none" and mode != "int8" else "CPU only"
+                verdict = "needs a GPU" if gpu_problem(mode, "cpu") else "on the CPU (no GPU here)"
             elif gpu_problem(mode, "cuda", capability):
                 verdict = "not on this GPU"
             else:
