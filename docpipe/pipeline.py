@@ -46,6 +46,7 @@ class IngestOptions:
     summarize: bool = False
     max_pages: int = DEFAULT_MAX_PAGES
     break_after: int = BREAK_AFTER  # stop when the first N documents all fail in the engine (0: never)
+    gpus: str | None = None  # one engine process per GPU: "2", "all", "0,2" (engines.multi); None: this process
 
 
 @dataclass
@@ -112,7 +113,7 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
     sources, unreadable = _collect(opts.paths)
     if not sources and not unreadable:
         raise InputError(f"no files under {', '.join(str(p) for p in opts.paths)}: nothing to ingest")
-    engine = engines_mod.create(kind, opts.engine_options)
+    engine = _create_engine(kind, opts)
     report = IngestReport(engine=kind, engine_reason=why, model=engine.model_name, schema=schema.name,
                           columns=[(c.name, c.sql_type) for c in schema.columns])
     progress.engine_chosen(kind, why, engine.model_name)
@@ -143,7 +144,7 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
             "paths": [path_text(p) for p in opts.paths], "force": opts.force, "summarize": opts.summarize,
             "workers": opts.engine_options.workers, "model": opts.engine_options.model,
             "concurrency": getattr(opts.engine_options.settings.get("openai"), "concurrency", None)
-            if kind == "openai" else None})
+            if kind == "openai" else None, "gpus": opts.gpus})
 
         buffer: list[DocResult] = []
         last_flush = time.perf_counter()
@@ -178,6 +179,15 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
             store.finish_run(report.run_id, dict(report.counts) | {"pages": report.pages,
                                                                     "interrupted": report.interrupted})
     return report
+
+
+def _create_engine(kind: str, opts: IngestOptions) -> engines_mod.Engine:
+    """The engine in this process, or with ``gpus`` one copy per GPU in processes of their own."""
+    if opts.gpus:
+        from .engines.multi import create_multi
+
+        return create_multi(kind, opts.engine_options, opts.gpus)
+    return engines_mod.create(kind, opts.engine_options)
 
 
 def _collect(paths: list[Path]) -> tuple[list[SourceFile], list[Skipped]]:
