@@ -157,7 +157,7 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"machine: {machine()}")
-    print(f"date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; engine {args.engine} "
+    print(f"date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; engine {args.engine} "
           f"({rows[0]['model']}); {n} documents; command: {' '.join(sys.argv)}")
     print(f"{'engines':<18} {'docs':>5} {'ok':>5} {'pages':>6} {'seconds':>8} {'pages/s':>8} {'steady':>8} "
           f"{'speed-up':>9}")
