@@ -46,7 +46,27 @@ def _options(
 ) -> None:
     """Read invoices, receipts and scans; land validated, typed fields in DuckDB; ask questions in SQL."""
 
-DB_OPT = typer.Option("--db", help="DuckDB file to write/read.", envvar="DOCPIPE_DB")
+
+def _settings_db(ctx: typer.Context, param: typer.CallbackParam, value: Path) -> Path:
+    """--db not given: the settings' database (DOCPIPE_DB, docpipe.toml), so every command reads what ingest wrote."""
+    source = ctx.get_parameter_source(param.name or "db")
+    if source is None or source.name != "DEFAULT":  # typer may carry its own click: compare by name
+        return value
+    if not Path(os.environ.get("DOCPIPE_CONFIG") or "docpipe.toml").is_file():
+        return value  # nothing but the default to find, and `docpipe query` starts without loading Settings
+    from .config import Settings
+    from .errors import DocpipeError
+
+    try:
+        return Settings.load().db
+    except DocpipeError as e:
+        raise _fail(str(e)) from None
+
+
+DB_OPT = typer.Option("--db", help="DuckDB file to write/read (default: docpipe.duckdb, or docpipe.toml's db).",
+                      envvar="DOCPIPE_DB", callback=_settings_db)
+SET_OPT = typer.Option("--set", help="Any setting as NAME=VALUE (VALUE read as JSON, else as text), e.g. "
+                       "--set batch_size=32 --set timeout_s=600; `docpipe config` lists them.")
 
 
 def _err(msg: str) -> None:
@@ -56,20 +76,13 @@ def _err(msg: str) -> None:
 
     from .paths import shown
 
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(shown(msg))}", soft_wrap=True)
+    Console(stderr=True, highlight=False, emoji=False).print(f"[bold red]error:[/] {escape(shown(msg))}",
+                                                          soft_wrap=True)  # ":x:" in a value stays text
 
 
 def _fail(msg: str, code: int = 1) -> typer.Exit:
     _err(msg)
     return typer.Exit(code)
-
-
-class EngineKind(str, Enum):
-    auto = "auto"
-    offline = "offline"
-    gemma = "gemma"
-    openai = "openai"
-    vllm = "vllm"
 
 
 class OutFormat(str, Enum):
@@ -91,14 +104,16 @@ class ExportFormat(str, Enum):
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files and folders (walked recursively). PDFs and images "
                                                      "(PNG, JPEG, TIFF incl. multi-page, WEBP, BMP), by content.")],
-    schema: Annotated[str, typer.Option("--schema", "-s", help="Built-in schema (invoice, receipt, document), "
-                                        "my_schemas.py:Model, or a JSON Schema file.")] = "invoice",
-    db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb"),
-    engine: Annotated[EngineKind, typer.Option("--engine", "-e", help="auto picks Gemma if weights and a device "
-                                               "are here, a server if DOCPIPE_BASE_URL is set, else offline.")]
-    = EngineKind.auto,
-    workers: Annotated[int, typer.Option("--workers", "-w", help="Processes for rasterizing and OCR.")]
-    = min(2, os.cpu_count() or 1),
+    schema: Annotated[Optional[str], typer.Option("--schema", "-s", help="Built-in schema (invoice, receipt, "
+                                                  "document), my_schemas.py:Model, or a JSON Schema file "
+                                                  "(default: invoice).")] = None,
+    db: Annotated[Optional[Path], typer.Option("--db", help="DuckDB file to write (default: docpipe.duckdb, or "
+                                               "DOCPIPE_DB / docpipe.toml).")] = None,
+    engine: Annotated[Optional[str], typer.Option("--engine", "-e", help="auto, offline, gemma, openai or a plugin's "
+                                                  "(docpipe engines). auto picks Gemma if weights and a device are "
+                                                  "here, a server if one is configured, else offline.")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", "-w", help="Processes for rasterizing and OCR "
+                                                   "(default: 2).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Redo documents already done for this schema and engine.")]
     = False,
     retry_invalid: Annotated[bool, typer.Option("--retry-invalid", help="Also redo documents whose result was "
@@ -107,22 +122,30 @@ def ingest(
                                                     envvar="DOCPIPE_PDF_PASSWORD")] = None,
     summarize: Annotated[bool, typer.Option("--summarize", help="Ask model engines for a long-context summary "
                                             "(the offline engine always writes an extractive one).")] = False,
-    max_pages: Annotated[int, typer.Option("--max-pages", help="Refuse documents longer than this.")] = 2000,
+    max_pages: Annotated[Optional[int], typer.Option("--max-pages", help="Refuse documents longer than this "
+                                                     "(default: 2000).")] = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model id or folder (gemma) or served "
-                                                 "model name (openai).", envvar="DOCPIPE_MODEL")] = None,
+                                                 "model name (openai); or DOCPIPE_MODEL.")] = None,
     base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL(s), "
-                                                    "comma-separated.", envvar="DOCPIPE_BASE_URL")] = None,
+                                                    "comma-separated; or DOCPIPE_BASE_URL.")] = None,
     api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", help="Environment variable holding the "
-                                                       "API key [default: OPENAI_API_KEY].")] = None,
+                                                       "API key (default: OPENAI_API_KEY).")] = None,
     concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Requests in flight, openai engine "
-                                                       "[default: 4, or DOCPIPE_CONCURRENCY / docpipe.toml].")]
+                                                       "(default: 4, or DOCPIPE_CONCURRENCY / docpipe.toml).")]
     = None,
-    image_tokens: Annotated[int, typer.Option("--image-tokens", help="Gemma image token budget per page: "
-                                              "70, 140, 280, 560 or 1120.")] = 1120,
+    image_tokens: Annotated[Optional[int], typer.Option("--image-tokens", help="Gemma image token budget per "
+                                                        "page: 70, 140, 280, 560 or 1120 (default: 1120).")] = None,
     thinking: Annotated[bool, typer.Option("--thinking", help="Let the model think before answering (gemma, and "
                                            "openai servers that support it); thoughts are stored apart.")] = False,
+    gpus: Annotated[Optional[str], typer.Option("--gpus", help="One engine per GPU, documents spread over them: "
+                                                "N (the first N), all, or indices like 0,2 (cpu:N: N engine "
+                                                "processes without a GPU, for tests); or DOCPIPE_GPUS.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the files that are not ok, one line "
                                         "each, and errors.")] = False,
+    quantize: Annotated[Optional[str], typer.Option("--quantize", help="Gemma weights: none (bf16), fp8, int8, "
+                                                    "int4, or auto (bf16 where it fits the GPU, else the most "
+                                                    "precise mode that does) [default: auto].")] = None,
+    set_: Annotated[Optional[list[str]], SET_OPT] = None,
 ) -> None:
     """Read documents and store their fields.
 
@@ -130,32 +153,35 @@ def ingest(
 
     Example:  docpipe ingest ~/invoices --schema invoice --workers 2
     """
-    from .engines import EngineOptions
+    from .api import ingest_options
     from .errors import DocpipeError
-    from .pipeline import IngestOptions
     from .pipeline import ingest as run_ingest
     from .progress import RichProgress, print_report
 
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise _fail(f"no such file or folder: {', '.join(missing)}", code=2)
-    if image_tokens not in (70, 140, 280, 560, 1120):
+    if image_tokens is not None and image_tokens not in (70, 140, 280, 560, 1120):
         raise typer.BadParameter("must be one of 70, 140, 280, 560, 1120", param_hint="--image-tokens")
-    eopts = EngineOptions(workers=max(1, workers), model=model, image_tokens=image_tokens, thinking=thinking,
-                          extra={"base_url": base_url, "api_key_env": api_key_env, "concurrency": concurrency})
-    opts = IngestOptions(paths=paths, schema=schema, db=db, engine=engine.value, engine_options=eopts,
-                         force=force, retry_invalid=retry_invalid, password=password, summarize=summarize,
-                         max_pages=max_pages)
-    progress = RichProgress(enabled=not quiet, quiet=quiet)
     from .lifeline import exit_code_for_interrupt, terminate_like_interrupt
 
     terminate_like_interrupt()  # timeout, docker stop, systemd: flush and stop as on Ctrl-C
     try:
+        settings = _settings(set_, schema=schema, db=db, engine=engine, model=model, image_tokens=image_tokens,
+                             thinking=thinking or None, max_pages=max_pages, base_url=base_url,
+                             api_key_env=api_key_env, concurrency=concurrency, quantize=quantize,
+                             workers=None if workers is None else max(1, workers), gpus=gpus)
+        opts = ingest_options(paths, settings=settings, force=force, retry_invalid=retry_invalid,
+                              password=password, summarize=summarize)
+        progress = RichProgress(enabled=not quiet, quiet=quiet)
         with progress:
             report = run_ingest(opts, progress)
     except DocpipeError as e:
         raise _fail(str(e))
-    print_report(report, db, progress)
+    except KeyboardInterrupt:  # before the run began (engines starting): typer would exit 130 even after SIGTERM
+        _err("interrupted")
+        raise typer.Exit(exit_code_for_interrupt())
+    print_report(report, opts.db, progress)
     if report.stopped:
         raise _fail(report.stopped)
     if report.interrupted:
@@ -176,7 +202,8 @@ def query(
     """Run SQL against the store: read-only, and no files read or written, unless --allow-write.
 
     Views: one per schema (invoice, receipt, document), their lists (invoice_line_items, receipt_items),
-    problems; tables: documents, pages, extractions, summaries, files, runs.
+    problems, duplicates; tables: documents, pages, extractions, extraction_history (every attempt), summaries,
+    files (every path seen), runs.
 
     Example:  docpipe query --format json "SELECT * FROM invoice"
     """
@@ -291,12 +318,10 @@ def schemas(
 
 @app.command()
 def engines(
-    model: Annotated[Optional[str], typer.Option("--model", "-m", envvar="DOCPIPE_MODEL",
-                                                 help="Model to check for: a Gemma id or folder, or a served "
-                                                      "model name.")] = None,
-    base_url: Annotated[Optional[str], typer.Option("--base-url", envvar="DOCPIPE_BASE_URL",
-                                                    help="OpenAI-compatible server URL(s) to ask whether they "
-                                                         "answer and serve --model.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model to check for: a Gemma id or folder, "
+                                                 "or a served model name.")] = None,
+    base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL(s) to ask "
+                                                    "whether they answer and serve --model.")] = None,
 ) -> None:
     """Show each engine, whether it can run here, and why not (a server is asked for its models).
 
@@ -307,9 +332,12 @@ def engines(
     from rich.table import Table
 
     from . import engines as eng
-    from .errors import EngineUnavailable
+    from .errors import DocpipeError, EngineUnavailable
 
-    opts = eng.EngineOptions(model=model, extra={"base_url": base_url})
+    try:
+        opts = _settings(None, model=model, base_url=base_url).engine_options()
+    except DocpipeError as e:
+        raise _fail(str(e))
     t = Table()
     t.add_column("engine")
     t.add_column("available")
@@ -331,6 +359,25 @@ def engines(
     except EngineUnavailable as e:
         t.caption = escape(str(e))
     Console().print(t)
+    _gemma_fits(Console())
+
+
+def _gemma_fits(console: Any) -> None:
+    """The Gemma checkpoints by --quantize mode: GiB of weights, and whether they fit this machine's GPU."""
+    try:
+        from .engines.gemma.quantize import card, fits_table
+    except ImportError:
+        return
+    from rich.table import Table
+
+    gpu, capability = card()
+    where = f"GPU of {gpu / 2**30:.0f} GiB" if gpu else "no CUDA GPU here"
+    t = Table(title=f"gemma --quantize: weights and fit ({where})", title_justify="left")
+    for col in ("model", "mode", "weights"):
+        t.add_column(col)
+    for row in fits_table(gpu, capability):
+        t.add_row(*row)
+    console.print(t)
 
 
 @app.command()
@@ -375,15 +422,13 @@ def eval_cmd(
     truth: Annotated[Optional[Path], typer.Option("--truth", help="truth.jsonl (default: FOLDER/truth.jsonl).")]
     = None,
     db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb"),
-    schema: Annotated[str, typer.Option("--schema", "-s", help="Schema the truth file's fields belong to.")]
-    = "invoice",
-    engine: Annotated[EngineKind, typer.Option("--engine", "-e", help="Engine to ingest and score with.")]
-    = EngineKind.auto,
-    workers: Annotated[int, typer.Option("--workers", "-w", help="Processes for rasterizing and OCR.")]
-    = min(2, os.cpu_count() or 1),
-    model: Annotated[Optional[str], typer.Option("--model", "-m", envvar="DOCPIPE_MODEL",
-                                                 help="Model id or folder (gemma) or served model name (openai).")]
+    schema: Annotated[Optional[str], typer.Option("--schema", "-s", help="Schema the truth file's fields belong "
+                                                  "to (default: invoice).")] = None,
+    engine: Annotated[Optional[str], typer.Option("--engine", "-e", help="Engine to ingest and score with.")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", "-w", help="Processes for rasterizing and OCR.")]
     = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model id or folder (gemma) or served model "
+                                                 "name (openai).")] = None,
     fmt: Annotated[OutFormat, typer.Option("--format", "-f", help="Output format.")] = OutFormat.table,
     mismatches: Annotated[bool, typer.Option("--mismatches", help="Also list every wrong field: file, field, "
                                              "truth, extracted.")] = False,
@@ -397,11 +442,10 @@ def eval_cmd(
 
     Example:  docpipe eval ../shared/devset/parsee_invoices
     """
-    from .engines import EngineOptions
+    from .api import ingest_options
     from .errors import DocpipeError
     from .evaluate import evaluate
     from .output import render_rows
-    from .pipeline import IngestOptions
     from .pipeline import ingest as run_ingest
 
     if not folder.exists():
@@ -410,8 +454,8 @@ def eval_cmd(
     if not truth.exists():
         raise _fail(f"no truth file at {truth}: pass --truth")
     try:
-        opts = IngestOptions(paths=[folder], schema=schema, db=db, engine=engine.value,
-                             engine_options=EngineOptions(workers=max(1, workers), model=model))
+        opts = ingest_options([folder], settings=_settings(None, schema=schema, db=db, engine=engine, model=model,
+                                                           workers=None if workers is None else max(1, workers)))
         report = run_ingest(opts)
         result = evaluate(db, folder, truth, report.schema, report.engine)
     except DocpipeError as e:
@@ -429,6 +473,59 @@ def eval_cmd(
     if result.missing:
         raise _fail(f"{len(result.missing)} truth file(s) without an ok/invalid extraction (scored as wrong): "
                     f"{', '.join(result.missing[:5])}")
+
+
+@app.command()
+def config(
+    set_: Annotated[Optional[list[str]], SET_OPT] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print {name: {value, from}} as JSON.")] = False,
+) -> None:
+    """Print every setting, its effective value and where it came from: flag, env, toml or default.
+
+    The first one set wins: --set NAME=VALUE (or an ingest flag), a DOCPIPE_* variable, docpipe.toml
+    (or the file DOCPIPE_CONFIG names), the default.
+
+    Example:  DOCPIPE_GEMMA='{"batch_size": 16}' docpipe config --set engine=gemma
+    """
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from .errors import DocpipeError
+
+    try:
+        rows = _settings(set_).explain()
+    except DocpipeError as e:
+        raise _fail(str(e))
+    if as_json:
+        print(json.dumps({r.name: {"value": r.value, "from": r.origin} for r in rows}, indent=2, default=str))
+        return
+    t = Table()
+    for col in ("setting", "value", "from", "what it does"):
+        t.add_column(col, overflow="fold")
+    for r in rows:
+        t.add_row(r.name, escape(json.dumps(r.value, default=str)), r.origin, escape(r.description))
+    Console().print(t)
+
+
+def _settings(pairs: Optional[list[str]], **flags: Any) -> Any:
+    """Settings from ``--set NAME=VALUE`` pairs and a command's flags (None: not given); flags win."""
+    from .config import Settings
+
+    values: dict[str, Any] = {}
+    for pair in pairs or []:
+        name, eq, text = pair.partition("=")
+        if not eq or not name.strip():
+            raise typer.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint="--set")
+        try:
+            values[name.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            values[name.strip()] = text
+    values.update({k: v for k, v in flags.items() if v is not None})
+    try:
+        return Settings.load(values)
+    except KeyError as e:
+        raise typer.BadParameter(f"no setting named {e.args[0]!r} (docpipe config lists them)", param_hint="--set")
 
 
 def _print_calibration(db: Path, folder: Path, truth: Path, schema: str, engine: str, fmt: str) -> None:

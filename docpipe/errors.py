@@ -7,6 +7,7 @@
      + EngineError         an engine could not run or gave no usable output
      |   + EngineUnavailable  missing package, weights or device
      + SchemaError         a schema could not be found or loaded
+     + ConfigError         a setting is wrong: a flag, a DOCPIPE_* variable, docpipe.toml
      + StoreError          the DuckDB file could not be opened or written
 
 Foreign exceptions (pymupdf, PIL, duckdb, httpx) are translated where they enter and chained with ``from``.
@@ -48,6 +49,10 @@ class EngineUnavailable(EngineError):
 
 class SchemaError(DocpipeError):
     """A schema name or file could not be resolved into a pydantic model."""
+
+
+class ConfigError(DocpipeError):
+    """A setting has a bad value or name; the message names the setting and where it came from."""
 
 
 class StoreError(DocpipeError):

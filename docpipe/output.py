@@ -9,7 +9,7 @@ import sys
 from decimal import Decimal
 from typing import Any
 
-from .paths import shown
+from .paths import json_safe, shown
 
 
 def _json_default(v: Any) -> Any:
@@ -35,11 +35,11 @@ def _jsonable(v: Any) -> Any:
 def render_rows(cols: list[str], rows: list[tuple[Any, ...]], fmt: str, title: str | None = None) -> None:
     if fmt == "json":
         objs = [{c: _jsonable(v) for c, v in zip(cols, r)} for r in rows]
-        sys.stdout.write(json.dumps(objs, default=_json_default, ensure_ascii=False, indent=2) + "\n")
+        sys.stdout.write(json_safe(json.dumps(objs, default=_json_default, ensure_ascii=False, indent=2)) + "\n")
     elif fmt == "jsonl":
         for r in rows:
-            sys.stdout.write(json.dumps({c: _jsonable(v) for c, v in zip(cols, r)}, default=_json_default,
-                                        ensure_ascii=False) + "\n")
+            sys.stdout.write(json_safe(json.dumps({c: _jsonable(v) for c, v in zip(cols, r)}, default=_json_default,
+                                                  ensure_ascii=False)) + "\n")
     elif fmt == "csv":
         from .display import cell
 

@@ -46,3 +46,12 @@ def shown(value: object, keep_lines: bool = False) -> str:
     if any("\udc80" <= ch <= "\udcff" for ch in s):
         s = path_text(s)
     return (_UNSAFE_KEEP_LINES if keep_lines else _UNSAFE).sub(_escape, s)
+
+
+_JSON_UNSAFE = re.compile(r"[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def json_safe(text: str) -> str:
+    """JSON text with DEL, C1 controls and bidi overrides written as ``\\u00XX`` escapes: the same JSON value,
+    nothing a terminal acts on (``json.dumps`` already escapes C0 controls such as ESC)."""
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -33,7 +33,7 @@ FLUSH_EVERY_SECONDS = 2.0
 
 @dataclass
 class IngestOptions:
-    """Everything one ``docpipe ingest`` needs; the CLI builds it from flags."""
+    """Everything one ``docpipe ingest`` needs; the CLI and ``docpipe.ingest`` build it from ``Settings``."""
 
     paths: list[Path]
     schema: str = "invoice"
@@ -46,6 +46,7 @@ class IngestOptions:
     summarize: bool = False
     max_pages: int = DEFAULT_MAX_PAGES
     break_after: int = BREAK_AFTER  # stop when the first N documents all fail in the engine (0: never)
+    gpus: str | None = None  # one engine process per GPU: "2", "all", "0,2" (engines.multi); None: this process
 
 
 @dataclass
@@ -57,6 +58,9 @@ class Failure:
 
 @dataclass
 class IngestReport:
+    """What one ingest did: the engine it used and why, counts by status, pages, time, and each document that
+    is not ok (``failures``: path, status, one-line reason)."""
+
     engine: str = ""
     engine_reason: str = ""
     model: str | None = None
@@ -109,7 +113,7 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
     sources, unreadable = _collect(opts.paths)
     if not sources and not unreadable:
         raise InputError(f"no files under {', '.join(str(p) for p in opts.paths)}: nothing to ingest")
-    engine = engines_mod.create(kind, opts.engine_options)
+    engine = _create_engine(kind, opts)
     report = IngestReport(engine=kind, engine_reason=why, model=engine.model_name, schema=schema.name,
                           columns=[(c.name, c.sql_type) for c in schema.columns])
     progress.engine_chosen(kind, why, engine.model_name)
@@ -137,9 +141,10 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
         report.counts[Status.SKIPPED.value] += skipped + copies
         progress.planned(len(sources) + len(unreadable), len(todo), skipped, copies=copies)
         report.run_id = store.start_run(kind, engine.model_name, schema.name, {
-            "paths": [str(p) for p in opts.paths], "force": opts.force, "summarize": opts.summarize,
+            "paths": [path_text(p) for p in opts.paths], "force": opts.force, "summarize": opts.summarize,
             "workers": opts.engine_options.workers, "model": opts.engine_options.model,
-            "concurrency": opts.engine_options.extra.get("concurrency")})
+            "concurrency": getattr(opts.engine_options.settings.get("openai"), "concurrency", None)
+            if kind == "openai" else None, "gpus": opts.gpus})
 
         buffer: list[DocResult] = []
         last_flush = time.perf_counter()
@@ -176,6 +181,15 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
     return report
 
 
+def _create_engine(kind: str, opts: IngestOptions) -> engines_mod.Engine:
+    """The engine in this process, or with ``gpus`` one copy per GPU in processes of their own."""
+    if opts.gpus:
+        from .engines.multi import create_multi
+
+        return create_multi(kind, opts.engine_options, opts.gpus)
+    return engines_mod.create(kind, opts.engine_options)
+
+
 def _collect(paths: list[Path]) -> tuple[list[SourceFile], list[Skipped]]:
     sources: list[SourceFile] = []
     unreadable: list[Skipped] = []
@@ -188,7 +202,7 @@ def _collect(paths: list[Path]) -> tuple[list[SourceFile], list[Skipped]]:
 
 
 def _outputs(engine: engines_mod.Engine, todo: list[SourceFile], schema: SchemaInfo,
-             opts: IngestOptions) -> Iterator[EngineOutput]:
+             opts: IngestOptions) -> Generator[EngineOutput, None, None]:
     """Files that are not documents at all are answered here; the rest go to the engine lazily."""
     for s in todo:
         if s.kind == "empty":

@@ -32,7 +32,7 @@ MAX_DECODE_PIXELS = 64_000_000
 #: Most bytes a page's content stream may inflate to: real pages use a few MB; past this it is a bomb.
 MAX_CONTENT_BYTES = 64 << 20
 #: Files up to this size are read into memory once, hashed as read, and parsed from those very bytes.
-MAX_IN_MEMORY_BYTES = 512 << 20
+MAX_IN_MEMORY_BYTES = 256 << 20
 DEFAULT_MAX_PAGES = 2_000
 
 
@@ -160,8 +160,6 @@ class Document:
             raise InputError(f"corrupt PDF page tree: {_one_line(e)}") from e
 
     def _open_image(self) -> None:
-        from PIL import Image
-
         img = self._reopen_image()
         w, h = img.size
         if w * h > MAX_IMAGE_PIXELS:
@@ -481,7 +479,8 @@ def _image_coverage(page: Any) -> float:
 
 def _one_line(e: BaseException) -> str:
     s = re.sub(r"\s*'?/[^' ]+'?\s*", " ", str(e))  # the path is already in the report line
-    s = " ".join(s.replace("Failed to open file as type pdf.", "cannot be opened").split())
+    s = s.replace("Failed to open file as type pdf.", "cannot be opened").replace("Failed to open stream", "cannot be opened")
+    s = " ".join(s.split())
     return s[:300] if s else type(e).__name__
 
 

@@ -138,8 +138,9 @@ class Store:
         except duckdb.IOException as e:
             msg = str(e)
             if "lock" in msg.lower():
-                raise StoreError(f"{p} is in use by another process (an ingest still running?): "
-                                 f"{msg.splitlines()[0]}") from e
+                holder = re.search(r"PID (\d+)", msg)
+                raise StoreError(f"{p} is in use by another process{f' (PID {holder.group(1)})' if holder else ''}: "
+                                 "wait for that run to finish, or pass --db with another file") from e
             raise store_error(e, p, "open") from e
         except duckdb.Error as e:
             raise store_error(e, p, "open") from e
@@ -200,7 +201,7 @@ class Store:
             except BaseException:
                 try:
                     self.con.execute("ROLLBACK")
-                except Exception:  # the database may refuse even this after a fatal error: the first error counts
+                except Exception:  # noqa: BLE001, S110 - refused after a fatal error: the first error is the one to tell
                     pass
                 raise
             else:
@@ -393,6 +394,25 @@ class Store:
     def status_counts(self) -> list[tuple[str, str, str, int]]:
         return self.con.execute(
             "SELECT schema_name, engine, status, count(*) FROM extractions GROUP BY ALL ORDER BY ALL").fetchall()
+
+    def records(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        """Run SQL; one dict per row, keyed by column name."""
+        cols, rows = self.query(sql, params)
+        return [dict(zip(cols, row)) for row in rows]
+
+    def arrow(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        """Run SQL; the result as a ``pyarrow.Table`` (hands over to pandas or polars without copying)."""
+        import duckdb
+
+        try:
+            rel = self.con.sql(sql, params=list(params) if params else None)
+            return rel.to_arrow_table() if rel is not None else None
+        except duckdb.Error as e:
+            raise StoreError(str(e).strip().splitlines()[0]) from e
+
+    def problems(self) -> list[dict[str, Any]]:
+        """Every document that is not ok: path, schema_name, engine, status, reason (the ``problems`` view)."""
+        return self.records("SELECT path, schema_name, engine, status, reason FROM problems ORDER BY path")
 
 
 def store_error(e: BaseException, path: str, doing: str) -> StoreError:

@@ -56,8 +56,8 @@ def stage_costs(pdfs: list[Path], image_tokens: int) -> dict[str, float]:
     from docpipe.engines.vlm import messages
     from docpipe.engines.vlm.answers import check
     from docpipe.engines.vlm.messages import data_url as encode_image
-    from docpipe.engines.vlm.types import Doc, Group
     from docpipe.engines.vlm.prompting import render_spec_for_tokens
+    from docpipe.engines.vlm.types import Doc, Group
     from docpipe.models import DocResult, EngineOutput, Status
     from docpipe.rasterize import open_document
     from docpipe.schemas import resolve
@@ -127,14 +127,11 @@ def start_server(log: Path) -> tuple[subprocess.Popen[str], str]:
 
 def throughput(pdfs: list[Path], url: str, concurrency: int, image_tokens: int, db: Path) -> dict[str, float]:
     """One real ingest run; wall pages/s and the client's CPU ms per page (all threads of this process)."""
-    from docpipe.engines import EngineOptions
-    from docpipe.pipeline import IngestOptions, ingest
+    import docpipe
 
-    opts = IngestOptions(paths=pdfs, schema="invoice", db=db, engine="openai", force=True,
-                         engine_options=EngineOptions(model="fault-model", image_tokens=image_tokens, extra={
-                             "base_url": url, "concurrency": concurrency}))
     cpu, wall = time.process_time(), time.perf_counter()
-    report = ingest(opts)
+    report = docpipe.ingest(pdfs, schema="invoice", db=db, engine="openai", force=True, model="fault-model",
+                            image_tokens=image_tokens, base_url=url, concurrency=concurrency)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     assert report.counts.get("ok", 0) == len(pdfs), report.counts
     return {"concurrency": concurrency, "docs": len(pdfs), "pages": report.pages, "seconds": round(wall, 2),

@@ -31,7 +31,6 @@ sys.path.insert(0, str(ROOT / "scripts"))
 def tiny_like(key: str):
     """(model, tokenizer, device): the tests' tiny Gemma 4 with the layer layout of checkpoint ``key``."""
     import torch
-
     from bench_gemma import ARCH
     from gemma_tiny import build_model, build_tokenizer
 

@@ -17,7 +17,7 @@ seconds, without building a model:
 
 (Flash decoding with stock kernels, each row's keys cut into chunks run as extra heads of the memory-efficient or
 cuDNN op and merged by log-sum-exp, was timed here too and dropped with its engine setting: 2x slower than SDPA at
-31B's 11-16 rows; docs/benchmarks.md, seventh round.)
+31B's 11-16 rows; docs/history/benchmarks-2026-11.md, seventh round.)
 
 Shapes: per model and layer type, (kv heads, query heads per kv head, head dim, cached positions): the full layers
 hold the prompt + half the answer, the sliding ones their window. Times are CUDA-event medians; GB/s counts the

@@ -144,7 +144,8 @@ def main() -> None:
     for name, folder in (("born-digital 1-page invoices", digital), ("scanned pages (OCR)", scans)):
         for w in (1, 2):
             pages, secs = run_ingest(folder, tmp / f"b_{w}.duckdb", w)
-            rows.append((f"ingest {name}", f"workers={w}", f"{pages / secs:.2f} pages/s", f"{pages} pages in {secs:.1f} s"))
+            rows.append((f"ingest {name}", f"workers={w}", f"{pages / secs:.2f} pages/s",
+                         f"{pages} pages in {secs:.1f} s"))
     ours, theirs = bench_render(digital, tmp, args.render_pages)
     rows.append(("render 200 dpi grey: docpipe (PyMuPDF, to memory)", "1 process", f"{ours:.1f} pages/s", ""))
     rows.append(("render 200 dpi grey: pdftoppm -gray (PGM files)", "1 process",

@@ -1,6 +1,7 @@
 """Benchmark the Gemma engine's page preparation stage alone (no model, no GPU) and print one table.
 
-What is timed: the Gemma engine's page feed (``vlm.feed.Feed``, or ``gemma.prep.PoolFeed`` with workers) exactly as a run uses it (open each document, render its pages at
+What is timed: the Gemma engine's page feed (``vlm.feed.Feed``, or ``gemma.prep.PoolFeed`` with workers) exactly
+as a run uses it (open each document, render its pages at
 ``PromptBuilder.render_spec(image_tokens)`` (the processor's own target size), ``PromptBuilder.pixels`` -> uint8
 patches and positions (or the processor's floats where bytes cannot be exact), text layer and grouping), with a
 consumer that frees every page group as soon as it arrives (an infinitely fast GPU), over ``--copies`` copies of
@@ -37,13 +38,15 @@ def make_engine(workers: int, image_tokens: int, processor_kind: str):
     from docpipe.engines import EngineOptions
     from docpipe.engines.gemma.backend import GemmaBackend
     from docpipe.engines.gemma.inputs import PromptBuilder
+    from docpipe.engines.gemma.settings import GemmaSettings
 
     proc = build_processor(build_tokenizer(), max_soft_tokens=image_tokens)
     if processor_kind == "torch":
         from transformers import Gemma4ImageProcessor
 
         proc.image_processor = Gemma4ImageProcessor(max_soft_tokens=image_tokens)
-    eng = GemmaBackend(EngineOptions(image_tokens=image_tokens, extra={"prep_workers": workers}))
+    eng = GemmaBackend(EngineOptions(image_tokens=image_tokens,
+                                     settings={"gemma": GemmaSettings(prep_workers=workers)}))
     # what setup() sets and the page feed reads, without a model
     eng.processor, eng.prompts, eng.dtype, eng.device = proc, PromptBuilder(proc), torch.bfloat16, "cpu"
     eng.planned_batch = 16
@@ -147,7 +150,6 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
-
     from bench_gemma import _checkout_schemas
 
     _checkout_schemas()  # a plain checkout (the GPU machine): schemas/ as docpipe.builtin_schemas

@@ -740,7 +740,7 @@ def layout_fr_classic(inv: Invoice, path: pathlib.Path) -> None:
     trows = [("Total HT", ms(inv.subtotal), False),
              (f"TVA {fmt_qty(inv.tax_rate, 'fr')} %", ms(inv.tax), False),
              ("Total TTC", ms(inv.total), True)]
-    for n, (k, v, b) in enumerate(trows):
+    for k, v, b in trows:
         h = 22
         cv.rect(tx0, y, R, y + h, color=blue, width=0.7, fill=LIGHT if b else None)
         cv.vline(L + 395, y, y + h, blue, 0.7)

@@ -60,8 +60,8 @@ def main() -> None:
     a = ap.parse_args()
 
     import torch
-
     from bench_gemma import _checkout_schemas, build
+
     from docpipe.engines.gemma.kernels.generate import Decoder
     from docpipe.engines.gemma.kernels.moe import install
 

@@ -91,9 +91,9 @@ def main() -> None:
     a = ap.parse_args()
 
     import torch
-
     from bench_gemma import _checkout_schemas, build, measure_card, param_groups
     from profile_decode import kernel_times
+
     from docpipe.engines.gemma.kernels.generate import Decoder
     from docpipe.engines.gemma.kernels.memory import kv_bytes_per_row
 

@@ -53,6 +53,38 @@ def test_readme_sql_examples_run(tmp_path) -> None:
             store.query(sql)
 
 
+def test_readme_python_examples_run(tmp_path, monkeypatch) -> None:
+    """The README's ```python blocks run as written, in a folder with an invoices/ subfolder."""
+    import re
+
+    from conftest import INVOICE_TEXT, make_pdf
+
+    blocks = re.findall(r"```python\n(.*?)```", README, re.S)
+    assert blocks
+    (tmp_path / "invoices").mkdir()
+    make_pdf(tmp_path / "invoices" / "inv.pdf", [INVOICE_TEXT])
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DOCPIPE_CONFIG", str(tmp_path / "none.toml"))
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})
+    assert (tmp_path / "books.duckdb").exists()
+
+
+def test_readme_toml_examples_are_valid_settings(tmp_path, monkeypatch) -> None:
+    """Every ```toml block of the README loads as docpipe.toml, each value landing where it says."""
+    import re
+
+    from docpipe.config import Settings
+
+    blocks = re.findall(r"```toml\n(.*?)```", README, re.S)
+    assert blocks
+    for block in blocks:
+        (tmp_path / "docpipe.toml").write_text(block)
+        monkeypatch.setenv("DOCPIPE_CONFIG", str(tmp_path / "docpipe.toml"))
+        settings = Settings.load()
+        assert any(row.origin == "toml" for row in settings.explain())
+
+
 # -- README's command blocks run as shown ---------------------------------------------------------------------------
 ROOT = Path(__file__).resolve().parents[1]
 

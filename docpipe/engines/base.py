@@ -50,12 +50,16 @@ class DocJob:
 
 @dataclass
 class EngineOptions:
-    """Options every engine understands; engine-specific ones go in ``extra`` (e.g. model, base_url)."""
+    """Options every engine understands, plus each engine's settings by kind: ``settings["gemma"]`` is a
+    ``GemmaSettings``, ``settings["openai"]`` an ``OpenAISettings``, another engine's what ``[engines.KIND]`` holds.
+    ``docpipe.config.Settings.engine_options()`` builds it. ``extra`` overrides settings by name for callers written
+    before the typed settings; the engine validates it with its own model."""
 
     workers: int = 1
     model: str | None = None
     image_tokens: int = 1120
     thinking: bool = False
+    settings: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -100,7 +104,8 @@ def unreadable(exc: BaseException) -> tuple[Status, ErrorItem]:
     if isinstance(exc, InputError):
         return Status(getattr(exc, "status", "failed")), ErrorItem("rasterize", str(exc))
     if isinstance(exc, MemoryError):
-        return Status.TOO_LARGE, ErrorItem("rasterize", "out of memory while reading this file")
+        return Status.TOO_LARGE, ErrorItem("rasterize", "out of memory while reading this file (a worker process "
+                                                        "stops at DOCPIPE_WORKER_MEMORY_MB, default 1536)")
     return Status.FAILED, ErrorItem("engine", str(exc) or type(exc).__name__)
 
 
@@ -156,14 +161,15 @@ def choose(kind: str, options: EngineOptions) -> tuple[str, str]:
     if why_not is None:
         return "gemma", f"Gemma weights and a device are available ({options.model or 'default model'})"
     reasons.append(f"gemma: {why_not}")
-    if options.extra.get("base_url") or os.environ.get("DOCPIPE_BASE_URL"):
+    if options.extra.get("base_url") or getattr(options.settings.get("openai"), "base_url", None) \
+            or os.environ.get("DOCPIPE_BASE_URL"):
         try:
             srv = engine_class("openai")
             why_srv = srv.unavailable_reason(options)
         except EngineUnavailable as e:
             why_srv = str(e)
         if why_srv is None:
-            return "openai", "a server is configured (--base-url / DOCPIPE_BASE_URL)"
+            return "openai", "a server is configured (--base-url / DOCPIPE_BASE_URL / docpipe.toml)"
         reasons.append(f"openai: {why_srv}")
     return "offline", "; ".join(reasons) or "no model engine available"
 

@@ -81,7 +81,7 @@ def good_pdf(path: Path | bytes, text: str = GOOD_TEXT) -> None:
 def make_hostile_corpus(folder: Path) -> dict[bytes, str]:
     """Fill ``folder``; returns {file name as bytes: the status docpipe must give it}."""
     d = os.fsencode(folder)
-    j = lambda name: os.path.join(d, name)  # noqa: E731 - names are bytes: not every one is UTF-8
+    j = lambda name: os.path.join(d, name)
     expected: dict[bytes, str] = {}
     good_pdf(j(b"good.pdf"))
     expected[b"good.pdf"] = "ok"

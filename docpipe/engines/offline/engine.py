@@ -94,8 +94,17 @@ def _run_pool(jobs: Iterable[DocJob], workers: int) -> Iterator[EngineOutput]:
                 pending.clear()
                 pool.shutdown(wait=False, cancel_futures=True)
                 pool = ProcessPoolExecutor(max_workers=workers, **kw)
+    except BaseException:  # Ctrl-C, SIGTERM, the consumer gone: do not wait for the documents in the workers' hands
+        _stop_workers(pool)
+        raise
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Terminate the pool's processes (the executor has no public way before Python 3.14's terminate_workers)."""
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        proc.terminate()
 
 
 def _failed(job: DocJob, message: str) -> EngineOutput:

@@ -1,21 +1,24 @@
-"""Settings of the serve-anywhere engine, from flags, ``DOCPIPE_*`` variables or a ``docpipe.toml`` file.
+"""Settings of the serve-anywhere engine: the typed ``OpenAISettings`` and the resolved ``ServerConfig``.
 
-Precedence: a flag (``EngineOptions.extra``) beats an environment variable, which beats the config file
-(``$DOCPIPE_CONFIG`` or ``./docpipe.toml``, keys in an ``[openai]`` table or at top level), which beats the
-defaults here. One place, so that many workers on many machines can share one file instead of long command lines.
+Values come from ``docpipe.config.Settings`` (flag > ``DOCPIPE_*`` variable > ``[openai]`` in ``docpipe.toml`` >
+the defaults here), so that many workers on many machines can share one file instead of long command lines.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ...errors import EngineUnavailable
 
-#: Image formats a data URL may carry; JPEG q90 is 5x faster to encode than PNG at 2.6 MP (docs/benchmarks.md).
+if TYPE_CHECKING:
+    from ..base import EngineOptions
+
+#: Image formats a data URL may carry (why JPEG is the default: docs/performance.md).
 IMAGE_FORMATS = ("jpeg", "png", "webp")
 THINKING_PARAMS = ("auto", "chat_template_kwargs", "reasoning_effort", "think", "none")
 
@@ -45,8 +48,30 @@ class ServerConfig:
         return os.environ.get(self.api_key_env) or None
 
 
-_ENV = {f.name: "DOCPIPE_" + f.name.upper() for f in fields(ServerConfig)}
-_ENV["base_urls"] = "DOCPIPE_BASE_URL"
+class OpenAISettings(BaseModel):
+    """Settings of the openai engine; each is also a ``DOCPIPE_<NAME>`` variable (``DOCPIPE_BASE_URL``...)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str | list[str] | None = Field(None, description="OpenAI-compatible server URL(s), comma-separated.")
+    model: str | None = Field(None, description="Served model name when --model is not given; default: the "
+                              "server's first.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable that holds the API key.")
+    concurrency: int = Field(4, description="Requests in flight at once (over all servers).")
+    timeout_s: float = Field(300.0, description="Seconds one request may take (a page group on a busy GPU can take "
+                             "minutes).")
+    connect_timeout_s: float = Field(10.0, description="Seconds to connect to a server.")
+    retries: int = Field(4, description="Attempts after the first, on 429, 5xx, connection errors and timeouts.")
+    backoff_s: float = Field(1.0, description="First retry waits about this long, doubling each time, with jitter.")
+    backoff_max_s: float = Field(60.0, description="Longest wait between retries, in seconds.")
+    max_tokens: int = Field(4096, description="Answer budget of one request, in tokens.")
+    summary_words: int = Field(200, description="Words a --summarize answer is asked to have.")
+    image_format: str = Field("jpeg", description="How pages travel: jpeg, png or webp.")
+    jpeg_quality: int = Field(90, description="JPEG quality of page images.")
+    pages_per_request: int = Field(8, description="Pages sent in one request; longer documents go in groups, "
+                                   "merged.")
+    thinking_param: str = Field("auto", description="How --thinking is asked for: auto, chat_template_kwargs, "
+                                "reasoning_effort, think or none.")
 
 
 def normalise_base_url(url: str) -> str:
@@ -59,49 +84,31 @@ def normalise_base_url(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
-def _config_file() -> dict[str, Any]:
-    path = Path(os.environ.get("DOCPIPE_CONFIG") or "docpipe.toml")
-    if not path.is_file():
-        return {}
-    import tomllib
+def load_config(options: EngineOptions) -> ServerConfig:
+    """Resolve the settings for ``options``: its typed ``openai`` settings (from ``Settings``: flag > env > toml;
+    looked up afresh when it carries none), then ``EngineOptions.extra`` overrides (scripts); ``--model`` beats
+    the settings' model. Raises EngineUnavailable for bad values."""
+    typed = options.settings.get("openai")
+    if typed is None:
+        from ...config import Settings
+        from ...errors import ConfigError
 
+        try:
+            typed = Settings.load().openai
+        except ConfigError as e:
+            raise EngineUnavailable(str(e)) from e
+    values = dict(typed) if isinstance(typed, OpenAISettings) else dict(typed or {})
+    values.update({k: v for k, v in (options.extra or {}).items() if k in OpenAISettings.model_fields
+                   and v is not None})
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise EngineUnavailable(f"cannot read config file {path}: {e}") from e
-    section = data.get("openai", data)
-    return {k.replace("-", "_"): v for k, v in section.items() if not isinstance(v, dict)}
-
-
-def _coerce(name: str, value: Any) -> Any:
-    default = getattr(ServerConfig, name, None)
-    if name == "base_urls":
-        items = value.split(",") if isinstance(value, str) else list(value)
-        return tuple(normalise_base_url(u) for u in items if str(u).strip())
-    if value is None or isinstance(default, str) or default is None:
-        return value
-    try:
-        return type(default)(value)
-    except (TypeError, ValueError) as e:
-        raise EngineUnavailable(f"setting {name}={value!r} is not a {type(default).__name__}") from e
-
-
-def load_config(options: Any) -> ServerConfig:
-    """Resolve the settings for ``options`` (an EngineOptions); raises EngineUnavailable for bad values."""
-    extra = dict(options.extra or {})
-    flags: dict[str, Any] = {"base_urls": extra.get("base_url"), "model": options.model,
-                             "api_key_env": extra.get("api_key_env"), "concurrency": extra.get("concurrency")}
-    flags.update({k: v for k, v in extra.items() if k in _ENV and k != "base_urls"})
-    file = _config_file()
-    if "base_url" in file:
-        file["base_urls"] = file.pop("base_url")
-    values: dict[str, Any] = {}
-    for name, env in _ENV.items():
-        for source in (flags.get(name), os.environ.get(env), file.get(name)):
-            if source not in (None, ""):
-                values[name] = _coerce(name, source)
-                break
-    cfg = ServerConfig(**values)
+        s = OpenAISettings.model_validate(values)
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise EngineUnavailable(f"openai setting {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    urls = s.base_url.split(",") if isinstance(s.base_url, str) else list(s.base_url or [])
+    cfg = ServerConfig(base_urls=tuple(normalise_base_url(u) for u in urls if str(u).strip()),
+                       model=options.model or s.model,
+                       **s.model_dump(exclude={"base_url", "model"}))
     if cfg.image_format not in IMAGE_FORMATS:
         raise EngineUnavailable(f"image_format must be one of {', '.join(IMAGE_FORMATS)}")
     if cfg.thinking_param not in THINKING_PARAMS:

@@ -2,7 +2,8 @@
 answer held to the schema by vLLM's structured outputs (guided JSON). Everything else (pages, groups, prompts,
 repair, merge, summaries) is ``VlmEngine``'s, as for the Gemma and server engines.
 
-Options (``EngineOptions.extra``): ``pages_per_request`` (8), ``vllm_batch`` (requests per ``LLM.chat`` call, 64)
+Options (``[engines.vllm]`` in docpipe.toml, ``--set NAME=VALUE`` with ``--engine vllm``, or
+``EngineOptions.extra``): ``pages_per_request`` (8), ``vllm_batch`` (requests per ``LLM.chat`` call, 64)
 and ``vllm_args`` (keyword arguments for ``vllm.LLM``, e.g. ``{"gpu_memory_utilization": 0.85}``).
 """
 
@@ -42,7 +43,8 @@ class VllmBackend:
     def __init__(self, options: EngineOptions) -> None:
         self.options = options
         self.llm: Any = None
-        self.pages = int(options.extra.get("pages_per_request") or 8)
+        self.settings = {**(options.settings.get("vllm") or {}), **options.extra}
+        self.pages = int(self.settings.get("pages_per_request") or 8)
 
     @property
     def model_name(self) -> str | None:
@@ -59,11 +61,11 @@ class VllmBackend:
         if self.llm is None:
             from vllm import LLM
 
-            args = {"limit_mm_per_prompt": {"image": self.pages}, **(self.options.extra.get("vllm_args") or {})}
+            args = {"limit_mm_per_prompt": {"image": self.pages}, **(self.settings.get("vllm_args") or {})}
             self.llm = LLM(model=self.options.model, **args)
         self.json_schema = schema.json_schema
         tokens = self.options.image_tokens
-        batch = int(self.options.extra.get("vllm_batch") or 64)
+        batch = int(self.settings.get("vllm_batch") or 64)
         return Plan(spec=render_spec_for_tokens(tokens), prepare=lambda img: (data_url(img), tokens),
                     group_pages=self.pages, pages_in_memory=2 * batch * self.pages, batch=batch)
 

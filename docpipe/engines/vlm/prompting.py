@@ -30,7 +30,10 @@ SUMMARY_INSTRUCTIONS = (
     "Write in the document's language."
 )
 
-_CONTROL = re.compile(r"<\|[^<>|]{0,40}\|?>|<[^<>|]{0,40}\|>|<(?:bos|eos|pad|unk|mask)>")
+_CONTROL = re.compile(r"<\|[^<>|]{0,40}\|?>|<[^<>|]{0,40}\|>|<(?:bos|eos|pad|unk|mask)>"
+                      # Gemma 1-3 turns and image markers, Llama 2 / Mistral instructions and system blocks
+                      r"|</?(?:start_of_turn|end_of_turn|start_of_image|end_of_image|image_soft_token|s)>"
+                      r"|\[/?INST\]|<</?SYS>>")
 
 
 def render_spec_for_tokens(image_tokens: int) -> RenderSpec:
@@ -41,9 +44,10 @@ def render_spec_for_tokens(image_tokens: int) -> RenderSpec:
 
 
 def neutralise(text: str) -> str:
-    """Break anything that looks like a chat/control token (``<|turn>``, ``<turn|>``, ``<eos>``) so document text
-    stays text. A zero-width space is inserted after the opening ``<``; readers see the same characters."""
-    return _CONTROL.sub(lambda m: "<\u200b" + m.group(0)[1:], text)
+    """Break anything that looks like a chat/control token (``<|turn>``, ``<turn|>``, ``<eos>``, Gemma 3's
+    ``<start_of_turn>``, ``[INST]``) so document text stays text. A zero-width space goes after the opening
+    ``<`` or ``[``; readers see the same characters."""
+    return _CONTROL.sub(lambda m: m.group(0)[0] + "\u200b" + m.group(0)[1:], text)
 
 
 def field_guide(schema: SchemaInfo) -> str:
