@@ -70,7 +70,8 @@ def ingest_options(paths: PathLike | Iterable[PathLike], *, schema: str | None =
     run = {name: options[name] for name in _RUN_OPTIONS if name in options}
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     return IngestOptions(paths=[Path(p) for p in items], schema=cfg.schema_name, db=Path(cfg.db), engine=cfg.engine,
-                         engine_options=cfg.engine_options(), max_pages=cfg.max_pages, **run)
+                         engine_options=cfg.engine_options(), max_pages=cfg.max_pages, gpus=cfg.gpus,
+                         **run)
 
 
 def connect(db: PathLike | None = None, *, read_only: bool = True) -> Store:

@@ -50,6 +50,7 @@ class IngestOptions:
     break_after: int = BREAK_AFTER  # stop when the first N documents all fail in the engine (0: never)
     ray: str | None = None  # run the engine on a Ray cluster: "auto", "ray://host:10001", "local[:CPUS]"
     ray_actors: int | None = None  # engine actors on the cluster (default: fill it)
+    gpus: str | None = None  # one engine process per GPU: "2", "all", "0,2" (engines.multi); None: this process
 
 
 @dataclass
@@ -132,7 +133,8 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
             report.run_id = store.start_run(kind, engine.model_name, schema.name, {
                 "paths": [path_text(p) for p in opts.paths], "force": opts.force, "summarize": opts.summarize,
                 "workers": opts.engine_options.workers, "model": opts.engine_options.model,
-                "concurrency": _concurrency(opts) if kind == "openai" else None, "ray": opts.ray})
+                "concurrency": _concurrency(opts) if kind == "openai" else None, "gpus": opts.gpus,
+                "ray": opts.ray})
         for path, reason, why in unreadable:
             report.failures.append(Failure(path_text(path), why, reason))
             report.counts[why] += 1
@@ -205,7 +207,7 @@ def _choose(opts: IngestOptions) -> tuple[str, str]:
 def _create(kind: str, why: str, opts: IngestOptions) -> tuple[engines_mod.Engine, str]:
     """The engine here, or as actors on a Ray cluster (``docpipe.ray_engine``)."""
     if not opts.ray:
-        return engines_mod.create(kind, opts.engine_options), why
+        return _create_engine(kind, opts), why
     from .ray_engine import RayEngine
 
     engine = RayEngine(kind, opts.engine_options, opts.ray, opts.ray_actors)
@@ -233,6 +235,13 @@ def _shared_outputs(engine: engines_mod.Engine, shared: SharedStore, todo: list[
             yield from outputs
         finally:
             outputs.close()
+def _create_engine(kind: str, opts: IngestOptions) -> engines_mod.Engine:
+    """The engine in this process, or with ``gpus`` one copy per GPU in processes of their own."""
+    if opts.gpus:
+        from .engines.multi import create_multi
+
+        return create_multi(kind, opts.engine_options, opts.gpus)
+    return engines_mod.create(kind, opts.engine_options)
 
 
 def _collect(paths: list[Path]) -> tuple[list[SourceFile], list[Skipped]]:

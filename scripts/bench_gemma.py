@@ -99,9 +99,8 @@ def config(key: str, tok):
 def build(key: str, experts: str):
     """(model on cuda in bf16 with random weights, processor with an in-code tokenizer)."""
     import torch
-    from transformers import Gemma4ForConditionalGeneration
-
     from gemma_tiny import build_processor, build_tokenizer
+    from transformers import Gemma4ForConditionalGeneration
 
     tok = build_tokenizer()
     cfg = config(key, tok)

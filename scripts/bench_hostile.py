@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "corpus")]
 
-from make_hostile import good_pdf, make_hostile_corpus
+from make_hostile import good_pdf, make_hostile_corpus  # noqa: E402  (found through the sys.path line above)
 
 
 def _status(pid: int) -> dict[str, int]:
@@ -170,7 +170,8 @@ def main() -> None:
     code, secs, cpu, peaks, total = run_measured(["ingest", str(a.robustness), str(hostile), "--db", str(db),
                                              "-e", "offline", "-w", str(a.workers), "-q"], timeout=900)
     print(f"\nper file (each alone, start-up included): slowest {worst_s:.1f} s, largest process {worst_mb:.0f} MB")
-    print(f"one batch, --workers {a.workers}: exit {code}, {secs:.1f} s ({cpu:.1f} CPU s), {len(peaks)} processes, peak RSS per "
+    print(f"one batch, --workers {a.workers}: exit {code}, {secs:.1f} s ({cpu:.1f} CPU s), {len(peaks)} processes, "
+          "peak RSS per "
           f"process {', '.join(f'{v / 1024:.0f}' for v in sorted(peaks.values(), reverse=True))} MB, "
           f"whole tree {total / 1024:.0f} MB")
 

@@ -23,6 +23,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -35,12 +36,12 @@ BF16_MIN_COSINE = 0.999
 
 def page_inputs(proc, n_pages: int, image_tokens: int, device: str, dtype):
     """(inputs for a forward, pages per row): one sample page a row, the engine's extraction prompt."""
+    from bench_gemma import jobs_for
+
     from docpipe.engines.gemma.inputs import PromptBuilder, collate
     from docpipe.engines.vlm.prompting import SYSTEM_PROMPT, extraction_instructions
     from docpipe.rasterize import open_document
     from docpipe.schemas import resolve
-
-    from bench_gemma import jobs_for
 
     prompts = PromptBuilder(proc)
     spec = prompts.render_spec(image_tokens)
@@ -60,7 +61,7 @@ def page_inputs(proc, n_pages: int, image_tokens: int, device: str, dtype):
     return collate(rows, proc.tokenizer.pad_token_id, prompts.image_id, device, dtype), [1] * len(rows)
 
 
-def reference_logits(model, inputs) -> "torch.Tensor":
+def reference_logits(model, inputs) -> Any:
     """transformers' forward, positions from the padding mask as generate() makes them."""
     import torch
 
@@ -72,7 +73,7 @@ def reference_logits(model, inputs) -> "torch.Tensor":
 
 
 def docpipe_logits(model, proc, inputs, row_pages, image_tokens: int, steps: int,
-                   settings: dict) -> tuple["torch.Tensor", float]:
+                   settings: dict) -> tuple[Any, float]:
     """(first-token logits of docpipe's engine path (the decode loop's prefill), read through a logits processor;
     GPU ms of one decode step at these rows, from a second fixed-length run of ``steps`` tokens (0: not timed))."""
     from docpipe.engines import EngineOptions
@@ -191,7 +192,8 @@ def main() -> None:
                     import traceback
 
                     traceback.print_exc()
-                    row[f"error{'_' + next(iter(settings)) if settings else ''}"] = f"{type(e).__name__}: {str(e)[:300]}"
+                    key = "error_" + next(iter(settings)) if settings else "error"
+                    row[key] = f"{type(e).__name__}: {str(e)[:300]}"
                     torch.cuda.empty_cache()
             if mode == "none" and "cos_min" in row:
                 row["pass"] = row["cos_min"] >= BF16_MIN_COSINE

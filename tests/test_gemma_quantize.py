@@ -23,6 +23,7 @@ from docpipe.cli import app  # noqa: E402
 from docpipe.engines import EngineOptions  # noqa: E402
 from docpipe.engines.gemma import quantize as q  # noqa: E402
 from docpipe.engines.gemma.engine import GemmaEngine  # noqa: E402
+from docpipe.engines.gemma.kernels.quantized import convert_experts, dequantize_3d, quantize_3d  # noqa: E402
 from docpipe.engines.gemma.models import choose_model  # noqa: E402
 from docpipe.errors import EngineUnavailable  # noqa: E402
 from docpipe.store import Store  # noqa: E402
@@ -91,7 +92,7 @@ def test_int8_model_answers_close_to_the_unquantized_one_in_less_memory(tokenize
     assert _cosine(got, ref) > 0.97
     assert q.active_mode(model) == "int8"
     lm = model.model.language_model
-    taken = [type(m.weight).__name__ for n, m in lm.named_modules() if q._quantizable(n, m)]
+    taken = [type(m.weight).__name__ for n, m in lm.named_modules() if q.quantizable(n, m)]
     assert taken and set(taken) == {"Int8Tensor"}
     assert all(type(m.weight) is torch.nn.Parameter for n, m in lm.named_modules() if "router.proj" in n)
     if variant == "moe":
@@ -107,8 +108,8 @@ def test_expert_weights_round_trip_within_the_modes_precision(mode, bound):
 
     torch.manual_seed(0)
     w = torch.randn(4, 96, 192, dtype=torch.bfloat16)
-    stored = q._quantize_3d(w, mode)
-    back = q.dequantize_3d(stored["q"], stored["s"], mode, torch.bfloat16)
+    stored = quantize_3d(w, mode)
+    back = dequantize_3d(stored["q"], stored["s"], mode, torch.bfloat16)
     rel = float((back.float() - w.float()).norm() / w.float().norm())
     assert rel < bound, rel
     if mode == "int4":  # two values a byte, scales per group of 64 (192 is not a multiple of 128)
@@ -128,10 +129,10 @@ def test_quantized_experts_forward_is_the_reference_loop_over_the_stored_weights
     for p in experts.parameters():
         torch.nn.init.normal_(p, std=0.5)
     reference = copy.deepcopy(experts)
-    q.QuantExperts.convert(experts, mode)
+    convert_experts(experts, mode)
     with torch.no_grad():
         for name in ("gate_up_proj", "down_proj"):
-            stored = q.dequantize_3d(getattr(experts, f"{name}_q"), getattr(experts, f"{name}_s"), mode,
+            stored = dequantize_3d(getattr(experts, f"{name}_q"), getattr(experts, f"{name}_s"), mode,
                                      torch.float32)
             getattr(reference, name).copy_(stored)
         torch.manual_seed(1)
@@ -201,10 +202,29 @@ def test_auto_takes_bf16_where_it_fits_else_the_most_precise_mode_that_does():
     assert table["gemma-4-26B-A4B-it", "int4"].endswith("fits")
     assert "needs" in table["gemma-4-31B-it", "fp8"]
     cpu = {(m, mode): v for m, mode, v in q.fits_table(None, None)}
-    assert cpu["gemma-4-E2B-it", "fp8"].endswith("no GPU") and cpu["gemma-4-E2B-it", "int8"].endswith("CPU only")
+    assert cpu["gemma-4-E2B-it", "fp8"].endswith("needs a GPU")
+    assert cpu["gemma-4-E2B-it", "int8"].endswith("on the CPU (no GPU here)")
 
 
 def test_engines_command_lists_models_by_mode():
     res = CliRunner().invoke(app, ["engines"])
     assert res.exit_code == 0
     assert "gemma --quantize" in res.output and "gemma-4-26B-A4B-it" in res.output and "int4" in res.output
+
+
+def test_a_checkpoint_quantized_already_loads_as_it_is(tmp_path, moe_folder, caplog):
+    """A quantization_config in config.json (compressed-tensors, FP8, torchao releases): transformers' own quantizer
+    loads it; --quantize neither counts its bytes again nor quantizes it twice."""
+    from docpipe.engines.gemma.models import ModelChoice
+
+    folder = tmp_path / "prequantized"
+    folder.mkdir()
+    cfg = json.loads((moe_folder / "config.json").read_text())
+    cfg["quantization_config"] = {"quant_method": "compressed-tensors", "format": "float-quantized"}
+    (folder / "config.json").write_text(json.dumps(cfg))
+    choice = ModelChoice(str(folder), folder, 12_345)
+    assert q.prequantized(folder) == "compressed-tensors" and q.prequantized(moe_folder) is None
+    assert q.load_bytes(choice, "int4") == 12_345
+    with caplog.at_level("WARNING"):
+        assert q.load_plan(choice, "int8", "cpu") == ("none", None)
+    assert "quantized already (compressed-tensors)" in caplog.text

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import INVOICE_TEXT, make_pdf, make_scan
+
 from docpipe.engines import EngineOptions
 from docpipe.pipeline import IngestOptions, ingest
 from docpipe.store import Store

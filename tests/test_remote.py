@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -12,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import INVOICE_TEXT, make_pdf, make_scan
+
 from docpipe.store import Store
 
 pytest.importorskip("s3fs")

@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import INVOICE_TEXT, make_pdf, make_scan
+
+from docpipe.engines import EngineOptions
 from docpipe.errors import StoreError
 from docpipe.pipeline import IngestOptions, ingest
-from docpipe.engines import EngineOptions
 from docpipe.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -161,7 +161,7 @@ def test_a_live_claim_elsewhere_is_waited_for_then_taken_over_when_it_expires(tm
 
     sha = describe(folder / "a.pdf").sha256
     with Store.open(db) as s:  # another machine's ingest claimed it a moment ago, for two seconds
-        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         s.con.execute("INSERT INTO claims VALUES (?, 'invoice', 'offline', 'elsewhere:1:x', ?, ?)",
                       [sha, now, now + dt.timedelta(seconds=2)])
     waited: list[int] = []

@@ -17,8 +17,8 @@ from ..vlm.engine import VlmEngine
 from ..vlm.feed import Feed
 from .backend import GemmaBackend, GemmaStats
 from .models import choose_model
-from .settings import quantize_setting
 from .scheduler import GROW_AFTER, BatchScheduler
+from .settings import quantize_setting
 
 
 class GemmaEngine(VlmEngine):

@@ -7,9 +7,9 @@ all of them. What goes where:
   ``torch._scaled_mm``; int8: weight-only, per-row scales; int4: weight-only, groups of 128 (64, 32 where a width
   needs it), torchao's tinygemm layout, run by PyTorch's own ``_weight_int4pack_mm``: no extra kernel package);
 - the MoE experts of 26B-A4B (3D tensors, not ``nn.Linear``, so torchao leaves them alone; they are 88% of its
-  bytes): here, with the same scales; fp8 through ``torch._scaled_grouped_mm``, int8/int4 stored packed and turned
-  back into bf16 a layer at a time for the grouped GEMM (a memory saving, not a speed-up);
-- the per-layer embeddings of the E models (2.3-2.8 B parameters of lookups): int8 rows;
+  bytes): ``kernels/quantized.py``, with the same scales; fp8 through ``torch._scaled_grouped_mm``, int8/int4
+  stored packed and turned back into bf16 a layer at a time for the grouped GEMM (a memory saving, not a speed-up);
+- the per-layer embeddings of the E models (2.3-2.8 B parameters of lookups): int8 rows (``kernels/quantized.py``);
 - bf16 in every mode: the vision and audio towers, the router, norms, and the embedding that is also the lm_head.
 Checkpoints that are already quantized (a ``quantization_config`` in config.json: compressed-tensors, FP8, torchao)
 are loaded by transformers' own quantizers and left as they are.
@@ -18,7 +18,6 @@ are loaded by transformers' own quantizers and left as they are.
 from __future__ import annotations
 
 import logging
-import types
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -35,7 +34,6 @@ CHOICES = (*MODES, "auto")
 WEIGHT_BYTES = {"none": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5 + 4 / 128}
 #: int4 group sizes tried in order: the first that divides a layer's input width (26B-A4B's 2,112 and 704 take 64)
 INT4_GROUPS = (128, 64, 32)
-FP8_MAX = 448.0  # largest float8_e4m3fn
 INSTALL_HINT = "pip install 'docpipe[quantize]' (torchao)"
 
 
@@ -64,7 +62,7 @@ KNOWN: dict[str, Params] = {
 }
 
 
-def _quantizable(name: str, module: Any) -> bool:
+def quantizable(name: str, module: Any) -> bool:
     import torch
 
     return isinstance(module, torch.nn.Linear) and "router" not in name and \
@@ -79,7 +77,7 @@ def _language_model(model: Any) -> Any:
 def params_of(model: Any) -> Params:
     """Count a built model's parameters (the meta device will do) by how the modes store them."""
     lm = _language_model(model)
-    linear = sum(m.weight.numel() for n, m in lm.named_modules() if _quantizable(n, m))
+    linear = sum(m.weight.numel() for n, m in lm.named_modules() if quantizable(n, m))
     experts = sum(p.numel() for n, p in lm.named_parameters() if ".experts." in n)
     ple = sum(p.numel() for n, p in lm.named_parameters() if "embed_tokens_per_layer" in n)
     total = sum(p.numel() for p in model.parameters())
@@ -191,7 +189,7 @@ def fits_table(gpu_bytes: float | None, capability: tuple[int, int] | None) -> l
             gib = p.bytes(mode) / 2**30
             need = p.bytes(mode) + HEADROOM
             if gpu_bytes is None:
-                verdict = "no GPU" if mode != "none" and mode != "int8" else "CPU only"
+                verdict = "needs a GPU" if gpu_problem(mode, "cpu") else "on the CPU (no GPU here)"
             elif gpu_problem(mode, "cuda", capability):
                 verdict = "not on this GPU"
             else:
@@ -264,18 +262,20 @@ def quantize_model(model: Any, mode: str, device: str | None = None) -> Params:
     import torch
     from torchao.quantization import quantize_
 
+    from .kernels.quantized import Int8Embedding, convert_experts
+
     lm = _language_model(model)
     for cfg, keep in _torchao_configs(mode):
-        quantize_(lm, cfg, filter_fn=lambda m, fqn, keep=keep: _quantizable(fqn, m) and keep(m) and
+        quantize_(lm, cfg, filter_fn=lambda m, fqn, keep=keep: quantizable(fqn, m) and keep(m) and
                   not _done(m), device=device)
     for name, module in list(lm.named_modules()):
         if type(module).__name__ == "Gemma4TextExperts" and hasattr(module, "gate_up_proj"):
             if device is not None:
                 module.to(device)
-            QuantExperts.convert(module, mode)
+            convert_experts(module, mode)
         elif name.endswith("embed_tokens_per_layer") and isinstance(module, torch.nn.Embedding):
             parent = lm.get_submodule(name.rsplit(".", 1)[0]) if "." in name else lm
-            setattr(parent, name.rsplit(".", 1)[-1], Int8Rows.of(module, device))
+            setattr(parent, name.rsplit(".", 1)[-1], Int8Embedding.of(module, device))
     if device is not None:
         model.to(device)
     model._docpipe_quantize = mode
@@ -304,162 +304,6 @@ def _torchao_configs(mode: str) -> list[tuple[Any, Any]]:
 
     return [(Int4WeightOnlyConfig(group_size=g, int4_packing_format="tile_packed_to_4d", set_inductor_config=False),
              lambda m, g=g: m.in_features % g == 0) for g in INT4_GROUPS]
-
-
-class Int8Rows:
-    """An embedding table as int8 rows with one scale each (the E models' per-layer embeddings: a lookup reads a
-    few rows, so the dequantizing costs nothing; the table halves)."""
-
-    @staticmethod
-    def of(emb: Any, device: str | None) -> Any:
-        import torch
-
-        w = emb.weight.detach()
-        if device is not None:
-            w = w.to(device)
-        scale = w.float().abs().amax(-1, keepdim=True).clamp(min=1e-12) / 127
-        q = torch.round(w.float() / scale).to(torch.int8)
-        return _Int8Embedding(q, scale.to(w.dtype), w.dtype, getattr(emb, "embed_scale", None),
-                              emb.num_embeddings, emb.embedding_dim)
-
-
-def _int8_embedding_class() -> type:
-    import torch
-
-    class Int8Embedding(torch.nn.Module):
-        def __init__(self, q: Any, scale: Any, dtype: Any, embed_scale: Any, num: int, dim: int) -> None:
-            super().__init__()
-            self.register_buffer("q", q)
-            self.register_buffer("scale", scale)
-            self.register_buffer("embed_scale", (embed_scale if embed_scale is not None else
-                                                 torch.tensor(1.0)).to(q.device), persistent=False)
-            self.dtype, self.num_embeddings, self.embedding_dim = dtype, num, dim
-
-        def forward(self, ids: Any) -> Any:
-            return self.q[ids].to(self.dtype) * self.scale[ids] * self.embed_scale.to(self.dtype)
-
-    return Int8Embedding
-
-
-def _Int8Embedding(*args: Any) -> Any:
-    global _INT8_EMBEDDING
-    if _INT8_EMBEDDING is None:
-        _INT8_EMBEDDING = _int8_embedding_class()
-    return _INT8_EMBEDDING(*args)
-
-
-_INT8_EMBEDDING: Any = None
-
-
-class QuantExperts:
-    """A Gemma4TextExperts module's two 3D weights quantized per (expert, output row), and the grouped forward of
-    kernels/moe.py run over them (``_docpipe_mm``)."""
-
-    @staticmethod
-    def convert(module: Any, mode: str) -> None:
-        import torch
-
-        from .kernels.moe import grouped_experts_forward
-
-        dtype = module.gate_up_proj.dtype
-        for name in ("gate_up_proj", "down_proj"):
-            w = getattr(module, name).detach()
-            delattr(module, name)
-            for key, t in _quantize_3d(w, mode).items():
-                module.register_buffer(f"{name}_{key}", t)
-            del w
-        module._docpipe_dtype = dtype
-        module._docpipe_mode = mode
-        module._docpipe_scaled = mode == "fp8" and _scaled_grouped_ok(module.gate_up_proj_q.device)
-        module._docpipe_mm = types.MethodType(_experts_mm, module)
-        module.forward = types.MethodType(grouped_experts_forward, module)
-        if module.gate_up_proj_q.is_cuda:
-            torch.cuda.empty_cache()
-
-
-def _quantize_3d(w: Any, mode: str) -> dict[str, Any]:
-    """(experts, out, in) bf16 -> {"q": ..., "s": ...}: fp8 and int8 with a scale per output row, int4 per group of
-    the input (two values a byte, low nibble first)."""
-    import torch
-
-    if mode == "fp8":
-        s = (w.float().abs().amax(-1).clamp(min=1e-12) / FP8_MAX)
-        return {"q": (w.float() / s.unsqueeze(-1)).to(torch.float8_e4m3fn), "s": s}
-    if mode == "int8":
-        s = w.float().abs().amax(-1, keepdim=True).clamp(min=1e-12) / 127
-        return {"q": torch.round(w.float() / s).to(torch.int8), "s": s.to(w.dtype)}
-    g = next(g for g in INT4_GROUPS if w.shape[-1] % g == 0)
-    e, o, i = w.shape
-    groups = w.float().view(e, o, i // g, g)
-    s = groups.abs().amax(-1, keepdim=True).clamp(min=1e-12) / 7
-    q = (torch.round(groups / s).clamp(-8, 7) + 8).to(torch.uint8).view(e, o, i)
-    return {"q": q[..., 0::2] | (q[..., 1::2] << 4), "s": s.squeeze(-1).to(w.dtype)}
-
-
-def dequantize_3d(q: Any, s: Any, mode: str, dtype: Any) -> Any:
-    """The bf16 weights back from ``_quantize_3d``'s storage."""
-    import torch
-
-    if mode in ("fp8", "int8"):
-        return (q.to(torch.float32) * s.float().reshape(*s.shape[:2], 1)).to(dtype)
-    lo, hi = (q & 15).to(dtype) - 8, (q >> 4).to(dtype) - 8
-    w = torch.stack((lo, hi), -1).flatten(-2)  # (e, o, i)
-    e, o, i = w.shape
-    g = i // s.shape[-1]
-    return (w.view(e, o, i // g, g) * s.unsqueeze(-1)).view(e, o, i)
-
-
-_COMPILED_DEQUANT: dict[str, Any] = {}
-
-
-def _dequant_fn(device_type: str) -> Any:
-    """dequantize_3d, compiled on CUDA into one kernel (eagerly it is five passes over the layer's experts)."""
-    if device_type != "cuda":
-        return dequantize_3d
-    if "cuda" not in _COMPILED_DEQUANT:
-        import torch
-
-        _COMPILED_DEQUANT["cuda"] = torch.compile(dequantize_3d, dynamic=False)
-    return _COMPILED_DEQUANT["cuda"]
-
-
-def _experts_mm(self: Any, x: Any, name: str, offs: Any) -> Any:
-    """x (routed rows, sorted by expert) @ expert weights ``name``, per group of rows given by ``offs``."""
-    import torch
-
-    from .kernels.moe import _grouped_mm
-
-    q, s = getattr(self, f"{name}_q"), getattr(self, f"{name}_s")
-    if self._docpipe_scaled:  # fp8 x fp8 on the tensor cores, per-row scales of both
-        xs = x.float().abs().amax(-1).clamp(min=1e-12) / FP8_MAX
-        xq = (x.float() / xs.unsqueeze(-1)).to(torch.float8_e4m3fn)
-        return torch._scaled_grouped_mm(xq, q.transpose(-2, -1), xs, s, offs=offs, out_dtype=self._docpipe_dtype)
-    w = _dequant_fn(q.device.type)(q, s, self._docpipe_mode, self._docpipe_dtype)
-    return _grouped_mm()(x.to(w.dtype), w.transpose(-2, -1), offs=offs)
-
-
-_SCALED_OK: dict[Any, bool] = {}
-
-
-def _scaled_grouped_ok(device: Any) -> bool:
-    """Whether torch._scaled_grouped_mm runs on this device (Hopper and this torch); else fp8 experts are turned back
-    into bf16 for each layer's GEMM, as int8 ones are."""
-    import torch
-
-    if device.type != "cuda":
-        return False
-    if device not in _SCALED_OK:
-        try:
-            a = torch.randn(32, 64, device=device).to(torch.float8_e4m3fn)
-            b = torch.randn(2, 32, 64, device=device).to(torch.float8_e4m3fn)
-            offs = torch.tensor([16, 32], dtype=torch.int32, device=device)
-            torch._scaled_grouped_mm(a, b.transpose(-2, -1), torch.ones(32, device=device),
-                                     torch.ones(2, 32, device=device), offs=offs, out_dtype=torch.bfloat16)
-            _SCALED_OK[device] = True
-        except Exception as e:  # no kernel for this card or torch
-            log.warning("fp8 grouped GEMM unavailable (%s); fp8 experts are dequantized per layer", e)
-            _SCALED_OK[device] = False
-    return _SCALED_OK[device]
 
 
 def active_mode(model: Any) -> str:

@@ -66,7 +66,7 @@ class GemmaSettings(BaseModel):
                                 "rasterizing thread.")
     moe_grouped: bool = Field(True, description="Grouped-GEMM experts forward on CUDA for mixture-of-experts models.")
     quantize: str = Field("auto", description="Weights at load time: none (bf16), fp8, int8, int4, or auto (bf16 "
-                          "where it fits the GPU with room for a batch, else the most precise mode that does).")
+                          "where it fits the GPU, else the most precise mode that does; quantize.py).")
 
     @model_validator(mode="after")
     def _one_of_choices(self) -> GemmaSettings:
@@ -128,12 +128,12 @@ def _validated(values: Mapping[str, Any], where: str) -> GemmaSettings:
 
 
 def quantize_setting(options: EngineOptions | Mapping[str, Any]) -> str:
-    """The ``quantize`` setting alone: what ``--engine auto`` needs to know whether a model fits before an engine is
-    made (a mistake in another setting is reported when the engine is made, not here)."""
+    """The ``quantize`` setting, for ``--engine auto`` to know whether a model fits before an engine is made;
+    "none" when the settings do not validate (the engine refuses them, with the reason, when it is made)."""
     try:
         return str(engine_settings(options)["quantize"])
     except EngineUnavailable:
-        return str(DEFAULTS["quantize"])
+        return "none"
 
 
 def vision_overlap_on(setting: Any, moe: bool, device: str) -> bool:
