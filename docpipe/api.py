@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 PathLike = str | os.PathLike[str]
 
 #: ``ingest`` keywords that shape the run rather than the engine
-_RUN_OPTIONS = ("force", "retry_invalid", "password", "summarize")
+_RUN_OPTIONS = ("force", "retry_invalid", "password", "summarize", "ray", "ray_actors")
 
 
 def ingest(paths: PathLike | Iterable[PathLike], *, schema: str | None = None, engine: str | None = None,
@@ -70,7 +70,8 @@ def ingest_options(paths: PathLike | Iterable[PathLike], *, schema: str | None =
     run = {name: options[name] for name in _RUN_OPTIONS if name in options}
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     return IngestOptions(paths=[Path(p) for p in items], schema=cfg.schema_name, db=Path(cfg.db), engine=cfg.engine,
-                         engine_options=cfg.engine_options(), max_pages=cfg.max_pages, **run)
+                         engine_options=cfg.engine_options(), max_pages=cfg.max_pages, gpus=cfg.gpus,
+                         **run)
 
 
 def connect(db: PathLike | None = None, *, read_only: bool = True) -> Store:

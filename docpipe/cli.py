@@ -76,7 +76,8 @@ def _err(msg: str) -> None:
 
     from .paths import shown
 
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(shown(msg))}", soft_wrap=True)
+    Console(stderr=True, highlight=False, emoji=False).print(f"[bold red]error:[/] {escape(shown(msg))}",
+                                                          soft_wrap=True)  # ":x:" in a value stays text
 
 
 def _fail(msg: str, code: int = 1) -> typer.Exit:
@@ -136,9 +137,21 @@ def ingest(
                                                         "page: 70, 140, 280, 560 or 1120 (default: 1120).")] = None,
     thinking: Annotated[bool, typer.Option("--thinking", help="Let the model think before answering (gemma, and "
                                            "openai servers that support it); thoughts are stored apart.")] = False,
+    gpus: Annotated[Optional[str], typer.Option("--gpus", help="One engine per GPU, documents spread over them: "
+                                                "N (the first N), all, or indices like 0,2 (cpu:N: N engine "
+                                                "processes without a GPU, for tests); or DOCPIPE_GPUS.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the files that are not ok, one line "
                                         "each, and errors.")] = False,
+    quantize: Annotated[Optional[str], typer.Option("--quantize", help="Gemma weights: none (bf16), fp8, int8, "
+                                                    "int4, or auto (bf16 where it fits the GPU, else the most "
+                                                    "precise mode that does) [default: auto].")] = None,
     set_: Annotated[Optional[list[str]], SET_OPT] = None,
+    ray: Annotated[Optional[str], typer.Option("--ray", help="Run the engine as actors on a Ray cluster: auto, "
+                                               "ray://HOST:10001, or local[:CPUS] to start one here "
+                                               "(pip install 'docpipe[ray]').", envvar="DOCPIPE_RAY")] = None,
+    ray_actors: Annotated[Optional[int], typer.Option("--ray-actors", help="Engine actors on the cluster "
+                                                      "(default: one per CPU (offline), per GPU (gemma), per "
+                                                      "server (openai)).")] = None,
 ) -> None:
     """Read documents and store their fields.
 
@@ -151,7 +164,10 @@ def ingest(
     from .pipeline import ingest as run_ingest
     from .progress import RichProgress, print_report
 
-    missing = [str(p) for p in paths if not p.exists() and not p.is_symlink()]  # a bad link is recorded why
+    from .remote import is_remote
+
+    # a bad link is not a typo: discovery records what it is
+    missing = [str(p) for p in paths if not p.exists() and not p.is_symlink() and not is_remote(p)]
     if missing:
         raise _fail(f"no such file or folder: {', '.join(missing)}", code=2)
     if image_tokens is not None and image_tokens not in (70, 140, 280, 560, 1120):
@@ -162,15 +178,18 @@ def ingest(
     try:
         settings = _settings(set_, schema=schema, db=db, engine=engine, model=model, image_tokens=image_tokens,
                              thinking=thinking or None, max_pages=max_pages, base_url=base_url,
-                             api_key_env=api_key_env, concurrency=concurrency,
-                             workers=None if workers is None else max(1, workers))
+                             api_key_env=api_key_env, concurrency=concurrency, quantize=quantize,
+                             workers=None if workers is None else max(1, workers), gpus=gpus)
         opts = ingest_options(paths, settings=settings, force=force, retry_invalid=retry_invalid,
-                              password=password, summarize=summarize)
+                              password=password, summarize=summarize, ray=ray, ray_actors=ray_actors)
         progress = RichProgress(enabled=not quiet, quiet=quiet)
         with progress:
             report = run_ingest(opts, progress)
     except DocpipeError as e:
         raise _fail(str(e))
+    except KeyboardInterrupt:  # before the run began (engines starting): typer would exit 130 even after SIGTERM
+        _err("interrupted")
+        raise typer.Exit(exit_code_for_interrupt())
     print_report(report, opts.db, progress)
     if report.stopped:
         raise _fail(report.stopped)
@@ -192,7 +211,8 @@ def query(
     """Run SQL against the store: read-only, and no files read or written, unless --allow-write.
 
     Views: one per schema (invoice, receipt, document), their lists (invoice_line_items, receipt_items),
-    problems; tables: documents, pages, extractions, summaries, files, runs.
+    problems, duplicates; tables: documents, pages, extractions, extraction_history (every attempt), summaries,
+    files (every path seen), runs.
 
     Example:  docpipe query --format json "SELECT * FROM invoice"
     """
@@ -348,6 +368,25 @@ def engines(
     except EngineUnavailable as e:
         t.caption = escape(str(e))
     Console().print(t)
+    _gemma_fits(Console())
+
+
+def _gemma_fits(console: Any) -> None:
+    """The Gemma checkpoints by --quantize mode: GiB of weights, and whether they fit this machine's GPU."""
+    try:
+        from .engines.gemma.quantize import card, fits_table
+    except ImportError:
+        return
+    from rich.table import Table
+
+    gpu, capability = card()
+    where = f"GPU of {gpu / 2**30:.0f} GiB" if gpu else "no CUDA GPU here"
+    t = Table(title=f"gemma --quantize: weights and fit ({where})", title_justify="left")
+    for col in ("model", "mode", "weights"):
+        t.add_column(col)
+    for row in fits_table(gpu, capability):
+        t.add_row(*row)
+    console.print(t)
 
 
 @app.command()

@@ -71,6 +71,8 @@ with warnings.catch_warnings():  # a field named ``schema`` shadows pydantic's d
         thinking: bool = Field(False, description="Let the model think before answering; thoughts are stored "
                                "apart.")
         max_pages: int = Field(2000, ge=1, description="Refuse documents longer than this many pages.")
+        gpus: str | None = Field(None, description="One engine process per GPU: N (the first N), all, indices "
+                                 "like 0,2, or cpu:N (N processes without a GPU); none: one engine here.")
         gemma: GemmaSettings = Field(default_factory=GemmaSettings, description="The gemma engine's settings.")
         openai: OpenAISettings = Field(default_factory=OpenAISettings, description="The openai engine's settings.")
         engines: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Settings of engines without "
@@ -87,6 +89,11 @@ with warnings.catch_warnings():  # a field named ``schema`` shadows pydantic's d
             if kind != "auto" and kind not in kinds:
                 raise ValueError(f"unknown engine {kind!r}; known: {', '.join(sorted(kinds))}, auto")
             return kind
+
+        @field_validator("gpus", mode="before")
+        @classmethod
+        def _gpus_text(cls, value: Any) -> Any:
+            return str(value) if isinstance(value, int) else value  # --set gpus=2 reads 2 as JSON
 
         @field_validator("image_tokens")
         @classmethod

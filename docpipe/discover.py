@@ -48,15 +48,20 @@ def sniff(head: bytes) -> tuple[str, str]:
 
 def hash_file(path: Path, chunk: int = 1 << 20) -> tuple[str, int, bytes]:
     """(sha256 hex, size, first 1 KiB) in one streaming read of a regular file (anything else is refused unread)."""
+    with open_regular(path) as f:
+        return hash_stream(f, chunk)
+
+
+def hash_stream(f: BinaryIO, chunk: int = 1 << 20) -> tuple[str, int, bytes]:
+    """(sha256 hex, size, first 1 KiB) of a binary stream (a local file or an object in storage), read once."""
     h = hashlib.sha256()
     size = 0
     head = b""
-    with open_regular(path) as f:
-        while block := f.read(chunk):
-            if not head:
-                head = block[:1024]
-            h.update(block)
-            size += len(block)
+    while block := f.read(chunk):
+        if not head:
+            head = block[:1024]
+        h.update(block)
+        size += len(block)
     return h.hexdigest(), size, head
 
 
@@ -173,6 +178,16 @@ def _walk(folder: Path, ancestors: list[tuple[int, int]], walked: set[tuple[int,
 
 
 def discover(paths: Iterable[Path]) -> Iterator[SourceFile | Skipped]:
+    """SourceFile for each candidate document, or a Skipped (path, reason, status) for one that cannot be read;
+    URLs (s3://, gs://, az://) are listed in object storage by ``docpipe.remote``."""
+    from .remote import as_url, discover_remote
+
+    for p in paths:
+        url = as_url(p)
+        yield from discover_remote(url) if url else _discover_local([p])
+
+
+def _discover_local(paths: Iterable[Path]) -> Iterator[SourceFile | Skipped]:
     """SourceFile for each candidate document, or a Skipped (path, reason, status) for one that cannot be read.
 
     A file met while walking a folder is only a candidate when its bytes look like a document or its

@@ -7,9 +7,10 @@ before the interruption and the next run picks up the rest without duplicates.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import Counter
-from collections.abc import Generator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -21,14 +22,15 @@ from .engines import DocJob, EngineOptions
 from .errors import InputError
 from .evidence import attach as attach_evidence
 from .models import DocResult, EngineOutput, ErrorItem, SourceFile, Status
-from .rasterize import DEFAULT_MAX_PAGES
 from .paths import path_text
+from .rasterize import DEFAULT_MAX_PAGES
+from .remote import is_remote
 from .schemas import SchemaInfo, resolve
-from .store import DEFAULT_DB, Store
+from .sharing import SharedStore
+from .store import DEFAULT_DB
 from .validate import validate
 
-FLUSH_EVERY_DOCS = 32
-FLUSH_EVERY_SECONDS = 2.0
+CLAIM_POLL_SECONDS = 1.0
 
 
 @dataclass
@@ -46,6 +48,9 @@ class IngestOptions:
     summarize: bool = False
     max_pages: int = DEFAULT_MAX_PAGES
     break_after: int = BREAK_AFTER  # stop when the first N documents all fail in the engine (0: never)
+    ray: str | None = None  # run the engine on a Ray cluster: "auto", "ray://host:10001", "local[:CPUS]"
+    ray_actors: int | None = None  # engine actors on the cluster (default: fill it)
+    gpus: str | None = None  # one engine process per GPU: "2", "all", "0,2" (engines.multi); None: this process
 
 
 @dataclass
@@ -71,6 +76,7 @@ class IngestReport:
     sparse: list[Failure] = field(default_factory=list)  # ok, but the engine filled few of the schema's fields
     interrupted: bool = False
     run_id: str = ""
+    done_elsewhere: int = 0  # documents to do that another ingest on the same database did meanwhile
     stopped: str = ""  # why the run stopped early (the breaker), empty when it did not
     columns: list[tuple[str, str]] = field(default_factory=list)  # the schema view's (name, SQL type)
 
@@ -105,26 +111,34 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
     progress = progress or _NoProgress()
     t0 = time.perf_counter()
     schema = resolve(opts.schema)
-    missing = [path_text(p) for p in opts.paths if not Path(p).exists() and not Path(p).is_symlink()]
+    missing = [path_text(p) for p in opts.paths
+               if not Path(p).exists() and not Path(p).is_symlink() and not is_remote(p)]
     if missing:  # a typo: say so before a database is made or an engine loaded
         raise InputError(f"no such file or folder: {', '.join(missing)}")
-    kind, why = engines_mod.choose(opts.engine, opts.engine_options)
+    kind, why = _choose(opts)
     sources, unreadable = _collect(opts.paths)
     if not sources and not unreadable:
         raise InputError(f"no files under {', '.join(str(p) for p in opts.paths)}: nothing to ingest")
-    engine = engines_mod.create(kind, opts.engine_options)
+    engine, why = _create(kind, why, opts)
     report = IngestReport(engine=kind, engine_reason=why, model=engine.model_name, schema=schema.name,
                           columns=[(c.name, c.sql_type) for c in schema.columns])
     progress.engine_chosen(kind, why, engine.model_name)
 
-    with Store.open(opts.db) as store, engine:
-        store.register_schema(schema)
+    shared = SharedStore(opts.db, schema, kind, force=opts.force, retry_invalid=opts.retry_invalid)
+    with engine:
+        with shared.session() as store:
+            store.register_schema(schema)
+            store.note_skipped(unreadable)
+            store.note_files(sources)
+            done = set() if opts.force else store.done_ids(schema.name, kind, retry_invalid=opts.retry_invalid)
+            report.run_id = store.start_run(kind, engine.model_name, schema.name, {
+                "paths": [path_text(p) for p in opts.paths], "force": opts.force, "summarize": opts.summarize,
+                "workers": opts.engine_options.workers, "model": opts.engine_options.model,
+                "concurrency": _concurrency(opts) if kind == "openai" else None, "gpus": opts.gpus,
+                "ray": opts.ray})
         for path, reason, why in unreadable:
             report.failures.append(Failure(path_text(path), why, reason))
             report.counts[why] += 1
-        store.note_skipped(unreadable)
-        store.note_files(sources)
-        done = set() if opts.force else store.done_ids(schema.name, kind, retry_invalid=opts.retry_invalid)
         todo: list[SourceFile] = []
         seen: set[str] = set()
         skipped = copies = 0
@@ -139,16 +153,11 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
             todo.append(s)
         report.counts[Status.SKIPPED.value] += skipped + copies
         progress.planned(len(sources) + len(unreadable), len(todo), skipped, copies=copies)
-        report.run_id = store.start_run(kind, engine.model_name, schema.name, {
-            "paths": [path_text(p) for p in opts.paths], "force": opts.force, "summarize": opts.summarize,
-            "workers": opts.engine_options.workers, "model": opts.engine_options.model,
-            "concurrency": getattr(opts.engine_options.settings.get("openai"), "concurrency", None)
-            if kind == "openai" else None})
 
         buffer: list[DocResult] = []
-        last_flush = time.perf_counter()
         breaker = Breaker(opts.break_after)
-        outputs = _outputs(engine, todo, schema, opts)
+        outputs = _shared_outputs(engine, shared, todo, schema, opts, progress)
+        shared.start_heartbeat()
         try:
             for out in outputs:
                 result = validate(out, schema)
@@ -165,19 +174,75 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
                 report.stopped = breaker.record(out, result.status) or ""
                 if report.stopped:
                     break
-                if len(buffer) >= FLUSH_EVERY_DOCS or time.perf_counter() - last_flush > FLUSH_EVERY_SECONDS:
-                    store.write(buffer, schema, report.run_id)
+                if shared.commit_due(len(buffer)):
+                    shared.commit(buffer, report.run_id)
                     buffer.clear()
-                    last_flush = time.perf_counter()
         except KeyboardInterrupt:
             report.interrupted = True
         finally:
             outputs.close()  # a stopped run's engine gives up its requests in flight now
-            store.write(buffer, schema, report.run_id)
+            shared.stop_heartbeat()
+            shared.commit(buffer, report.run_id)
             report.seconds = time.perf_counter() - t0
-            store.finish_run(report.run_id, dict(report.counts) | {"pages": report.pages,
-                                                                    "interrupted": report.interrupted})
+            report.done_elsewhere = shared.done_elsewhere
+            with shared.session() as store:
+                shared.release(None, store)  # what this run claimed and did not finish is free for others now
+                store.finish_run(report.run_id, dict(report.counts) | {
+                    "pages": report.pages, "interrupted": report.interrupted,
+                    "done_elsewhere": report.done_elsewhere})
     return report
+
+
+def _concurrency(opts: IngestOptions) -> int | None:
+    return getattr(opts.engine_options.settings.get("openai"), "concurrency", None) or \
+        opts.engine_options.extra.get("concurrency")
+
+
+def _choose(opts: IngestOptions) -> tuple[str, str]:
+    """(kind, why); with --ray an explicit kind is not checked on the driver, which may have no GPU or weights."""
+    if opts.ray and opts.engine != "auto":
+        return opts.engine, "chosen with --engine"
+    return engines_mod.choose(opts.engine, opts.engine_options)
+
+
+def _create(kind: str, why: str, opts: IngestOptions) -> tuple[engines_mod.Engine, str]:
+    """The engine here, or as actors on a Ray cluster (``docpipe.ray_engine``)."""
+    if not opts.ray:
+        return _create_engine(kind, opts), why
+    from .ray_engine import RayEngine
+
+    engine = RayEngine(kind, opts.engine_options, opts.ray, opts.ray_actors)
+    return engine, f"{why}; {engine.plan.actors} actor(s) on the Ray cluster ({opts.ray})"
+
+
+def _shared_outputs(engine: engines_mod.Engine, shared: SharedStore, todo: list[SourceFile], schema: SchemaInfo,
+                    opts: IngestOptions, progress: Progress) -> Generator[EngineOutput, None, None]:
+    """Outputs for the documents this process claims, a chunk at a time; when every remaining document is claimed
+    by another live ingest, wait for it to finish them or for its claims to expire."""
+    pending = list(todo)
+    chunk = max(8, 2 * opts.engine_options.workers, int(_concurrency(opts) or 0))
+    told = False
+    while pending:
+        first = shared.claim(pending, chunk)
+        if not first.claimed:
+            if pending:
+                if not told:
+                    getattr(progress, "waiting", lambda n: None)(first.held_elsewhere)
+                    told = True
+                time.sleep(CLAIM_POLL_SECONDS)
+            continue
+        outputs = _outputs(engine, itertools.chain(first.claimed, shared.claimed(pending, chunk)), schema, opts)
+        try:
+            yield from outputs
+        finally:
+            outputs.close()
+def _create_engine(kind: str, opts: IngestOptions) -> engines_mod.Engine:
+    """The engine in this process, or with ``gpus`` one copy per GPU in processes of their own."""
+    if opts.gpus:
+        from .engines.multi import create_multi
+
+        return create_multi(kind, opts.engine_options, opts.gpus)
+    return engines_mod.create(kind, opts.engine_options)
 
 
 def _collect(paths: list[Path]) -> tuple[list[SourceFile], list[Skipped]]:
@@ -191,18 +256,35 @@ def _collect(paths: list[Path]) -> tuple[list[SourceFile], list[Skipped]]:
     return sources, unreadable
 
 
-def _outputs(engine: engines_mod.Engine, todo: list[SourceFile], schema: SchemaInfo,
+def _outputs(engine: engines_mod.Engine, todo: Iterable[SourceFile], schema: SchemaInfo,
              opts: IngestOptions) -> Generator[EngineOutput, None, None]:
     """Files that are not documents at all are answered here; the rest go to the engine lazily."""
-    for s in todo:
-        if s.kind == "empty":
-            yield EngineOutput(source=s, status=Status.EMPTY, engine=engine.kind, model=engine.model_name,
-                               errors=[ErrorItem("discover", "empty file (0 bytes)")])
-        elif s.kind == "unsupported":
-            yield EngineOutput(source=s, status=Status.UNSUPPORTED, engine=engine.kind, model=engine.model_name,
-                               errors=[ErrorItem("discover", "not a PDF or image (checked the bytes, not the name)")])
-    jobs = (DocJob(source=s, schema_ref=schema.ref, password=opts.password, summarize=opts.summarize,
-                   max_pages=opts.max_pages) for s in todo if s.kind in ("pdf", "image"))
-    for out in engine.run(jobs, schema):
+    answered: list[EngineOutput] = []
+
+    def jobs() -> Iterator[DocJob]:
+        for s in todo:
+            if s.kind in ("pdf", "image"):
+                yield DocJob(source=s, schema_ref=schema.ref, password=opts.password, summarize=opts.summarize,
+                             max_pages=opts.max_pages)
+            else:
+                answered.append(not_a_document(s, engine))
+
+    for out in engine.run(jobs(), schema):
+        yield from _drain(answered)
         out.engine = engine.kind
         yield out
+    yield from _drain(answered)
+
+
+def _drain(items: list[EngineOutput]) -> Iterator[EngineOutput]:
+    while items:
+        yield items.pop(0)
+
+
+def not_a_document(s: SourceFile, engine: engines_mod.Engine) -> EngineOutput:
+    """The output for an empty or non-document file: a status row, no engine call."""
+    if s.kind == "empty":
+        return EngineOutput(source=s, status=Status.EMPTY, engine=engine.kind, model=engine.model_name,
+                            errors=[ErrorItem("discover", "empty file (0 bytes)")])
+    return EngineOutput(source=s, status=Status.UNSUPPORTED, engine=engine.kind, model=engine.model_name,
+                        errors=[ErrorItem("discover", "not a PDF or image (checked the bytes, not the name)")])

@@ -75,6 +75,11 @@ class RichProgress:
         self._progress.start()
         self._task = self._progress.add_task("documents", total=todo, pages=0, rate="- pages/s")
 
+    def waiting(self, held: int) -> None:
+        """Every remaining document is claimed by another ingest on this database: say so once."""
+        self.console.print(f"waiting: {held} document(s) are being processed by another ingest on this database; "
+                           "they are taken over if it stops (Ctrl-C leaves them to it)")
+
     def document_done(self, result: DocResult) -> None:
         self.pages += len(result.output.pages)
         if result.status not in (Status.OK,):
@@ -118,6 +123,8 @@ def print_report(report: IngestReport, db: Path, progress: RichProgress | None =
     for f in report.failures:  # those that never reached the engine (unreadable paths)
         if f.path not in printed:
             c.print(not_ok_line(f.path, f.status, f.reason), soft_wrap=True)
+    if report.done_elsewhere:
+        c.print(f"{report.done_elsewhere} document(s) were done meanwhile by another ingest on the same database")
     if report.interrupted:
         c.print("[yellow]interrupted[/]: finished documents are stored; run the same command to continue")
     if report.sparse:  # said even with --quiet: the values are thin, not wrong

@@ -15,6 +15,7 @@ import hashlib
 from .discover import NotRegularFile, open_regular
 from .errors import InputError
 from .models import SourceFile
+from .remote import is_remote, open_remote
 
 
 class ChangedError(InputError):
@@ -29,9 +30,10 @@ def read_verified(src: SourceFile, max_in_memory: int) -> bytes | None:
     h = hashlib.sha256()
     chunks: list[bytes] = []
     size = 0
-    keep = src.size <= max_in_memory
+    remote = is_remote(src.path)
+    keep = src.size <= max_in_memory or remote  # an object in storage has no path to open it by later
     try:
-        with open_regular(src.path) as f:
+        with open_remote(src.path) if remote else open_regular(src.path) as f:
             while block := f.read(1 << 20):
                 h.update(block)
                 size += len(block)

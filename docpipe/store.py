@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import random
 import re
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -66,6 +69,9 @@ _DDL = [
     """CREATE TABLE IF NOT EXISTS runs (
         run_id VARCHAR PRIMARY KEY, started_at TIMESTAMP, finished_at TIMESTAMP, engine VARCHAR,
         model VARCHAR, schema_name VARCHAR, args JSON, counts JSON)""",
+    """CREATE TABLE IF NOT EXISTS claims (
+        doc_id VARCHAR, schema_name VARCHAR, engine VARCHAR, owner VARCHAR, claimed_at TIMESTAMP,
+        expires_at TIMESTAMP, PRIMARY KEY (doc_id, schema_name, engine))""",
 ]
 
 _ADDED_COLUMNS = [
@@ -127,25 +133,16 @@ class Store:
         self.read_only = read_only
 
     @classmethod
-    def open(cls, path: str | Path = DEFAULT_DB, read_only: bool = False) -> Store:
-        import duckdb
-
+    def open(cls, path: str | Path = DEFAULT_DB, read_only: bool = False, wait_s: float | None = None,
+             migrate: bool = True) -> Store:
+        """Open the file, waiting up to ``wait_s`` (default ``DOCPIPE_LOCK_WAIT`` or 30 s) while another process
+        holds it: an ingest holds it only while it commits a batch."""
         p = str(path)
         if read_only and p != ":memory:" and not Path(p).exists():
             raise StoreError(f"no database at {p}: run `docpipe ingest` first, or pass --db")
-        try:
-            con = duckdb.connect(p, read_only=read_only)
-        except duckdb.IOException as e:
-            msg = str(e)
-            if "lock" in msg.lower():
-                holder = re.search(r"PID (\d+)", msg)
-                raise StoreError(f"{p} is in use by another process{f' (PID {holder.group(1)})' if holder else ''}: "
-                                 "wait for that run to finish, or pass --db with another file") from e
-            raise store_error(e, p, "open") from e
-        except duckdb.Error as e:
-            raise store_error(e, p, "open") from e
+        con = connect_waiting(p, read_only, lock_wait_s() if wait_s is None else wait_s)
         store = cls(con, p, read_only)
-        if not read_only:
+        if not read_only and migrate:
             with store.writing():
                 store._migrate()
         return store
@@ -436,6 +433,42 @@ def _raw_if_needed(path: Any) -> bytes | None:
     """The raw bytes of a path whose text form is not the name itself (undecodable bytes), else None."""
     raw = path_bytes(path)
     return raw if path_text(path).encode() != raw else None
+
+
+def lock_wait_s() -> float:
+    """How long to wait for a database another process holds (DOCPIPE_LOCK_WAIT seconds, default 30)."""
+    try:
+        return float(os.environ.get("DOCPIPE_LOCK_WAIT", "30"))
+    except ValueError:
+        return 30.0
+
+
+def connect_waiting(path: str, read_only: bool, wait_s: float) -> Any:
+    """duckdb.connect, retried with jittered backoff while another process holds the file's lock.
+
+    DuckDB lets one read-write process or many read-only ones hold a file; writers here hold it only while
+    they commit, so a short wait is enough for readers and writers alike to get their turn.
+    """
+    import duckdb
+
+    deadline = time.monotonic() + max(0.0, wait_s)
+    delay = 0.005
+    while True:
+        try:
+            return duckdb.connect(path, read_only=read_only)
+        except duckdb.IOException as e:
+            msg = str(e)
+            if "lock" not in msg.lower():
+                raise store_error(e, path, "open") from e
+            if time.monotonic() >= deadline:
+                holder = re.search(r"PID (\d+)", msg)
+                raise StoreError(f"{path} is in use by another process{f' (PID {holder.group(1)})' if holder else ''}"
+                                 f" for longer than {wait_s:g} s (DOCPIPE_LOCK_WAIT): a long query, or a program "
+                                 "keeping it open? wait for it, or pass --db with another file") from e
+        except duckdb.Error as e:
+            raise store_error(e, path, "open") from e
+        time.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, 0.25)
 
 
 def _cast(src: str, c: Column, text: str | None = None) -> str:

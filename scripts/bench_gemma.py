@@ -16,6 +16,7 @@ read per step) / bandwidth. Optionally a run with the grammar on (real stopping)
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -78,19 +79,10 @@ ARCH = {
 VOCAB = 262_144
 
 
-def build(key: str, experts: str):
-    """(model on cuda in bf16 with random weights, processor with an in-code tokenizer)."""
-    import torch
-    from gemma_tiny import build_processor, build_tokenizer
-    from transformers import (
-        Gemma4AudioConfig,
-        Gemma4Config,
-        Gemma4ForConditionalGeneration,
-        Gemma4TextConfig,
-        Gemma4VisionConfig,
-    )
+def config(key: str, tok):
+    """The Gemma4Config of checkpoint ``key`` with ``tok``'s special token ids."""
+    from transformers import Gemma4AudioConfig, Gemma4Config, Gemma4TextConfig, Gemma4VisionConfig
 
-    tok = build_tokenizer()
     ids = tok.convert_tokens_to_ids
     text_kw, vision_kw, audio = ARCH[key]
     text = Gemma4TextConfig(vocab_size=VOCAB, vocab_size_per_layer_input=VOCAB, final_logit_softcapping=30.0,
@@ -101,6 +93,18 @@ def build(key: str, experts: str):
                        image_token_id=ids("<|image|>"), boi_token_id=ids("<|image>"), eoi_token_id=ids("<image|>"),
                        video_token_id=ids("<|video|>"), audio_token_id=ids("<|audio|>"),
                        boa_token_id=ids("<|audio>"), eoa_token_index=ids("<audio|>"))
+    return cfg
+
+
+def build(key: str, experts: str):
+    """(model on cuda in bf16 with random weights, processor with an in-code tokenizer)."""
+    import torch
+    from gemma_tiny import build_processor, build_tokenizer
+    from transformers import Gemma4ForConditionalGeneration
+
+    tok = build_tokenizer()
+    cfg = config(key, tok)
+    text = cfg.text_config
     torch.manual_seed(0)
     kw = dict(dtype=torch.bfloat16, attn_implementation="sdpa")
     with torch.device("cuda"):
@@ -180,7 +184,8 @@ def kv_read_row(model):
     return KVRow(int(model.config.get_text_config().sliding_window), width["sliding"], width["full"])
 
 
-def roofline(model, card: dict, prompt_tokens: float, patches: float, batch: int, new_tokens: int) -> dict:
+def roofline(model, card: dict, prompt_tokens: float, patches: float, batch: int, new_tokens: int,
+             quant: str = "none") -> dict:
     from docpipe.engines.gemma.kernels.memory import attention_shapes
 
     tc = model.config.get_text_config()
@@ -197,7 +202,10 @@ def roofline(model, card: dict, prompt_tokens: float, patches: float, batch: int
     prefill_flops = 2 * active * prompt_tokens + attn + vis
     # decode bytes of one step for the batch: non-expert weights + lm_head + experts touched + KV read
     touched = 1 - (1 - k_frac) ** batch if tc.enable_moe_block else 1.0
-    weights = 2 * (g["text"] + g["embed"] + g["experts"] * touched)
+    from docpipe.engines.gemma.quantize import WEIGHT_BYTES
+
+    # the text layers' and experts' weights in the mode's bytes (norms and the router counted so too: <0.1%)
+    weights = WEIGHT_BYTES[quant] * (g["text"] + g["experts"] * touched) + 2 * g["embed"]
     read = kv_read_row(model)
     kv = sum(read(int(prompt_tokens + s)) for s in range(0, new_tokens, 16)) * 16 / new_tokens
     step_bytes = weights + batch * kv
@@ -367,10 +375,14 @@ def main() -> None:
                     "(gemma_flex.MAX_CUDA_HEAD = 512; by default they stay with SDPA)")
     ap.add_argument("--memory-trace", action="store_true", help="record the timed runs' allocations and print "
                     "what was alive at their peak, by where it was made")
+    ap.add_argument("--quantize", nargs="+", default=["none"], choices=["none", "fp8", "int8", "int4"],
+                    help="weights as the engine's --quantize stores them (quantize.py); one model build per mode")
+    ap.add_argument("--cap-gib", type=float, default=0, help="after building and quantizing, let the process use at "
+                    "most this much of the card (torch.cuda.set_per_process_memory_fraction): a 24 GB card is 22.3")
+    ap.add_argument("--generate-batch", type=int, default=32, help="rows of the --decode generate runs (transformers' "
+                    "generate() runs out of memory at the loop's planned rows); with --clock-only, pages/s only")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "bench_out")))
     a = ap.parse_args()
-    if a.clock_only and "generate" in a.decode:
-        ap.error("--clock-only needs --decode loop: the stage clock is the loop's")
     SETTINGS.update({k: json.loads(v) for k, v in (kv.split("=", 1) for kv in a.set)})
     from docpipe.engines.gemma.kernels.memory import allocator_defaults
 
@@ -388,12 +400,36 @@ def main() -> None:
     card = measure_card()
     print(f"card: {card['card']}  copy {card['copy_GBps']:.0f} GB/s  bf16 matmul {card['bf16_TFLOPs']:.0f} TFLOP/s  "
           f"allocator {os.environ.get('PYTORCH_CUDA_ALLOC_CONF') or os.environ.get('PYTORCH_ALLOC_CONF')}", flush=True)
-    t = time.perf_counter()
-    model, proc = build(a.model, a.experts)
-    print(f"built {a.model} in {time.perf_counter() - t:.0f} s; "
-          f"{torch.cuda.memory_allocated() / 2**30:.1f} GiB of weights", flush=True)
-    run_engine(model, proc, a.image_tokens[0], 4, 4, jobs_for(4), grammar=False)  # warm-up: kernels, cuBLAS
     results = []
+    for quant in a.quantize:
+        model = proc = None
+        gc.collect()
+        torch.cuda.empty_cache()
+        torch.cuda.set_per_process_memory_fraction(1.0)
+        t = time.perf_counter()
+        model, proc = build(a.model, a.experts)
+        if quant != "none":
+            from docpipe.engines.gemma.quantize import quantize_model
+
+            quantize_model(model, quant)
+            gc.collect()
+            torch.cuda.empty_cache()
+        print(f"built {a.model} ({quant}) in {time.perf_counter() - t:.0f} s; "
+              f"{torch.cuda.memory_allocated() / 2**30:.1f} GiB of weights", flush=True)
+        if a.cap_gib:
+            from docpipe.engines.gemma.kernels.memory import cap_memory
+
+            cap_memory("cuda", a.cap_gib * 2**30)
+        run_engine(model, proc, a.image_tokens[0], 4, 4, jobs_for(4), grammar=False)  # warm-up: kernels, cuBLAS
+        runs(a, model, proc, card, quant, results)
+    table(results)
+
+
+def runs(a, model, proc, card: dict, quant: str, results: list) -> None:
+    """The timed rows of one built (and quantized) model."""
+    import torch
+
+    weights_gib = torch.cuda.memory_allocated() / 2**30
     if a.profile or a.profile_only:
         for n in (1, 17):
             print(f"profile, {n} new tokens:\n" + profile_run(model, proc, a.image_tokens[0], a.batch[0], n,
@@ -420,7 +456,22 @@ def main() -> None:
                 continue
             for mode in a.decode:
                 row = {"model": a.model, "image_tokens": it, "batch": b, "card": card["card"], "moe": a.moe,
-                       "decode": mode, "settings": SETTINGS}
+                       "decode": mode, "settings": SETTINGS, "quantize": quant, "cap_gib": a.cap_gib,
+                       "weights_GiB": weights_gib}
+                if mode == "generate" and a.clock_only:  # transformers' generate(): wall time only
+                    try:
+                        g = run_engine(model, proc, it, a.generate_batch, a.new_tokens, jobs_for(a.generate_batch),
+                                       grammar=False, decode=mode)
+                    except torch.OutOfMemoryError as e:
+                        row["error"] = f"OOM: {str(e)[:120]}"
+                        print(row, flush=True)
+                        torch.cuda.empty_cache()
+                        continue
+                    row.update(batch=a.generate_batch, pages=g["pages"], pages_s=g["pages"] / g["wall_s"],
+                               wall_s=g["wall_s"], wait_s=g["wait_s"], peak_GiB=g["peak_GiB"], generate_only=True)
+                    results.append(row)
+                    print(json.dumps(row, default=str), flush=True)
+                    continue
                 try:
                     from docpipe.engines.gemma.settings import engine_settings
 
@@ -476,7 +527,7 @@ def main() -> None:
                                vision_ahead_ms_page=1e3 * ahead_s / pages,
                                text_prefill_ms_page=1e3 * (pre["prefill_s"] - pre.get("vision_s", 0.0)) / pages,
                                decode_ms_page=1e3 * full.get("decode_s", 0.0) / pages)
-                row.update(roofline(model, card, prompt, it * 9, b, a.new_tokens))
+                row.update(roofline(model, card, prompt, it * 9, b, a.new_tokens, quant))
                 row["of_roofline"] = row["pages_s"] / row["roof_pages_s"]
                 results.append(row)
                 print(json.dumps(row, default=str), flush=True)
@@ -488,18 +539,24 @@ def main() -> None:
                                grammar_valid_docs=f"{g['docs_with_data']}/{g['docs']}", failed=g["failed"])
                     print(json.dumps(row, default=str), flush=True)
                     (a.out / f"bench_{a.model}.json").write_text(json.dumps(results, indent=1, default=str))
-    if a.grammar_only:
-        return
-    print("\n| model | card | decode | image tokens | batch | pages/s | prefill ms/page (vision + text) | "
-          "decode ms/page | prefill tok/s | decode tok/s | decode ms/step | peak GiB | roofline pages/s | "
-          "of roofline | wall s (waiting for pages) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def table(results: list) -> None:
+    print("\n| model | card | quantize (cap GiB) | weights GiB | decode | image tokens | batch | pages/s | "
+          "prefill ms/page (vision + text) | decode ms/page | prefill tok/s | decode tok/s | decode ms/step | "
+          "peak GiB | roofline pages/s | of roofline | wall s (waiting for pages) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        if "error" in r:
+        if "error" in r or "pages_s" not in r:
+            continue
+        cap = f" ({r['cap_gib']:g})" if r["cap_gib"] else ""
+        head = (f"| {r['model']} | {r['card']} | {r['quantize']}{cap} | {r['weights_GiB']:.1f} | {r['decode']} | "
+                f"{r['image_tokens']} | {r['batch']} | {r['pages_s']:.2f} |")
+        if r.get("generate_only"):
+            print(f"{head} | | | | | | {r['peak_GiB']:.1f} | | | {r['wall_s']:.1f} ({r['wait_s']:.1f}) |")
             continue
         split = (f" ({r['vision_ms_page']:.0f} + {r['text_prefill_ms_page']:.0f})" if "vision_ms_page" in r else "")
-        print(f"| {r['model']} | {r['card']} | {r['decode']} | {r['image_tokens']} | {r['batch']} | "
-              f"{r['pages_s']:.2f} | {r['prefill_ms_page']:.0f}{split} | {r.get('decode_ms_page', float('nan')):.0f} | "
+        print(f"{head} {r['prefill_ms_page']:.0f}{split} | {r.get('decode_ms_page', float('nan')):.0f} | "
               f"{r['prefill_tok_s']:.0f} | {r['decode_tok_s']:.0f} | {r['decode_ms_step']:.0f} | "
               f"{r['peak_GiB']:.1f} | {r['roof_pages_s']:.1f} | {100 * r['of_roofline']:.0f}% | "
               f"{r['wall_s']:.1f} ({r['wait_s']:.1f}) |")

@@ -127,3 +127,9 @@ def test_fields_that_ask_for_invoice_concepts_get_the_invoice_rules() -> None:
     assert "order_date" not in r  # an order date is not the invoice date
     assert r["positions"] == [{"text": "Hammer", "qty": "2", "line_total": "20.00"},
                               {"text": "Schraubenset", "qty": "1", "line_total": "5.50"}]
+
+
+def test_labels_with_a_slip_still_name_their_field() -> None:
+    model = create_model("Po", purchase_order=(str | None, None), delivery_address=(str | None, None))
+    r = extract_fields(["Purchse order: PO-4471\nDelivery adress: Dock 4, Rotterdam\n"], describe(model))
+    assert r == {"purchase_order": "PO-4471", "delivery_address": "Dock 4, Rotterdam"}

@@ -144,3 +144,27 @@ def test_subtotal_from_lines_that_add_up() -> None:
 def test_party_label_with_its_words_run_together_by_ocr() -> None:
     text = SPANISH.replace("Facturar a:", "Facturara:  ")
     assert run("invoice", text)["customer_name"] == "Sierra Alta Consulting S.A."
+
+
+def test_scan_misreads_of_a_date_slash_and_a_decimal_comma() -> None:
+    from docpipe.engines.offline.fields import find_dates, parse_amount
+
+    assert [h.value.isoformat() for h in find_dates("Date of issue: 06/04:2025", day_first=False)] == ["2025-06-04"]
+    assert find_dates("at 12:30:2025") == []
+    assert parse_amount("1.734.27 USD", ".") == parse_amount("1,734.27 USD", ".")
+
+
+def test_vendor_address_from_the_letterhead_block() -> None:
+    text = """Globex Cloud Services Ltd           VAT INVOICE
+Cloud infrastructure & managed services
+
+Unit 5, Block B, Grand Canal Quay
+Dublin 2, D02 X576
+Ireland
+VAT No. IE9876543W
+Invoice number: GCS-17       Invoice date: 03/02/2025
+Bill to: Hollis & Grant LLP
+Total: €1,230.00
+"""
+    assert run("invoice", text)["vendor_address"] == "Unit 5, Block B, Grand Canal Quay, Dublin 2, D02 X576, Ireland"
+    assert run("invoice", ITALIAN)["vendor_address"] == "Via Roma 12, 20121 Milano"

@@ -83,3 +83,14 @@ def test_legal_name_under_a_logo_word_negative_tender_and_day_first_ringgit() ->
     assert r["merchant_name"] == "SYL ROASTED DELIGHTS SDN. BHD."
     assert r["merchant_address"] == "75, JALAN SS 22/19, DAMANSARA JAYA, 47400 PJ"
     assert r["total"] == "8.45" and r["date"] == "2018-06-09"
+
+
+def test_purchase_date_is_the_labelled_one_not_a_voucher_expiry() -> None:
+    text = """CORNER CAFE LTD
+12 High Street, Leeds LS1 4AP
+Voucher valid until 31/12/2024
+Table 4            Date: 05/03/2024 12:30
+FLAT WHITE                 3.20
+TOTAL                      3.20
+"""
+    assert extract_fields([text], RECEIPT)["date"] == "2024-03-05"

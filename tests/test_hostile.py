@@ -307,10 +307,10 @@ def _wait_gone(pids: set[int], seconds: float = 15.0) -> set[int]:
 
 
 @contextlib.contextmanager
-def _slow_ingest(tmp_path: Path, n_scans: int = 8
+def _slow_ingest(tmp_path: Path, n_scans: int = 8, extra: tuple[str, ...] = ()
                  ) -> Iterator[tuple[subprocess.Popen[bytes], Path, set[int], list[str]]]:
-    """A real ``docpipe ingest --workers 2`` on scans (OCR takes a while), once both workers run; its stderr lines
-    are collected as they come."""
+    """A real ``docpipe ingest --workers 2`` (plus ``extra`` options) on scans (OCR takes a while), once both
+    workers run; its stderr lines are collected as they come."""
     import threading
 
     folder = tmp_path / "inbox"
@@ -320,7 +320,7 @@ def _slow_ingest(tmp_path: Path, n_scans: int = 8
         make_scan(folder / f"scan_{i}.png", INVOICE_TEXT.replace("0042", f"20{i}0"), dpi=150)
     db = tmp_path / "k.duckdb"
     proc = subprocess.Popen([sys.executable, "-m", "docpipe", "ingest", str(folder), "--db", str(db), "-e",
-                             "offline", "-w", "2", "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             "offline", "-w", "2", "-q", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(ln.decode() for ln in proc.stderr), daemon=True)

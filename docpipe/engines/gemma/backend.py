@@ -73,7 +73,7 @@ class GemmaBackend:
 
     # -- availability and loading --------------------------------------------------------------------------------
     def check(self) -> str | None:
-        choice, _, why = choose_model(self.options.model)
+        choice, _, why = choose_model(self.options.model, str(self.cfg["quantize"]))
         return None if choice else why
 
     @property
@@ -100,16 +100,20 @@ class GemmaBackend:
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        choice, device, why = choose_model(self.options.model)
+        from .quantize import load_plan, quantize_model
+
+        choice, device, why = choose_model(self.options.model, str(self.cfg["quantize"]))
         if choice is None:
             raise EngineUnavailable(f"engine 'gemma' cannot run: {why}")
         self._choice, self.device = choice, device
+        mode, device_map = load_plan(choice, str(self.cfg["quantize"]), device)
         small = choice.weight_bytes < 2 * 2**30
-        dtype = torch.bfloat16 if device == "cuda" or not small else torch.float32
+        dtype = torch.bfloat16 if device == "cuda" or not small or mode != "none" else torch.float32
         kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": "sdpa", "local_files_only": True}
-        if device == "cuda":
-            kwargs["device_map"] = "auto"
+        if device_map:
+            kwargs["device_map"] = device_map
         self.model = AutoModelForImageTextToText.from_pretrained(choice.folder, **kwargs).eval()
+        quantize_model(self.model, mode, device)
         self.processor = AutoProcessor.from_pretrained(choice.folder, local_files_only=True, padding_side="left")
         self.setup()
 
@@ -188,16 +192,12 @@ class GemmaBackend:
     def plan_rows(self) -> tuple[int, int]:
         """(default batch size, rows per prefill forward): on CPU 4 and 16 (or the setting); on CUDA as many
         requests of one page as the free memory holds beside a prefill forward (kernels.memory.plan)."""
-        import torch
-
         rows = self.cfg["prefill_rows"]
         if self.device != "cuda":
             return 4, 16 if rows is None else int(rows)
-        from .kernels.memory import SLACK, SLACK_EXPANDABLE, expandable_segments, plan
+        from .kernels.memory import SLACK, SLACK_EXPANDABLE, expandable_segments, plan, usable_bytes
 
-        free, _ = torch.cuda.mem_get_info(self.input_device)
-        # blocks PyTorch's allocator keeps cached (an earlier engine's caches in this process) are free to it too
-        free += torch.cuda.memory_reserved(self.input_device) - torch.cuda.memory_allocated(self.input_device)
+        free = usable_bytes(self.input_device)
         slack = SLACK_EXPANDABLE if expandable_segments(self.input_device) else SLACK
         return plan(self.model, free, self.planned_prompt(), self.answer_cap(int(self.cfg["max_new_tokens"])),
                     None if rows is None else int(rows), slack)
@@ -237,10 +237,7 @@ class GemmaBackend:
 
     def _group_budget(self, schema: SchemaInfo, thinking: bool) -> int:
         """Prompt tokens left for pages in one context: window - instructions - answer (and thought) budget."""
-        from ..vlm.types import Doc, Group
-
-        empty = messages.extraction(schema, Group(Doc(None), 0, [], [], 1))  # type: ignore[arg-type]
-        base = self.prompts.encode(empty.messages, [], [], thinking)
+        base = self.prompts.encode(messages.extraction_of(schema, [], []).messages, [], [], thinking)
         out = int(self.cfg["max_new_tokens"]) + (int(self.cfg["thinking_tokens"]) if thinking else 0)
         return self.window - len(base) - out - 64
 

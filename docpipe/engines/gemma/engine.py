@@ -18,6 +18,7 @@ from ..vlm.feed import Feed
 from .backend import GemmaBackend, GemmaStats
 from .models import choose_model
 from .scheduler import GROW_AFTER, BatchScheduler
+from .settings import quantize_setting
 
 
 class GemmaEngine(VlmEngine):
@@ -37,7 +38,7 @@ class GemmaEngine(VlmEngine):
 
     @classmethod
     def unavailable_reason(cls, options: EngineOptions) -> str | None:
-        choice, _, why = choose_model(options.model)  # settings are checked when the engine is made
+        choice, _, why = choose_model(options.model, quantize_setting(options))
         return None if choice else why
 
     @classmethod

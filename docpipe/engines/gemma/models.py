@@ -24,8 +24,9 @@ SHORT_NAMES: dict[str, str] = {
 }
 INSTALL_HINT = "pip install 'docpipe[gemma]' torch torchvision"
 MIN_TRANSFORMERS = (5, 5)
-#: GPU memory needed beyond the weights: activations of a batch of 1120-token pages plus the KV cache.
-GPU_HEADROOM_BYTES = 6 * 2**30
+#: GPU memory needed beyond the weights: the planner's 3 GiB reserve (kernels/memory.py) plus a row's prefill and
+#: KV cache at 1120 image tokens (31B's, the largest: ~1.5 GiB); a 24 GB card then takes 31B in int4 (quantize.py)
+GPU_HEADROOM_BYTES = 4 * 2**30
 #: a CPU run holds the weights in RAM; keep it to models that leave half the RAM free.
 CPU_RAM_FRACTION = 0.5
 
@@ -151,8 +152,9 @@ def _ram_bytes() -> int:
 
 
 @lru_cache(maxsize=16)
-def choose_model(name: str | None) -> tuple[ModelChoice | None, str, str]:
-    """(choice, device, why) for ``--model`` (None: the first known checkpoint that is cached and fits)."""
+def choose_model(name: str | None, quantize: str = "none") -> tuple[ModelChoice | None, str, str]:
+    """(choice, device, why) for ``--model`` (None: the first known checkpoint that is cached and fits), its weights
+    counted as ``quantize`` stores them (quantize.py; auto: the smallest mode, where a GPU is here)."""
     problem = missing_packages()
     if problem:
         return None, "", problem
@@ -163,7 +165,12 @@ def choose_model(name: str | None) -> tuple[ModelChoice | None, str, str]:
         if isinstance(found, str):
             reasons.append(found)
             continue
-        device, why = device_for(found.weight_bytes)
+        from .quantize import gpu_problem, load_bytes
+
+        device, why = device_for(load_bytes(found, quantize))
+        if device is not None and gpu_problem(quantize, device):
+            reasons.append(f"{found.name}: {gpu_problem(quantize, device)}")
+            continue
         if device is None:
             reasons.append(f"{found.name}: {why}")
             continue

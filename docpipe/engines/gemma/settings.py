@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ...errors import EngineUnavailable
 from .kernels.generate import DECODE_KERNELS
+from .quantize import CHOICES as QUANTIZE_CHOICES
 
 if TYPE_CHECKING:
     from ..base import EngineOptions
@@ -64,6 +65,8 @@ class GemmaSettings(BaseModel):
     prep_workers: int = Field(1, description="Processes that render pages and cut them into patches; 1: the "
                                 "rasterizing thread.")
     moe_grouped: bool = Field(True, description="Grouped-GEMM experts forward on CUDA for mixture-of-experts models.")
+    quantize: str = Field("auto", description="Weights at load time: none (bf16), fp8, int8, int4, or auto (bf16 "
+                          "where it fits the GPU, else the most precise mode that does; quantize.py).")
 
     @model_validator(mode="after")
     def _one_of_choices(self) -> GemmaSettings:
@@ -78,7 +81,7 @@ class GemmaSettings(BaseModel):
 #: settings that take one of a few values
 CHOICES: dict[str, tuple[Any, ...]] = {"decode": ("loop", "generate"), "prefill_attention": ("auto", "flex", "sdpa"),
                                        "decode_attention": DECODE_KERNELS,
-                                       "vision_overlap": (False, True, "auto")}
+                                       "vision_overlap": (False, True, "auto"), "quantize": QUANTIZE_CHOICES}
 #: every setting's default, by name
 DEFAULTS: dict[str, Any] = GemmaSettings().model_dump()
 #: JSON object of settings, for tuning without flags, e.g. DOCPIPE_GEMMA='{"batch_size": 32}'
@@ -122,6 +125,15 @@ def _validated(values: Mapping[str, Any], where: str) -> GemmaSettings:
         err = e.errors()[0]
         msg = err["msg"].removeprefix("Value error, ")
         raise EngineUnavailable(msg if err["type"] == "value_error" else f"{where}: {err['loc'][0]}: {msg}") from None
+
+
+def quantize_setting(options: EngineOptions | Mapping[str, Any]) -> str:
+    """The ``quantize`` setting, for ``--engine auto`` to know whether a model fits before an engine is made;
+    "none" when the settings do not validate (the engine refuses them, with the reason, when it is made)."""
+    try:
+        return str(engine_settings(options)["quantize"])
+    except EngineUnavailable:
+        return "none"
 
 
 def vision_overlap_on(setting: Any, moe: bool, device: str) -> bool:

@@ -7,10 +7,11 @@ in ``VlmEngine``; Gemma in-process, OpenAI-compatible servers and vLLM implement
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from ...models import EngineOutput
 from ...rasterize import RenderSpec
 from ...schemas import SchemaInfo
 from .types import Reply, Request
@@ -55,3 +56,11 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Release the model, GPU memory, connections."""
+
+
+class Driver(Protocol):
+    """What sends a run's requests to the backend and hands replies back to the engine: ``fanout.FanOut`` (bounded
+    concurrency) or a backend's own scheduler (Gemma's batches)."""
+
+    def run(self) -> Iterator[EngineOutput]:
+        """The run's finished documents, as they finish."""

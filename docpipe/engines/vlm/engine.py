@@ -23,7 +23,7 @@ from ...schemas import SchemaInfo
 from ..base import DocJob, Engine, EngineOptions
 from . import messages
 from .answers import check, merge_groups
-from .backend import Backend, Plan
+from .backend import Backend, Driver, Plan
 from .feed import Feed
 from .prompting import strip_server_thinking
 from .types import (
@@ -33,6 +33,7 @@ from .types import (
     Group,
     GroupAnswer,
     GroupReady,
+    Kind,
     Reply,
     Request,
     Step,
@@ -79,7 +80,7 @@ class VlmEngine(Engine):
         """The page feed (a backend may prepare pages elsewhere, e.g. in worker processes)."""
         return Feed(jobs, plan)
 
-    def driver(self) -> Any:
+    def driver(self) -> Driver:
         """What sends requests to the backend: the bounded fan-out, unless a backend schedules its own batches."""
         from .fanout import FanOut
 
@@ -97,7 +98,7 @@ class VlmEngine(Engine):
         return Step(outputs=[EngineOutput(source=doc.job.source, status=ev.status, engine=self.kind,
                                           model=self.model_name, pages=doc.pages, errors=[ev.error])])
 
-    def _request(self, kind: Any, doc: Doc, group: Group | None, prompt: messages.Prompt, json: bool,
+    def _request(self, kind: Kind, doc: Doc, group: Group | None, prompt: messages.Prompt, json: bool,
                  max_new: int, **kw: Any) -> Request:
         doc.open_requests += 1
         if group is not None:

@@ -36,15 +36,20 @@ def _user(n_images: int, text: str) -> dict[str, Any]:
 
 def extraction(schema: SchemaInfo, group: Group) -> Prompt:
     """System + one user turn: the page images first (as Gemma prefers), then the instructions and page text."""
-    marks = [untrusted(i) if t else "" for i, t in enumerate(group.texts)]
-    text = extraction_instructions(schema, marks, max(len(group.pages), 1))
-    total = group.doc.total_pages
-    if 0 < len(group.pages) < total:
-        last = group.first_page + len(group.pages) - 1
-        text += (f"\nThese are pages {group.first_page}-{last} of {total}; extract what these pages show "
+    return extraction_of(schema, group.pages, group.texts, group.first_page, group.doc.total_pages)
+
+
+def extraction_of(schema: SchemaInfo, pages: list[Any], texts: list[str], first_page: int = 1,
+                  total_pages: int = 0) -> Prompt:
+    """``extraction`` for pages given one by one (with none: the prompt a group's pages are added to)."""
+    marks = [untrusted(i) if t else "" for i, t in enumerate(texts)]
+    text = extraction_instructions(schema, marks, max(len(pages), 1))
+    if 0 < len(pages) < total_pages:
+        last = first_page + len(pages) - 1
+        text += (f"\nThese are pages {first_page}-{last} of {total_pages}; extract what these pages show "
                  "(null for fields that are on other pages).")
     system = {"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]}
-    return Prompt([system, _user(len(group.pages), text)], list(group.texts), list(group.pages))
+    return Prompt([system, _user(len(pages), text)], list(texts), list(pages))
 
 
 def repair(prompt: Prompt, answer: str, problem: str) -> Prompt:

@@ -27,9 +27,9 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
-import types
 from typing import Any, Callable
 
+from .fusion import _InStep, compile_layers  # noqa: F401  (compile_layers: imported from here too)
 from .timing import StageClock
 
 log = logging.getLogger(__name__)
@@ -146,60 +146,6 @@ def _decode_attention_once(original: Callable[..., Any], kernel: str) -> Callabl
     if (original, kernel) not in _WRAPPED:
         _WRAPPED[original, kernel] = decode_attention(original, kernel)
     return _WRAPPED[original, kernel]
-
-
-#: True while a decode step runs (eagerly or being captured): compiled layers are used only then
-_IN_STEP = [False]
-_LAYER_FORWARDS: dict[tuple[type, str], Callable[..., Any]] = {}
-
-
-class _InStep:
-    def __enter__(self) -> None:
-        self.saved = _IN_STEP[0]
-        _IN_STEP[0] = True
-
-    def __exit__(self, *exc: object) -> None:
-        _IN_STEP[0] = self.saved
-
-
-def compile_layers(model: Any, backend: str = "inductor") -> int:
-    """Compile the decoder layers' forward for decode steps: one compiled function per layer class, shared by all its
-    instances, so inductor builds code for the kinds of layers rather than for a whole 60-layer step in one graph
-    (that took minutes per batch shape on an H100). The attention stays eager, with its own fused norms and RoPE
-    (gemma_fusion): its cache update indexes the cache by the layer's number, a constant that made dynamo trace
-    every layer again (E4B's layout on a CPU: 202 s of compiling for two batch shapes with the attention inside,
-    294 s for the whole step, 86 s without it). What is compiled is the rest: norms, MLP or experts, per-layer
-    inputs, residuals. Prefill (anything outside a decode step) keeps the original forward. Returns the layers
-    switched."""
-    import torch
-
-    from .fusion import _language_model
-
-    n = 0
-    for layer in getattr(_language_model(model), "layers", []):
-        if getattr(layer, "_docpipe_step_compiled", False) or hasattr(layer, "_hf_hook"):
-            continue  # done already, or accelerate's device_map hook owns this forward
-        key = (type(layer), backend)
-        if key not in _LAYER_FORWARDS:
-            original = type(layer).forward
-            compiled = torch.compile(original, backend=backend)
-
-            def forward(self: Any, *args: Any, _original: Any = original, _compiled: Any = compiled,
-                        **kwargs: Any) -> Any:
-                run = _compiled if _IN_STEP[0] and not torch.compiler.is_compiling() else _original
-                return run(self, *args, **kwargs)
-
-            _LAYER_FORWARDS[key] = forward
-        layer.forward = types.MethodType(_LAYER_FORWARDS[key], layer)
-        attn = getattr(layer, "self_attn", None)
-        if attn is not None:  # eager inside the compiled layer (a graph break), one function for every instance
-            akey = (type(attn), "eager")
-            if akey not in _LAYER_FORWARDS:
-                _LAYER_FORWARDS[akey] = torch._dynamo.disable(type(attn).forward)
-            attn.forward = types.MethodType(_LAYER_FORWARDS[akey], attn)
-        layer._docpipe_step_compiled = True
-        n += 1
-    return n
 
 
 _RING_CLASSES: dict[type, type] = {}

@@ -42,6 +42,33 @@ def allocator_defaults() -> None:
         os.environ["PYTORCH_CUDA_ALLOC_CONF"] = ALLOCATOR
 
 
+def cap_memory(device: Any, cap_bytes: float) -> None:
+    """Let this process use at most ``cap_bytes`` of the card (``torch.cuda.set_per_process_memory_fraction``): how a
+    24 GB card is simulated on a bigger one; ``usable_bytes`` then plans within it."""
+    import torch
+
+    index = torch.device(device).index or 0
+    total = torch.cuda.get_device_properties(index).total_memory
+    torch.cuda.set_per_process_memory_fraction(min(1.0, cap_bytes / total), index)
+    _CAP[index] = cap_bytes
+
+
+_CAP: dict[int, float] = {}
+
+
+def usable_bytes(device: Any) -> float:
+    """GPU memory a batch may still take: the card's free memory, plus what PyTorch's allocator holds unused, within
+    the cap ``cap_memory`` set (mem_get_info knows nothing of the per-process fraction)."""
+    import torch
+
+    free, _ = torch.cuda.mem_get_info(device)
+    # blocks PyTorch's allocator keeps cached (an earlier engine's caches in this process) are free to it too
+    free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    index = torch.device(device).index
+    cap = _CAP.get(torch.cuda.current_device() if index is None else index)
+    return free if cap is None else min(free, cap - torch.cuda.memory_allocated(device))
+
+
 def attention_shapes(model: Any) -> list[tuple[str, int, int, bool]]:
     """(layer type, query width, key width, stores its own KV) for each text layer, read from the built modules."""
     tc = model.config.get_text_config()

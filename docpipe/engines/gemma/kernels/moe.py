@@ -32,12 +32,12 @@ def grouped_experts_forward(self: Any, hidden_states: Any, top_k_index: Any, top
                                                                                             torch.ones_like(flat))
     offs = torch.cumsum(counts, 0, dtype=torch.int32)
     # the routed copies are (tokens x k) rows each: in a prefill chunk, ~1 GB apiece, so each goes when used
-    x = hidden_states[order // k].to(self.gate_up_proj.dtype)
-    gate, up = mm(x, self.gate_up_proj.transpose(-2, -1), offs=offs).chunk(2, dim=-1)
+    x = hidden_states[order // k].to(getattr(self, "_docpipe_dtype", None) or self.gate_up_proj.dtype)
+    gate, up = _expert_mm(self, mm, x, "gate_up_proj", offs).chunk(2, dim=-1)
     del x
     h = self.act_fn(gate) * up
     del gate, up
-    out = mm(h, self.down_proj.transpose(-2, -1), offs=offs)
+    out = _expert_mm(self, mm, h, "down_proj", offs)
     del h
     # back to (token, slot) order, then each token's k outputs weighted and summed by one batched matmul
     # (accumulates in float32); a float32 index_add over the routed rows moved 4x the bytes, with atomics
@@ -47,6 +47,12 @@ def grouped_experts_forward(self: Any, hidden_states: Any, top_k_index: Any, top
     del out
     final = torch.bmm(top_k_weights.to(per_slot.dtype).unsqueeze(1), per_slot).squeeze(1)
     return final.to(hidden_states.dtype)
+
+
+def _expert_mm(self: Any, mm: Any, x: Any, name: str, offs: Any) -> Any:
+    """x @ expert weights ``name`` per group of rows; quantized experts (gemma/quantize.py) bring their own."""
+    own = getattr(self, "_docpipe_mm", None)
+    return own(x, name, offs) if own is not None else mm(x, getattr(self, name).transpose(-2, -1), offs=offs)
 
 
 def install(model: Any) -> int:

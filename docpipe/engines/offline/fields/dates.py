@@ -33,6 +33,8 @@ _DATE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("ymd", re.compile(r"(?<![\d.,/])(\d{4})([-/.])(\d{1,2})\2(\d{1,2})" + _END)),
     ("num", re.compile(r"(?<![\d.,/])(\d{1,2})([./-])(\d{1,2})\2(?:(\d{4})(?=[0-2]?\d:[0-5]\d)|(\d{4}|\d{2})"
                        r"(?![\d]|[.,/-]\d))")),
+    # "06/04:2025": a scan read the second slash as a colon (a time never has four digits after its colon)
+    ("num", re.compile(r"(?<![\d.,/:])(\d{1,2})([./-])(\d{1,2})[:;]()(\d{4})(?![\d:])")),
     # "05-Mar-2025", "5/Mar/25": one separator, the same on both sides
     ("dmy_name", re.compile(rf"(?<![\w.,/-])(\d{{1,2}})([-/])({_MONTH_ALT})\.?\2(\d{{4}}|\d{{2}})(?![\d]|[.,/-]\d)")),
     ("dmy_name", re.compile(rf"(?<![\d.])(\d{{1,2}})(?:\.|er|st|nd|rd|th)?[^\S\n]*(?:of[^\S\n]+|de[^\S\n]+)?"

@@ -7,6 +7,7 @@ import re
 import types
 import typing
 from decimal import Decimal
+from difflib import SequenceMatcher
 from functools import lru_cache
 from typing import Any, Callable
 
@@ -94,6 +95,8 @@ def extract_generic(doc: Doc, model: type[BaseModel]) -> dict[str, Any]:
         parse = (lambda t, k=kind: _coerce(doc, k[0], k[1], t))
         value = next((v for lab in field_label_patterns(name, f) if (v := _generic_value(doc, lab, parse)) is not None),
                      None)
+        if value is None:
+            value = _fuzzy_value(doc, " ".join(name_words(name)), parse)
         if value is None and kind[0] == "str":
             value = shape_value(doc, name)
         if value is None and kind[0] in ("decimal", "float") and set(name_words(name)) & {"total", "gross", "due"}:
@@ -161,6 +164,29 @@ def _generic_value(doc: Doc, label: str, parse: Callable[[str], Any]) -> Any:
             candidates += [cell.text] if cell else []
             for text in candidates:
                 value = parse(text)
+                if value is not None:
+                    return value
+    return None
+
+
+FUZZY = 0.85  # a 'Label:' cell this similar to a field's name (folded) names it: OCR and spelling slips
+
+
+def _fuzzy_value(doc: Doc, name: str, parse: Callable[[str], Any]) -> Any:
+    """The value after a 'Label:' whose label is nearly the field's name ('Invoce No:', 'Purchse order')."""
+    want = name.replace(" ", "")
+    if len(want) < 5:
+        return None  # short names are too close to too many words
+    for ln in doc.nonempty():
+        for seg in ln.segs:
+            label, sep, rest = seg.folded.partition(":")
+            label = re.sub(r"[^a-z0-9]+", "", label)
+            if not sep or not label or abs(len(label) - len(want)) > 3:
+                continue
+            if SequenceMatcher(None, label, want, autojunk=False).ratio() >= FUZZY:
+                after = seg.text[len(seg.folded) - len(rest):] if rest.strip() else \
+                    next((s.text for s in ln.segs if s.col > seg.col), "")
+                value = parse(after) if after.strip() else None
                 if value is not None:
                     return value
     return None

@@ -20,6 +20,7 @@ from .parties import (BUYER_RE, DELIVERY_RE, SELLER_RE, Party, bullet_senders, e
 from .tax_id import vendor_tax_id
 from .text import fold
 from .totals import Cand, amount_candidates, document_currency, pick_totals
+from .vendor_address import letterhead_address
 
 
 # "zahlbar ... bis 04.07.2013", "Bitte überweisen Sie bis zum ...", "payable by ...": the latest such date
@@ -104,6 +105,8 @@ def _invoice_parties(doc: Doc, reads_as_invoice: bool) -> dict[str, str]:
         out["vendor_name"] = vendor
     if seller and seller.address:
         out["vendor_address"] = seller.address
+    elif vendor and (addr := letterhead_address(doc, vendor)):
+        out["vendor_address"] = addr
     if buyer and buyer_name and fold_name(buyer_name) != fold_name(vendor or ""):
         out["customer_name"] = buyer_name
         if buyer.address:

@@ -64,7 +64,9 @@ def to_decimal(num: str, decimal_mark: str) -> tuple[Decimal, int] | None:
     if len(set(marks)) == 2:
         dec = s[last]
     elif len(marks) > 1:
-        dec = None  # one mark repeated: thousands grouping
+        # one mark repeated: thousands grouping, unless the last group is too short to be one ('1.734.27': a
+        # scan read the decimal comma as a dot)
+        dec = s[last] if tail in (1, 2) else None
     elif tail == 3 and s[last] != decimal_mark:
         dec = None  # "1.000" in an English-style document is a thousand, in a German one it is too
     elif tail == 3 and last <= 3:

@@ -15,6 +15,8 @@ from .text import blank_spans, fold
 from .totals import amount_candidates, document_currency, pick_totals
 
 
+_DATE_LABEL_RE = re.compile(r"\b(?:date|datum|fecha|data|dated|tarikh|le)\b\s*[:.]?")
+_OTHER_DATE_RE = re.compile(r"\b(?:exp(?:iry|ires)?|valid|gultig|printed|reprint|best before|due|until|bis)\b")
 _RECEIPT_STOP_RE = re.compile(r"\b(?:bar|cash|ruckgeld|change|gegeben|rendu|karte|card|visa|mastercard|girocard|ec\b|"
                               r"mwst|ust|tax|vat|tva|netto|brutto|steuer|summe|total|gesamt|zu zahlen|betrag|"
                               r"payment|zahlung|tse|signatur|transaktion|terminal|espece|especes|visa|cb|subtotal|"
@@ -31,9 +33,12 @@ def extract_receipt(doc: Doc) -> dict[str, Any]:
         out["merchant_name"] = name
     if address:
         out["merchant_address"] = address
-    first_date = next((h.value for ln in lines for h in doc.dates(ln)), None)
-    if first_date:
-        out["date"] = first_date.isoformat()
+    dated = [(ln, h.value) for ln in lines for h in doc.dates(ln)]
+    # the purchase date: one a date label names, else the first; not an expiry, validity or print date
+    labelled = [d for ln, d in dated if _DATE_LABEL_RE.search(fold(ln.flat))]
+    plain = [d for ln, d in dated if not _OTHER_DATE_RE.search(fold(ln.flat))]
+    if labelled or plain or dated:
+        out["date"] = (labelled or plain or [d for _, d in dated])[0].isoformat()
     picked = pick_totals(amount_candidates(doc, classify=classify_receipt_label), doc.money_values())
     paid = paid_amount(doc)
     if paid is not None:

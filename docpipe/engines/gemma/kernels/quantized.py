@@ -1,0 +1,140 @@
+"""Quantized storage for what torchao leaves alone: Gemma 4's MoE experts (3D weights, not nn.Linear) and the E
+models' per-layer embeddings, with the forwards that run over them (quantize.py decides what goes here).
+
+Experts: fp8 weights and per-row fp8 activations multiplied by ``torch._scaled_grouped_mm`` where this torch and
+card have it; int8 and int4 (and fp8 elsewhere) turned back into bf16 one layer at a time, in one compiled kernel on
+CUDA, for kernels/moe.py's grouped GEMM. Embeddings: int8 rows, one scale each (a lookup reads a few rows).
+"""
+
+from __future__ import annotations
+
+import logging
+import types
+from typing import Any
+
+import torch
+
+from ..quantize import INT4_GROUPS
+from .moe import _grouped_mm, grouped_experts_forward
+
+log = logging.getLogger(__name__)
+
+FP8_MAX = 448.0  # largest float8_e4m3fn
+
+
+class Int8Embedding(torch.nn.Module):
+    """An embedding table as int8 rows with one scale each, times the embedding's own scale (Gemma's
+    ``Gemma4TextScaledWordEmbedding``); the table halves."""
+
+    def __init__(self, q: Any, scale: Any, dtype: Any, embed_scale: Any) -> None:
+        super().__init__()
+        self.register_buffer("q", q)
+        self.register_buffer("scale", scale)
+        self.register_buffer("embed_scale", embed_scale.to(q.device), persistent=False)
+        self.dtype = dtype
+        self.num_embeddings, self.embedding_dim = q.shape
+
+    @classmethod
+    def of(cls, emb: Any, device: str | None) -> Int8Embedding:
+        w = emb.weight.detach()
+        if device is not None:
+            w = w.to(device)
+        scale = w.float().abs().amax(-1, keepdim=True).clamp(min=1e-12) / 127
+        q = torch.round(w.float() / scale).to(torch.int8)
+        embed_scale = getattr(emb, "embed_scale", None)
+        return cls(q, scale.to(w.dtype), w.dtype, torch.tensor(1.0) if embed_scale is None else embed_scale)
+
+    def forward(self, ids: Any) -> Any:
+        return self.q[ids].to(self.dtype) * self.scale[ids] * self.embed_scale.to(self.dtype)
+
+
+def convert_experts(module: Any, mode: str) -> None:
+    """Replace a Gemma4TextExperts module's two 3D weights by their ``mode`` storage (buffers ``{name}_q`` and
+    ``{name}_s``) and give it the grouped forward over them."""
+    dtype = module.gate_up_proj.dtype
+    for name in ("gate_up_proj", "down_proj"):
+        w = getattr(module, name).detach()
+        delattr(module, name)
+        for key, t in quantize_3d(w, mode).items():
+            module.register_buffer(f"{name}_{key}", t)
+        del w
+    module._docpipe_dtype = dtype
+    module._docpipe_mode = mode
+    module._docpipe_scaled = mode == "fp8" and _scaled_grouped_ok(module.gate_up_proj_q.device)
+    module._docpipe_mm = types.MethodType(_experts_mm, module)
+    module.forward = types.MethodType(grouped_experts_forward, module)
+    if module.gate_up_proj_q.is_cuda:
+        torch.cuda.empty_cache()
+
+
+def quantize_3d(w: Any, mode: str) -> dict[str, Any]:
+    """(experts, out, in) weights -> {"q": ..., "s": ...}: fp8 and int8 with a scale per output row, int4 per group
+    of the input (two values a byte, low nibble first)."""
+    if mode == "fp8":
+        s = (w.float().abs().amax(-1).clamp(min=1e-12) / FP8_MAX)
+        return {"q": (w.float() / s.unsqueeze(-1)).to(torch.float8_e4m3fn), "s": s}
+    if mode == "int8":
+        s = w.float().abs().amax(-1, keepdim=True).clamp(min=1e-12) / 127
+        return {"q": torch.round(w.float() / s).to(torch.int8), "s": s.to(w.dtype)}
+    g = next(g for g in INT4_GROUPS if w.shape[-1] % g == 0)
+    e, o, i = w.shape
+    groups = w.float().view(e, o, i // g, g)
+    s = groups.abs().amax(-1, keepdim=True).clamp(min=1e-12) / 7
+    q = (torch.round(groups / s).clamp(-8, 7) + 8).to(torch.uint8).view(e, o, i)
+    return {"q": q[..., 0::2] | (q[..., 1::2] << 4), "s": s.squeeze(-1).to(w.dtype)}
+
+
+def dequantize_3d(q: Any, s: Any, mode: str, dtype: Any) -> Any:
+    """The weights back from ``quantize_3d``'s storage, in ``dtype``."""
+    if mode in ("fp8", "int8"):
+        return (q.to(torch.float32) * s.float().reshape(*s.shape[:2], 1)).to(dtype)
+    lo, hi = (q & 15).to(dtype) - 8, (q >> 4).to(dtype) - 8
+    w = torch.stack((lo, hi), -1).flatten(-2)  # (e, o, i)
+    e, o, i = w.shape
+    g = i // s.shape[-1]
+    return (w.view(e, o, i // g, g) * s.unsqueeze(-1)).view(e, o, i)
+
+
+_COMPILED_DEQUANT: dict[str, Any] = {}
+
+
+def _dequant_fn(device_type: str) -> Any:
+    """dequantize_3d, compiled on CUDA into one kernel (eagerly it is five passes over the layer's experts)."""
+    if device_type != "cuda":
+        return dequantize_3d
+    if "cuda" not in _COMPILED_DEQUANT:
+        _COMPILED_DEQUANT["cuda"] = torch.compile(dequantize_3d, dynamic=False)
+    return _COMPILED_DEQUANT["cuda"]
+
+
+def _experts_mm(self: Any, x: Any, name: str, offs: Any) -> Any:
+    """x (routed rows, sorted by expert) @ expert weights ``name``, per group of rows given by ``offs``."""
+    q, s = getattr(self, f"{name}_q"), getattr(self, f"{name}_s")
+    if self._docpipe_scaled:  # fp8 x fp8 on the tensor cores, per-row scales of both
+        xs = x.float().abs().amax(-1).clamp(min=1e-12) / FP8_MAX
+        xq = (x.float() / xs.unsqueeze(-1)).to(torch.float8_e4m3fn)
+        return torch._scaled_grouped_mm(xq, q.transpose(-2, -1), xs, s, offs=offs, out_dtype=self._docpipe_dtype)
+    w = _dequant_fn(q.device.type)(q, s, self._docpipe_mode, self._docpipe_dtype)
+    return _grouped_mm()(x.to(w.dtype), w.transpose(-2, -1), offs=offs)
+
+
+_SCALED_OK: dict[Any, bool] = {}
+
+
+def _scaled_grouped_ok(device: Any) -> bool:
+    """Whether torch._scaled_grouped_mm runs on this device (Hopper and this torch); else fp8 experts are turned back
+    into bf16 for each layer's GEMM, as int8 ones are."""
+    if device.type != "cuda":
+        return False
+    if device not in _SCALED_OK:
+        try:
+            a = torch.randn(32, 64, device=device).to(torch.float8_e4m3fn)
+            b = torch.randn(2, 32, 64, device=device).to(torch.float8_e4m3fn)
+            offs = torch.tensor([16, 32], dtype=torch.int32, device=device)
+            torch._scaled_grouped_mm(a, b.transpose(-2, -1), torch.ones(32, device=device),
+                                     torch.ones(2, 32, device=device), offs=offs, out_dtype=torch.bfloat16)
+            _SCALED_OK[device] = True
+        except Exception as e:  # no kernel for this card or torch
+            log.warning("fp8 grouped GEMM unavailable (%s); fp8 experts are dequantized per layer", e)
+            _SCALED_OK[device] = False
+    return _SCALED_OK[device]

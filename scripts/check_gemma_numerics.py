@@ -1,0 +1,222 @@
+#!/usr/bin/env python3
+"""Does docpipe's fast path compute the same model as transformers, at full size on the GPU? And how far does each
+--quantize mode move the answer?
+
+For a checkpoint's real architecture with random bf16 weights (scripts/bench_gemma.py's configs), the same pages
+from samples/ (one page a row, the extraction prompt, left-padded like a batch) go through:
+1. transformers' own forward (eager modules, SDPA), before docpipe installs anything: the reference;
+2. docpipe's engine (GemmaEngine.from_loaded: vision runner, fused norms/MLP/RoPE, grouped experts, flex prefill,
+   the decode loop's prefill): its first-token logits, read by a logits processor through the public decode API;
+3. the same after ``quantize_model`` in each mode (the model rebuilt from the same seed each time).
+It prints, per row, the cosine of the float32 logits against the reference (bf16 must be >= 0.999), the relative L2
+error and whether the top token agrees. Random weights: these are the arithmetic's errors, not the model's quality.
+
+    python scripts/check_gemma_numerics.py --model 26b-a4b --pages 8 --modes none fp8 int8 int4
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+#: cosine a bf16 row must reach against transformers' forward (issue 19)
+BF16_MIN_COSINE = 0.999
+
+
+def page_inputs(proc, n_pages: int, image_tokens: int, device: str, dtype):
+    """(inputs for a forward, pages per row): one sample page a row, the engine's extraction prompt."""
+    from bench_gemma import jobs_for
+
+    from docpipe.engines.gemma.inputs import PromptBuilder, collate
+    from docpipe.engines.vlm.prompting import SYSTEM_PROMPT, extraction_instructions
+    from docpipe.rasterize import open_document
+    from docpipe.schemas import resolve
+
+    prompts = PromptBuilder(proc)
+    spec = prompts.render_spec(image_tokens)
+    schema = resolve("invoice")
+    rows = []
+    for job in jobs_for(n_pages):
+        with open_document(job.source) as d:
+            for page in d.pages():
+                if len(rows) == n_pages:
+                    break
+                px = prompts.pixels(page.render(spec), image_tokens, dtype)
+                instr = extraction_instructions(schema, [""], 1)  # page text off, as in bench_gemma
+                msgs = [{"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]},
+                        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": instr}]}]
+                rows.append((prompts.encode(msgs, [], [px]), [px]))
+    rows.sort(key=lambda r: len(r[0]))
+    return collate(rows, proc.tokenizer.pad_token_id, prompts.image_id, device, dtype), [1] * len(rows)
+
+
+def reference_logits(model, inputs) -> Any:
+    """transformers' forward, positions from the padding mask as generate() makes them."""
+    import torch
+
+    mask = inputs["attention_mask"]
+    pos = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
+    with torch.no_grad():
+        out = model(**inputs, position_ids=pos, use_cache=False, logits_to_keep=1)
+    return out.logits[:, -1].float()
+
+
+def docpipe_logits(model, proc, inputs, row_pages, image_tokens: int, steps: int,
+                   settings: dict) -> tuple[Any, float]:
+    """(first-token logits of docpipe's engine path (the decode loop's prefill), read through a logits processor;
+    GPU ms of one decode step at these rows, from a second fixed-length run of ``steps`` tokens (0: not timed))."""
+    from docpipe.engines import EngineOptions
+    from docpipe.engines.gemma.engine import GemmaEngine
+
+    eng = GemmaEngine.from_loaded(model, proc, EngineOptions(
+        image_tokens=image_tokens, extra={"page_text": False, "grammar": False, **settings}))
+    seen = []
+
+    def capture(ids, scores):
+        seen.append(scores.float().clone())
+        return scores
+
+    b = eng.backend
+    b.decoder.generate(inputs, 1, b.stops, b.pad_id, processor=capture, row_pages=row_pages)
+    step_ms = float("nan")
+    for _ in range(2 if steps else 0):  # the first run records the graph (and compiles what is compiled)
+        b.decoder.clock.settle()
+        b.decoder.generate(inputs, steps, None, b.pad_id, row_pages=row_pages)
+        step_ms = 1e3 * b.decoder.clock.settle().get("decode", 0.0) / (steps - 1)
+    eng.close()
+    return seen[0], step_ms
+
+
+def compare(got, ref) -> dict:
+    import torch
+
+    cos = torch.nn.functional.cosine_similarity(got, ref, dim=-1)
+    rel = (got - ref).norm(dim=-1) / ref.norm(dim=-1)
+    top = (got.argmax(-1) == ref.argmax(-1)).float()
+    return {"cos_min": float(cos.min()), "cos_mean": float(cos.mean()), "rel_l2_max": float(rel.max()),
+            "top1_agree": float(top.mean()), "finite": bool(torch.isfinite(got).all())}
+
+
+def build_any(key: str):
+    """bench_gemma's full-size model on the GPU, or "tiny-dense" / "tiny-moe" / "tiny-e" on the CPU (tests/gemma_tiny:
+    a dry run of this script without a GPU)."""
+    if key.startswith("tiny-"):
+        from gemma_tiny import build_model, build_processor, build_tokenizer
+
+        tok = build_tokenizer()
+        return build_model(tok, key.split("-", 1)[1]), build_processor(tok)
+    from bench_gemma import build
+
+    return build(key, "grouped_mm")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", nargs="+", default=["26b-a4b"])
+    ap.add_argument("--pages", type=int, default=8)
+    ap.add_argument("--image-tokens", type=int, default=1120)
+    ap.add_argument("--modes", nargs="+", default=["none", "fp8", "int8", "int4"])
+    ap.add_argument("--steps", type=int, default=48, help="decode steps timed per mode at these rows (0: none)")
+    ap.add_argument("--variants", nargs="*", default=[], metavar="JSON",
+                    help='engine settings for extra bf16 runs, e.g. \'{"prefill_attention": "sdpa"}\'')
+    ap.add_argument("--fp32-ref", action="store_true", help="also transformers' forward in float32 (noise floor)")
+    ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "numerics_out")))
+    a = ap.parse_args()
+    from bench_gemma import _checkout_schemas
+
+    _checkout_schemas()  # before the tokenizer is trained on the schemas' prompts
+    from docpipe.engines.gemma.kernels.memory import allocator_defaults
+
+    allocator_defaults()
+    import torch
+
+    from docpipe.engines.gemma.quantize import quantize_model
+
+    a.out.mkdir(parents=True, exist_ok=True)
+    results = []
+    card = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    print(f"card: {card}; torch {torch.__version__}", flush=True)
+    for key in a.model:
+        ref = None
+        for mode in a.modes:
+            t = time.perf_counter()
+            model, proc = build_any(key)
+            inputs, row_pages = page_inputs(proc, a.pages, a.image_tokens, model.device, model.dtype)
+            if ref is None:  # transformers' forward on the untouched bf16 model
+                ref = reference_logits(model, inputs)
+                if a.fp32_ref:  # the same forward in float32: how far bf16 rounding alone moves these logits
+                    model.float()
+                    ref32 = reference_logits(model, {k: v.float() if v.is_floating_point() else v
+                                                     for k, v in inputs.items()})
+                    model.to(torch.bfloat16)
+                    row = {"model": key, "mode": "transformers bf16 vs float32", **compare(ref, ref32)}
+                    results.append(row)
+                    print(json.dumps(row), flush=True)
+            before = torch.cuda.memory_allocated() if torch.cuda.is_available() else 0
+            if mode != "none":
+                quantize_model(model, mode)
+            gc.collect()
+            torch.cuda.empty_cache()
+            weights = (sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+                       if not torch.cuda.is_available() else torch.cuda.memory_allocated()) / 2**30
+            del before
+            row = {"model": key, "mode": mode, "rows": int(inputs["input_ids"].shape[0]),
+                   "prompt_tokens": int(inputs["input_ids"].shape[1]), "weights_GiB": weights}
+            for settings in ({}, {"text_compile": False}):  # the second only if the first fails (diagnosis)
+                try:
+                    got, step_ms = docpipe_logits(model, proc, inputs, row_pages, a.image_tokens, a.steps, settings)
+                    row.update(**compare(got, ref), decode_ms_step=step_ms, settings=settings,
+                               s=time.perf_counter() - t)
+                    if mode == "none":  # each of docpipe's kernels turned off in turn: which one moves the logits
+                        for variant in a.variants:  # on a fresh build: docpipe's kernels stay installed
+                            off = json.loads(variant)
+                            vm, vp = build_any(key)
+                            vgot, _ = docpipe_logits(vm, vp, inputs, row_pages, a.image_tokens, 0, off)
+                            vm = vp = None
+                            v = {"model": key, "mode": f"none, {variant}", **compare(vgot, ref)}
+                            results.append(v)
+                            print(json.dumps(v), flush=True)
+                    break
+                except Exception as e:  # one mode failing must not hide the others' numbers
+                    import traceback
+
+                    traceback.print_exc()
+                    key = "error_" + next(iter(settings)) if settings else "error"
+                    row[key] = f"{type(e).__name__}: {str(e)[:300]}"
+                    torch.cuda.empty_cache()
+            if mode == "none" and "cos_min" in row:
+                row["pass"] = row["cos_min"] >= BF16_MIN_COSINE
+            results.append(row)
+            print(json.dumps(row), flush=True)
+            (a.out / "numerics.json").write_text(json.dumps(results, indent=1))
+            model = proc = inputs = None
+            gc.collect()
+            torch.cuda.empty_cache()
+    print("\n| model | mode | rows x tokens | weights GiB | cosine min (mean) vs transformers bf16 | "
+          "rel. L2 max | top-1 agrees | decode ms/step at these rows |\n|---|---|---|---|---|---|---|---|")
+    for r in results:
+        if "cos_min" not in r:
+            print(f"| {r['model']} | {r['mode']} | error: {r.get('error', '?')[:80]} | | | | | |")
+            continue
+        if "rows" not in r:  # a variant or the float32 reference
+            print(f"| {r['model']} | {r['mode']} | | | {r['cos_min']:.5f} ({r['cos_mean']:.5f}) | "
+                  f"{r['rel_l2_max']:.4f} | {100 * r['top1_agree']:.0f}% | |")
+            continue
+        print(f"| {r['model']} | {r['mode']} | {r['rows']} x {r['prompt_tokens']} | {r['weights_GiB']:.1f} | "
+              f"{r['cos_min']:.5f} ({r['cos_mean']:.5f}) | {r['rel_l2_max']:.4f} | {100 * r['top1_agree']:.0f}% | "
+              f"{r['decode_ms_step']:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
