@@ -22,8 +22,8 @@ from .engines import DocJob, EngineOptions
 from .errors import InputError
 from .evidence import attach as attach_evidence
 from .models import DocResult, EngineOutput, ErrorItem, SourceFile, Status
-from .rasterize import DEFAULT_MAX_PAGES
 from .paths import path_text
+from .rasterize import DEFAULT_MAX_PAGES
 from .remote import is_remote
 from .schemas import SchemaInfo, resolve
 from .sharing import SharedStore

@@ -27,7 +27,8 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .fusion import _InStep, compile_layers  # noqa: F401  (compile_layers: imported from here too)
 from .timing import StageClock
