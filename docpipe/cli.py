@@ -164,7 +164,8 @@ def ingest(
     from .progress import RichProgress, print_report
     from .remote import is_remote
 
-    missing = [str(p) for p in paths if not p.exists() and not is_remote(p)]
+    # a bad link is not a typo: discovery records what it is
+    missing = [str(p) for p in paths if not p.exists() and not p.is_symlink() and not is_remote(p)]
     if missing:
         raise _fail(f"no such file or folder: {', '.join(missing)}", code=2)
     if image_tokens is not None and image_tokens not in (70, 140, 280, 560, 1120):

@@ -111,7 +111,8 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
     progress = progress or _NoProgress()
     t0 = time.perf_counter()
     schema = resolve(opts.schema)
-    missing = [str(p) for p in opts.paths if not Path(p).exists() and not is_remote(p)]
+    missing = [path_text(p) for p in opts.paths
+               if not Path(p).exists() and not Path(p).is_symlink() and not is_remote(p)]
     if missing:  # a typo: say so before a database is made or an engine loaded
         raise InputError(f"no such file or folder: {', '.join(missing)}")
     kind, why = _choose(opts)

@@ -278,7 +278,9 @@ class Document:
             rest = max(1, int(factor * img.size[0] / w))  # what draft did not already take off
             frame = img
             if rest > 1:
-                frame = (img if img.mode in ("L", "RGB", "RGBA", "LA", "I", "F") else img.convert("RGB")).reduce(rest)
+                src = img if img.mode in ("L", "RGB", "RGBA", "LA", "I", "F") else \
+                    img.convert("L" if img.mode == "1" else "RGB")  # reduce() averages only these modes
+                frame = src.reduce(rest)
                 img.close()  # the full-size pixels go now
             reduced_w = frame.size[0]
             if i == 0:
