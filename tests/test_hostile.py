@@ -433,7 +433,8 @@ def test_database_locked_by_another_process_is_one_line(tmp_path: Path) -> None:
     holder = subprocess.Popen([sys.executable, "-c", hold, str(db)], stdout=subprocess.PIPE)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == b"held"
-        res = docpipe("ingest", str(tmp_path / "a.pdf"), "--db", str(db), "-e", "offline", "-w", "1", "-q")
+        res = docpipe("ingest", str(tmp_path / "a.pdf"), "--db", str(db), "-e", "offline", "-w", "1", "-q",
+                      env={"DOCPIPE_LOCK_WAIT": "1"})  # it waits that long for the file, then says who holds it
     finally:
         holder.kill()
         holder.wait()
