@@ -11,7 +11,7 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -71,7 +71,6 @@ SET_OPT = typer.Option("--set", help="Any setting as NAME=VALUE (VALUE read as J
 
 def _err(msg: str) -> None:
     from rich.console import Console
-
     from rich.markup import escape
 
     from .paths import shown
@@ -104,52 +103,52 @@ class ExportFormat(str, Enum):
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files and folders (walked recursively). PDFs and images "
                                                      "(PNG, JPEG, TIFF incl. multi-page, WEBP, BMP), by content.")],
-    schema: Annotated[Optional[str], typer.Option("--schema", "-s", help="Built-in schema (invoice, receipt, "
+    schema: Annotated[str | None, typer.Option("--schema", "-s", help="Built-in schema (invoice, receipt, "
                                                   "document), my_schemas.py:Model, or a JSON Schema file "
                                                   "(default: invoice).")] = None,
-    db: Annotated[Optional[Path], typer.Option("--db", help="DuckDB file to write (default: docpipe.duckdb, or "
+    db: Annotated[Path | None, typer.Option("--db", help="DuckDB file to write (default: docpipe.duckdb, or "
                                                "DOCPIPE_DB / docpipe.toml).")] = None,
-    engine: Annotated[Optional[str], typer.Option("--engine", "-e", help="auto, offline, gemma, openai or a plugin's "
+    engine: Annotated[str | None, typer.Option("--engine", "-e", help="auto, offline, gemma, openai or a plugin's "
                                                   "(docpipe engines). auto picks Gemma if weights and a device are "
                                                   "here, a server if one is configured, else offline.")] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", "-w", help="Processes for rasterizing and OCR "
+    workers: Annotated[int | None, typer.Option("--workers", "-w", help="Processes for rasterizing and OCR "
                                                    "(default: 2).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Redo documents already done for this schema and engine.")]
     = False,
     retry_invalid: Annotated[bool, typer.Option("--retry-invalid", help="Also redo documents whose result was "
                                                 "invalid (failed ones are always retried).")] = False,
-    password: Annotated[Optional[str], typer.Option("--password", help="Password for encrypted PDFs.",
+    password: Annotated[str | None, typer.Option("--password", help="Password for encrypted PDFs.",
                                                     envvar="DOCPIPE_PDF_PASSWORD")] = None,
     summarize: Annotated[bool, typer.Option("--summarize", help="Ask model engines for a long-context summary "
                                             "(the offline engine always writes an extractive one).")] = False,
-    max_pages: Annotated[Optional[int], typer.Option("--max-pages", help="Refuse documents longer than this "
+    max_pages: Annotated[int | None, typer.Option("--max-pages", help="Refuse documents longer than this "
                                                      "(default: 2000).")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model id or folder (gemma) or served "
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model id or folder (gemma) or served "
                                                  "model name (openai); or DOCPIPE_MODEL.")] = None,
-    base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL(s), "
+    base_url: Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible server URL(s), "
                                                     "comma-separated; or DOCPIPE_BASE_URL.")] = None,
-    api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", help="Environment variable holding the "
+    api_key_env: Annotated[str | None, typer.Option("--api-key-env", help="Environment variable holding the "
                                                        "API key (default: OPENAI_API_KEY).")] = None,
-    concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Requests in flight, openai engine "
+    concurrency: Annotated[int | None, typer.Option("--concurrency", help="Requests in flight, openai engine "
                                                        "(default: 4, or DOCPIPE_CONCURRENCY / docpipe.toml).")]
     = None,
-    image_tokens: Annotated[Optional[int], typer.Option("--image-tokens", help="Gemma image token budget per "
+    image_tokens: Annotated[int | None, typer.Option("--image-tokens", help="Gemma image token budget per "
                                                         "page: 70, 140, 280, 560 or 1120 (default: 1120).")] = None,
     thinking: Annotated[bool, typer.Option("--thinking", help="Let the model think before answering (gemma, and "
                                            "openai servers that support it); thoughts are stored apart.")] = False,
-    gpus: Annotated[Optional[str], typer.Option("--gpus", help="One engine per GPU, documents spread over them: "
+    gpus: Annotated[str | None, typer.Option("--gpus", help="One engine per GPU, documents spread over them: "
                                                 "N (the first N), all, or indices like 0,2 (cpu:N: N engine "
                                                 "processes without a GPU, for tests); or DOCPIPE_GPUS.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the files that are not ok, one line "
                                         "each, and errors.")] = False,
-    quantize: Annotated[Optional[str], typer.Option("--quantize", help="Gemma weights: none (bf16), fp8, int8, "
+    quantize: Annotated[str | None, typer.Option("--quantize", help="Gemma weights: none (bf16), fp8, int8, "
                                                     "int4, or auto (bf16 where it fits the GPU, else the most "
                                                     "precise mode that does) [default: auto].")] = None,
-    set_: Annotated[Optional[list[str]], SET_OPT] = None,
-    ray: Annotated[Optional[str], typer.Option("--ray", help="Run the engine as actors on a Ray cluster: auto, "
+    set_: Annotated[list[str] | None, SET_OPT] = None,
+    ray: Annotated[str | None, typer.Option("--ray", help="Run the engine as actors on a Ray cluster: auto, "
                                                "ray://HOST:10001, or local[:CPUS] to start one here "
                                                "(pip install 'docpipe[ray]').", envvar="DOCPIPE_RAY")] = None,
-    ray_actors: Annotated[Optional[int], typer.Option("--ray-actors", help="Engine actors on the cluster "
+    ray_actors: Annotated[int | None, typer.Option("--ray-actors", help="Engine actors on the cluster "
                                                       "(default: one per CPU (offline), per GPU (gemma), per "
                                                       "server (openai)).")] = None,
 ) -> None:
@@ -163,10 +162,10 @@ def ingest(
     from .errors import DocpipeError
     from .pipeline import ingest as run_ingest
     from .progress import RichProgress, print_report
-
     from .remote import is_remote
 
-    missing = [str(p) for p in paths if not p.exists() and not is_remote(p)]
+    # a bad link is not a typo: discovery records what it is
+    missing = [str(p) for p in paths if not p.exists() and not p.is_symlink() and not is_remote(p)]
     if missing:
         raise _fail(f"no such file or folder: {', '.join(missing)}", code=2)
     if image_tokens is not None and image_tokens not in (70, 140, 280, 560, 1120):
@@ -259,7 +258,7 @@ def show(
 
 @app.command()
 def export(
-    names: Annotated[Optional[list[str]], typer.Argument(help="Views or tables to export (default: every schema "
+    names: Annotated[list[str] | None, typer.Argument(help="Views or tables to export (default: every schema "
                                                          "view, its list views, documents and summaries).")] = None,
     fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="File format.")] = ExportFormat.parquet,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write into.")] = Path("export"),
@@ -285,7 +284,7 @@ def export(
 
 @app.command()
 def schemas(
-    name: Annotated[Optional[str], typer.Argument(help="Show one schema (built-in name, file.py:Model or .json).")]
+    name: Annotated[str | None, typer.Argument(help="Show one schema (built-in name, file.py:Model or .json).")]
     = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON Schema engines are given.")] = False,
 ) -> None:
@@ -326,9 +325,9 @@ def schemas(
 
 @app.command()
 def engines(
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model to check for: a Gemma id or folder, "
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model to check for: a Gemma id or folder, "
                                                  "or a served model name.")] = None,
-    base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL(s) to ask "
+    base_url: Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible server URL(s) to ask "
                                                     "whether they answer and serve --model.")] = None,
 ) -> None:
     """Show each engine, whether it can run here, and why not (a server is asked for its models).
@@ -427,15 +426,15 @@ def status(db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb")) -> None:
 @app.command(name="eval")
 def eval_cmd(
     folder: Annotated[Path, typer.Argument(help="Folder of documents named in the truth file.")],
-    truth: Annotated[Optional[Path], typer.Option("--truth", help="truth.jsonl (default: FOLDER/truth.jsonl).")]
+    truth: Annotated[Path | None, typer.Option("--truth", help="truth.jsonl (default: FOLDER/truth.jsonl).")]
     = None,
     db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb"),
-    schema: Annotated[Optional[str], typer.Option("--schema", "-s", help="Schema the truth file's fields belong "
+    schema: Annotated[str | None, typer.Option("--schema", "-s", help="Schema the truth file's fields belong "
                                                   "to (default: invoice).")] = None,
-    engine: Annotated[Optional[str], typer.Option("--engine", "-e", help="Engine to ingest and score with.")] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", "-w", help="Processes for rasterizing and OCR.")]
+    engine: Annotated[str | None, typer.Option("--engine", "-e", help="Engine to ingest and score with.")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", "-w", help="Processes for rasterizing and OCR.")]
     = None,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model id or folder (gemma) or served model "
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model id or folder (gemma) or served model "
                                                  "name (openai).")] = None,
     fmt: Annotated[OutFormat, typer.Option("--format", "-f", help="Output format.")] = OutFormat.table,
     mismatches: Annotated[bool, typer.Option("--mismatches", help="Also list every wrong field: file, field, "
@@ -485,7 +484,7 @@ def eval_cmd(
 
 @app.command()
 def config(
-    set_: Annotated[Optional[list[str]], SET_OPT] = None,
+    set_: Annotated[list[str] | None, SET_OPT] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print {name: {value, from}} as JSON.")] = False,
 ) -> None:
     """Print every setting, its effective value and where it came from: flag, env, toml or default.
@@ -516,7 +515,7 @@ def config(
     Console().print(t)
 
 
-def _settings(pairs: Optional[list[str]], **flags: Any) -> Any:
+def _settings(pairs: list[str] | None, **flags: Any) -> Any:
     """Settings from ``--set NAME=VALUE`` pairs and a command's flags (None: not given); flags win."""
     from .config import Settings
 

@@ -22,8 +22,8 @@ from .engines import DocJob, EngineOptions
 from .errors import InputError
 from .evidence import attach as attach_evidence
 from .models import DocResult, EngineOutput, ErrorItem, SourceFile, Status
-from .rasterize import DEFAULT_MAX_PAGES
 from .paths import path_text
+from .rasterize import DEFAULT_MAX_PAGES
 from .remote import is_remote
 from .schemas import SchemaInfo, resolve
 from .sharing import SharedStore
@@ -111,7 +111,8 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
     progress = progress or _NoProgress()
     t0 = time.perf_counter()
     schema = resolve(opts.schema)
-    missing = [str(p) for p in opts.paths if not Path(p).exists() and not is_remote(p)]
+    missing = [path_text(p) for p in opts.paths
+               if not Path(p).exists() and not Path(p).is_symlink() and not is_remote(p)]
     if missing:  # a typo: say so before a database is made or an engine loaded
         raise InputError(f"no such file or folder: {', '.join(missing)}")
     kind, why = _choose(opts)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .errors import EmptyDocumentError, EncryptedError, InputError, TooLargeError
 from .models import PageInfo, SourceFile
@@ -278,7 +278,9 @@ class Document:
             rest = max(1, int(factor * img.size[0] / w))  # what draft did not already take off
             frame = img
             if rest > 1:
-                frame = (img if img.mode in ("L", "RGB", "RGBA", "LA", "I", "F") else img.convert("RGB")).reduce(rest)
+                src = img if img.mode in ("L", "RGB", "RGBA", "LA", "I", "F") else \
+                    img.convert("L" if img.mode == "1" else "RGB")  # reduce() averages only these modes
+                frame = src.reduce(rest)
                 img.close()  # the full-size pixels go now
             reduced_w = frame.size[0]
             if i == 0:
@@ -479,7 +481,8 @@ def _image_coverage(page: Any) -> float:
 
 def _one_line(e: BaseException) -> str:
     s = re.sub(r"\s*'?/[^' ]+'?\s*", " ", str(e))  # the path is already in the report line
-    s = s.replace("Failed to open file as type pdf.", "cannot be opened").replace("Failed to open stream", "cannot be opened")
+    for said in ("Failed to open file as type pdf.", "Failed to open stream"):
+        s = s.replace(said, "cannot be opened")
     s = " ".join(s.split())
     return s[:300] if s else type(e).__name__
 

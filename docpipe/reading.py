@@ -56,10 +56,10 @@ def read_verified(src: SourceFile, max_in_memory: int) -> bytes | None:
 
 def _changed(src: SourceFile, size: int, grew: bool = False) -> str:
     if size == 0:
-        return f"truncated to 0 bytes after it was found ({src.size} bytes then): nothing left to read"
+        return f"emptied after it was found (0 bytes now, {src.size} then): nothing left to read"
     if size < src.size:
-        return f"truncated after it was found ({size} bytes now, {src.size} then): re-run to read what is there"
+        return (f"shrank after it was found ({size} bytes now, {src.size} then: cut short or rewritten): "
+                "re-run to read what is there")
     if size > src.size or grew:
-        return f"grew after it was found (now over {src.size} bytes): re-run to read the new content"
+        return f"grew after it was found (over {src.size} bytes now): re-run to read the new content"
     return "rewritten after it was found (same size, other bytes): re-run to read the new content"
-

@@ -105,7 +105,7 @@ SELECT s.path, NULL, NULL, NULL, s.status, s.reason, NULL, s.seen_at FROM skippe
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def _ident(name: str) -> str:

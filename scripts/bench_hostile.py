@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "corpus")]
 
-from make_hostile import good_pdf, make_hostile_corpus  # noqa: E402  (found through the sys.path line above)
+from make_hostile import good_pdf, make_hostile_corpus  # noqa: E402
 
 
 def _status(pid: int) -> dict[str, int]:
@@ -79,7 +79,8 @@ def run_measured(args: list[str], timeout: float = 300) -> tuple[int, float, flo
         total = max(total, s)
         time.sleep(0.02)
     proc.returncode = code = os.waitstatus_to_exitcode(status)
-    peaks[proc.pid] = max(peaks.get(proc.pid, 0), usage.ru_maxrss)
+    if proc.pid not in peaks:  # gone before the first sample; ru_maxrss may include the parent at fork time
+        peaks[proc.pid] = usage.ru_maxrss
     return code, time.perf_counter() - t0, usage.ru_utime + usage.ru_stime, peaks, total
 
 
@@ -136,16 +137,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--robustness", type=Path, default=Path("/work/shared/devset/robustness"))
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--alone", choices=("all", "generated"), default="all",
+                    help="which inputs also run alone (the batch always has both folders)")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench_hostile_"))
     hostile = work / "hostile"
     hostile.mkdir()
     make_hostile_corpus(hostile)
-    inputs = sorted(p for p in a.robustness.iterdir() if p.suffix != ".jsonl") if a.robustness.is_dir() else []
-    inputs += sorted(Path(os.fsdecode(e.path)) for e in os.scandir(os.fsencode(hostile)))
+    inputs = sorted(p for p in a.robustness.iterdir() if p.suffix != ".jsonl") \
+        if a.robustness.is_dir() and a.alone == "all" else []
+    # each file alone; the folder holding a link back up (sub/back_up) is measured in the batch below
+    inputs += sorted(Path(os.fsdecode(e.path)) for e in os.scandir(os.fsencode(hostile))
+                     if not e.is_dir(follow_symlinks=False))
 
     print(f"machine: {machine()}")
-    print(f"command: python scripts/bench_hostile.py --robustness {a.robustness} --workers {a.workers}")
+    print(f"command: python scripts/bench_hostile.py --robustness {a.robustness} --workers {a.workers} "
+          f"--alone {a.alone}")
     print("\n| input | status | reason | wall s | CPU s | peak RSS MB (largest process) |")
     print("|---|---|---|---:|---:|---:|")
     worst_s, worst_mb = 0.0, 0.0
@@ -169,10 +176,13 @@ def main() -> None:
     db = work / "batch.duckdb"
     code, secs, cpu, peaks, total = run_measured(["ingest", str(a.robustness), str(hostile), "--db", str(db),
                                              "-e", "offline", "-w", str(a.workers), "-q"], timeout=900)
+    batch = stored_statuses(db) if db.exists() else {}
+    for p, (status, reason) in sorted(batch.items()):
+        if "/sub/" in p:
+            print(f"| generated: sub/{p.rsplit('/', 1)[-1]} (in the batch) | {status} | {reason[:90]} | - | - | - |")
     print(f"\nper file (each alone, start-up included): slowest {worst_s:.1f} s, largest process {worst_mb:.0f} MB")
     print(f"one batch, --workers {a.workers}: exit {code}, {secs:.1f} s ({cpu:.1f} CPU s), {len(peaks)} processes, "
-          "peak RSS per "
-          f"process {', '.join(f'{v / 1024:.0f}' for v in sorted(peaks.values(), reverse=True))} MB, "
+          f"peak RSS per process {', '.join(f'{v / 1024:.0f}' for v in sorted(peaks.values(), reverse=True))} MB, "
           f"whole tree {total / 1024:.0f} MB")
 
 
