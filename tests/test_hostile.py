@@ -133,6 +133,7 @@ def test_not_regular_files_are_never_opened_and_every_skip_is_recorded(tmp_path:
     assert reasons["back_up"].startswith("symlink loop")
     status = runner.invoke(app, ["status", "--db", str(db)], env={"COLUMNS": "300"}).output
     assert "fifo.pdf" in status and "dangling" in status and "symlink loop" in status
+    con.close()  # an open connection would keep the re-run's ingest waiting for the file
     # a re-run that finds the FIFO gone forgets it: skips describe the folder as it is now
     os.unlink(folder / "fifo.pdf")
     docpipe("ingest", str(folder), "--db", str(db), "-e", "offline", "-w", "1", "-q")
@@ -444,7 +445,8 @@ def test_database_locked_by_another_process_is_one_line(tmp_path: Path) -> None:
     holder = subprocess.Popen([sys.executable, "-c", hold, str(db)], stdout=subprocess.PIPE)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == b"held"
-        res = docpipe("ingest", str(tmp_path / "a.pdf"), "--db", str(db), "-e", "offline", "-w", "1", "-q")
+        res = docpipe("ingest", str(tmp_path / "a.pdf"), "--db", str(db), "-e", "offline", "-w", "1", "-q",
+                      env={"DOCPIPE_LOCK_WAIT": "1"})  # it waits that long for the file, then says who holds it
     finally:
         holder.kill()
         holder.wait()
