@@ -11,7 +11,7 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -71,7 +71,6 @@ SET_OPT = typer.Option("--set", help="Any setting as NAME=VALUE (VALUE read as J
 
 def _err(msg: str) -> None:
     from rich.console import Console
-
     from rich.markup import escape
 
     from .paths import shown
@@ -104,52 +103,52 @@ class ExportFormat(str, Enum):
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files and folders (walked recursively). PDFs and images "
                                                      "(PNG, JPEG, TIFF incl. multi-page, WEBP, BMP), by content.")],
-    schema: Annotated[Optional[str], typer.Option("--schema", "-s", help="Built-in schema (invoice, receipt, "
+    schema: Annotated[str | None, typer.Option("--schema", "-s", help="Built-in schema (invoice, receipt, "
                                                   "document), my_schemas.py:Model, or a JSON Schema file "
                                                   "(default: invoice).")] = None,
-    db: Annotated[Optional[Path], typer.Option("--db", help="DuckDB file to write (default: docpipe.duckdb, or "
+    db: Annotated[Path | None, typer.Option("--db", help="DuckDB file to write (default: docpipe.duckdb, or "
                                                "DOCPIPE_DB / docpipe.toml).")] = None,
-    engine: Annotated[Optional[str], typer.Option("--engine", "-e", help="auto, offline, gemma, openai or a plugin's "
+    engine: Annotated[str | None, typer.Option("--engine", "-e", help="auto, offline, gemma, openai or a plugin's "
                                                   "(docpipe engines). auto picks Gemma if weights and a device are "
                                                   "here, a server if one is configured, else offline.")] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", "-w", help="Processes for rasterizing and OCR "
+    workers: Annotated[int | None, typer.Option("--workers", "-w", help="Processes for rasterizing and OCR "
                                                    "(default: 2).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Redo documents already done for this schema and engine.")]
     = False,
     retry_invalid: Annotated[bool, typer.Option("--retry-invalid", help="Also redo documents whose result was "
                                                 "invalid (failed ones are always retried).")] = False,
-    password: Annotated[Optional[str], typer.Option("--password", help="Password for encrypted PDFs.",
+    password: Annotated[str | None, typer.Option("--password", help="Password for encrypted PDFs.",
                                                     envvar="DOCPIPE_PDF_PASSWORD")] = None,
     summarize: Annotated[bool, typer.Option("--summarize", help="Ask model engines for a long-context summary "
                                             "(the offline engine always writes an extractive one).")] = False,
-    max_pages: Annotated[Optional[int], typer.Option("--max-pages", help="Refuse documents longer than this "
+    max_pages: Annotated[int | None, typer.Option("--max-pages", help="Refuse documents longer than this "
                                                      "(default: 2000).")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model id or folder (gemma) or served "
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model id or folder (gemma) or served "
                                                  "model name (openai); or DOCPIPE_MODEL.")] = None,
-    base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL(s), "
+    base_url: Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible server URL(s), "
                                                     "comma-separated; or DOCPIPE_BASE_URL.")] = None,
-    api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", help="Environment variable holding the "
+    api_key_env: Annotated[str | None, typer.Option("--api-key-env", help="Environment variable holding the "
                                                        "API key (default: OPENAI_API_KEY).")] = None,
-    concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Requests in flight, openai engine "
+    concurrency: Annotated[int | None, typer.Option("--concurrency", help="Requests in flight, openai engine "
                                                        "(default: 4, or DOCPIPE_CONCURRENCY / docpipe.toml).")]
     = None,
-    image_tokens: Annotated[Optional[int], typer.Option("--image-tokens", help="Gemma image token budget per "
+    image_tokens: Annotated[int | None, typer.Option("--image-tokens", help="Gemma image token budget per "
                                                         "page: 70, 140, 280, 560 or 1120 (default: 1120).")] = None,
     thinking: Annotated[bool, typer.Option("--thinking", help="Let the model think before answering (gemma, and "
                                            "openai servers that support it); thoughts are stored apart.")] = False,
-    gpus: Annotated[Optional[str], typer.Option("--gpus", help="One engine per GPU, documents spread over them: "
+    gpus: Annotated[str | None, typer.Option("--gpus", help="One engine per GPU, documents spread over them: "
                                                 "N (the first N), all, or indices like 0,2 (cpu:N: N engine "
                                                 "processes without a GPU, for tests); or DOCPIPE_GPUS.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the files that are not ok, one line "
                                         "each, and errors.")] = False,
-    quantize: Annotated[Optional[str], typer.Option("--quantize", help="Gemma weights: none (bf16), fp8, int8, "
+    quantize: Annotated[str | None, typer.Option("--quantize", help="Gemma weights: none (bf16), fp8, int8, "
                                                     "int4, or auto (bf16 where it fits the GPU, else the most "
                                                     "precise mode that does) [default: auto].")] = None,
-    set_: Annotated[Optional[list[str]], SET_OPT] = None,
-    ray: Annotated[Optional[str], typer.Option("--ray", help="Run the engine as actors on a Ray cluster: auto, "
+    set_: Annotated[list[str] | None, SET_OPT] = None,
+    ray: Annotated[str | None, typer.Option("--ray", help="Run the engine as actors on a Ray cluster: auto, "
                                                "ray://HOST:10001, or local[:CPUS] to start one here "
                                                "(pip install 'docpipe[ray]').", envvar="DOCPIPE_RAY")] = None,
-    ray_actors: Annotated[Optional[int], typer.Option("--ray-actors", help="Engine actors on the cluster "
+    ray_actors: Annotated[int | None, typer.Option("--ray-actors", help="Engine actors on the cluster "
                                                       "(default: one per CPU (offline), per GPU (gemma), per "
                                                       "server (openai)).")] = None,
 ) -> None:
@@ -163,7 +162,6 @@ def ingest(
     from .errors import DocpipeError
     from .pipeline import ingest as run_ingest
     from .progress import RichProgress, print_report
-
     from .remote import is_remote
 
     # a bad link is not a typo: discovery records what it is
@@ -260,7 +258,7 @@ def show(
 
 @app.command()
 def export(
-    names: Annotated[Optional[list[str]], typer.Argument(help="Views or tables to export (default: every schema "
+    names: Annotated[list[str] | None, typer.Argument(help="Views or tables to export (default: every schema "
                                                          "view, its list views, documents and summaries).")] = None,
     fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="File format.")] = ExportFormat.parquet,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write into.")] = Path("export"),
@@ -286,7 +284,7 @@ def export(
 
 @app.command()
 def schemas(
-    name: Annotated[Optional[str], typer.Argument(help="Show one schema (built-in name, file.py:Model or .json).")]
+    name: Annotated[str | None, typer.Argument(help="Show one schema (built-in name, file.py:Model or .json).")]
     = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON Schema engines are given.")] = False,
 ) -> None:
@@ -326,70 +324,6 @@ def schemas(
 
 
 @app.command()
-def engines(
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model to check for: a Gemma id or folder, "
-                                                 "or a served model name.")] = None,
-    base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server URL(s) to ask "
-                                                    "whether they answer and serve --model.")] = None,
-) -> None:
-    """Show each engine, whether it can run here, and why not (a server is asked for its models).
-
-    Example:  docpipe engines --base-url http://127.0.0.1:8000/v1 --model google/gemma-4-E4B-it
-    """
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    from . import engines as eng
-    from .errors import DocpipeError, EngineUnavailable
-
-    try:
-        opts = _settings(None, model=model, base_url=base_url).engine_options()
-    except DocpipeError as e:
-        raise _fail(str(e))
-    t = Table()
-    t.add_column("engine")
-    t.add_column("available")
-    t.add_column("detail")
-    for kind in sorted(eng.registry()):
-        detail = ""
-        try:
-            cls = eng.engine_class(kind)
-            reason = cls.unavailable_reason(opts)
-            if reason is None and hasattr(cls, "check_server"):  # a server: ask it, rather than assume
-                ok, detail = cls.check_server(opts)
-                reason = None if ok else detail
-        except EngineUnavailable as e:
-            reason = str(e)
-        t.add_row(kind, "yes" if reason is None else "no", escape(reason or detail))
-    try:
-        chosen, why = eng.choose("auto", opts)
-        t.caption = escape(f"--engine auto would use {chosen}: {why}")
-    except EngineUnavailable as e:
-        t.caption = escape(str(e))
-    Console().print(t)
-    _gemma_fits(Console())
-
-
-def _gemma_fits(console: Any) -> None:
-    """The Gemma checkpoints by --quantize mode: GiB of weights, and whether they fit this machine's GPU."""
-    try:
-        from .engines.gemma.quantize import card, fits_table
-    except ImportError:
-        return
-    from rich.table import Table
-
-    gpu, capability = card()
-    where = f"GPU of {gpu / 2**30:.0f} GiB" if gpu else "no CUDA GPU here"
-    t = Table(title=f"gemma --quantize: weights and fit ({where})", title_justify="left")
-    for col in ("model", "mode", "weights"):
-        t.add_column(col)
-    for row in fits_table(gpu, capability):
-        t.add_row(*row)
-    console.print(t)
-
-
-@app.command()
 def status(db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb")) -> None:
     """Counts per schema, engine and status, and every document that is not ok with its reason.
 
@@ -425,99 +359,7 @@ def status(db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb")) -> None:
         c.print(p)
 
 
-@app.command(name="eval")
-def eval_cmd(
-    folder: Annotated[Path, typer.Argument(help="Folder of documents named in the truth file.")],
-    truth: Annotated[Optional[Path], typer.Option("--truth", help="truth.jsonl (default: FOLDER/truth.jsonl).")]
-    = None,
-    db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb"),
-    schema: Annotated[Optional[str], typer.Option("--schema", "-s", help="Schema the truth file's fields belong "
-                                                  "to (default: invoice).")] = None,
-    engine: Annotated[Optional[str], typer.Option("--engine", "-e", help="Engine to ingest and score with.")] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", "-w", help="Processes for rasterizing and OCR.")]
-    = None,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model id or folder (gemma) or served model "
-                                                 "name (openai).")] = None,
-    fmt: Annotated[OutFormat, typer.Option("--format", "-f", help="Output format.")] = OutFormat.table,
-    mismatches: Annotated[bool, typer.Option("--mismatches", help="Also list every wrong field: file, field, "
-                                             "truth, extracted.")] = False,
-    bands: Annotated[bool, typer.Option("--bands", help="Also print accuracy by confidence band and what the "
-                                        "cross-checks caught (always shown in table format).")] = False,
-) -> None:
-    """Per-field accuracy against ground truth (ingests what is not yet in the store first).
-
-    truth.jsonl has one {"file", "doc_type", "fields": {...}} per line; absent fields are not scored.
-    Numbers match within 0.01, dates exactly, names after folding case, punctuation and spaces.
-
-    Example:  docpipe eval ../shared/devset/parsee_invoices
-    """
-    from .api import ingest_options
-    from .errors import DocpipeError
-    from .evaluate import evaluate
-    from .output import render_rows
-    from .pipeline import ingest as run_ingest
-
-    if not folder.exists():
-        raise _fail(f"{folder}: path does not exist")
-    truth = truth or folder / "truth.jsonl"
-    if not truth.exists():
-        raise _fail(f"no truth file at {truth}: pass --truth")
-    try:
-        opts = ingest_options([folder], settings=_settings(None, schema=schema, db=db, engine=engine, model=model,
-                                                           workers=None if workers is None else max(1, workers)))
-        report = run_ingest(opts)
-        result = evaluate(db, folder, truth, report.schema, report.engine)
-    except DocpipeError as e:
-        raise _fail(str(e))
-    cols = ["field", "correct", "scored", "accuracy"]
-    rows: list[tuple[Any, ...]] = [(f, s.correct, s.total, round(s.accuracy, 3)) for f, s in result.fields.items()]
-    rows.append(("ALL", result.correct, result.total, round(result.accuracy, 3)))
-    render_rows(cols, rows, fmt.value, title=f"{folder} ({report.engine}, {len(result.documents)} documents)")
-    if mismatches:
-        render_rows(["file", "field", "truth", "extracted"],
-                    [(f, n, json.dumps(t, ensure_ascii=False), json.dumps(p, ensure_ascii=False))
-                     for f, n, t, p in result.mismatches], fmt.value, title="wrong fields")
-    if bands or fmt is OutFormat.table:
-        _print_calibration(db, folder, truth, report.schema, report.engine, fmt.value)
-    if result.missing:
-        raise _fail(f"{len(result.missing)} truth file(s) without an ok/invalid extraction (scored as wrong): "
-                    f"{', '.join(result.missing[:5])}")
-
-
-@app.command()
-def config(
-    set_: Annotated[Optional[list[str]], SET_OPT] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print {name: {value, from}} as JSON.")] = False,
-) -> None:
-    """Print every setting, its effective value and where it came from: flag, env, toml or default.
-
-    The first one set wins: --set NAME=VALUE (or an ingest flag), a DOCPIPE_* variable, docpipe.toml
-    (or the file DOCPIPE_CONFIG names), the default.
-
-    Example:  DOCPIPE_GEMMA='{"batch_size": 16}' docpipe config --set engine=gemma
-    """
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    from .errors import DocpipeError
-
-    try:
-        rows = _settings(set_).explain()
-    except DocpipeError as e:
-        raise _fail(str(e))
-    if as_json:
-        print(json.dumps({r.name: {"value": r.value, "from": r.origin} for r in rows}, indent=2, default=str))
-        return
-    t = Table()
-    for col in ("setting", "value", "from", "what it does"):
-        t.add_column(col, overflow="fold")
-    for r in rows:
-        t.add_row(r.name, escape(json.dumps(r.value, default=str)), r.origin, escape(r.description))
-    Console().print(t)
-
-
-def _settings(pairs: Optional[list[str]], **flags: Any) -> Any:
+def _settings(pairs: list[str] | None, **flags: Any) -> Any:
     """Settings from ``--set NAME=VALUE`` pairs and a command's flags (None: not given); flags win."""
     from .config import Settings
 
@@ -537,46 +379,7 @@ def _settings(pairs: Optional[list[str]], **flags: Any) -> Any:
         raise typer.BadParameter(f"no setting named {e.args[0]!r} (docpipe config lists them)", param_hint="--set")
 
 
-def _print_calibration(db: Path, folder: Path, truth: Path, schema: str, engine: str, fmt: str) -> None:
-    """Accuracy by confidence band and what the checks caught (the evidence's calibration)."""
-    from .evidence.calibration import calibrate
-    from .output import render_rows
-
-    cal = calibrate(db, folder, truth, schema, engine)
-    render_rows(["confidence", "right", "values", "accuracy"],
-                [(f"{b.low:.1f}-{min(b.high, 1.0):.1f}", b.right, b.total, round(b.accuracy, 3))
-                 for b in cal.bands if b.total], fmt, title="accuracy by confidence band")
-    render_rows(["wrong values", "caught by a failed check", "right values", "flagged by a failed check"],
-                [(cal.wrong, cal.caught, cal.right, cal.flagged_right)], fmt, title="cross-checks")
-
-
-@app.command()
-def review(
-    db: Annotated[Path, DB_OPT] = Path("docpipe.duckdb"),
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8765,
-    host: Annotated[str, typer.Option("--host", help="Address to bind (only this machine by default).")]
-    = "127.0.0.1",
-    read_only: Annotated[bool, typer.Option("--read-only", help="Show, never save corrections.")] = False,
-) -> None:
-    """A local web page to check values against their page: boxes, confidence, checks, corrections.
-
-    Corrections go to the append-only table `corrections`; the schema views show them.
-
-    Example:  docpipe review --db docpipe.duckdb   (then open http://127.0.0.1:8765)
-    """
-    try:
-        from .review.app import serve
-    except ImportError as e:
-        raise _fail(f"docpipe review needs the review extra: pip install 'docpipe[review]' ({e})")
-    from .errors import DocpipeError
-    from .store import Store
-
-    try:
-        Store.open(db, read_only=True).close()
-    except DocpipeError as e:
-        raise _fail(str(e))
-    print(f"docpipe review: http://{host}:{port}  ({db}{', read-only' if read_only else ''}; Ctrl-C stops)")
-    serve(db, host=host, port=port, read_only=read_only)
+from . import cli_setup  # noqa: E402, F401  (registers engines, config, eval and review on app)
 
 
 def main() -> None:

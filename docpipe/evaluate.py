@@ -17,8 +17,8 @@ import typing
 import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from difflib import SequenceMatcher
 from decimal import Decimal
+from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .errors import EmptyDocumentError, EncryptedError, InputError, TooLargeError
 from .models import PageInfo, SourceFile
@@ -481,7 +481,8 @@ def _image_coverage(page: Any) -> float:
 
 def _one_line(e: BaseException) -> str:
     s = re.sub(r"\s*'?/[^' ]+'?\s*", " ", str(e))  # the path is already in the report line
-    s = s.replace("Failed to open file as type pdf.", "cannot be opened").replace("Failed to open stream", "cannot be opened")
+    for said in ("Failed to open file as type pdf.", "Failed to open stream"):
+        s = s.replace(said, "cannot be opened")
     s = " ".join(s.split())
     return s[:300] if s else type(e).__name__
 

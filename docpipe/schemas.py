@@ -134,7 +134,8 @@ def _load_model(ref: str) -> tuple[type[BaseModel], str]:
         mod = _import_file(p)
     else:
         if not attr:
-            raise SchemaError(f"unknown schema {ref!r}: use one of {', '.join(BUILTIN)}, a file.py:Model or a .json file")
+            raise SchemaError(f"unknown schema {ref!r}: use one of {', '.join(BUILTIN)}, a file.py:Model or a .json "
+                              "file")
         try:
             mod = importlib.import_module(path_part)
         except ImportError as e:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .models import DocResult, SourceFile
 from .schemas import SchemaInfo
-from .store import Store
+from .store import Store, lock_wait_s
 
 #: How long a writer waits for readers to let go of the file before giving up (a long query holds it).
 WRITER_WAIT_S = 600.0
@@ -106,7 +106,9 @@ class SharedStore:
     def session(self) -> Iterator[Store]:
         """The store, open read-write for the length of the block (and only then)."""
         with self._lock:
-            store = Store.open(self.db, wait_s=self.wait_s, migrate=not self._migrated)
+            # the first open waits only as long as a reader would: a file someone keeps open is reported at once
+            wait = self.wait_s if self._migrated else min(self.wait_s, lock_wait_s())
+            store = Store.open(self.db, wait_s=wait, migrate=not self._migrated)
             self._migrated = True
             try:
                 yield store

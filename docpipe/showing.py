@@ -58,9 +58,9 @@ def load(store: Store, doc_id: str) -> dict[str, Any]:
         e["errors"] = json.loads(e["errors"]) if e["errors"] else []
     doc["summaries"] = rows("SELECT engine, model, summary FROM summaries WHERE doc_id = ? ORDER BY engine")
     current = {(e["schema_name"], e["engine"], e["run_id"]) for e in doc["extractions"]}
-    doc["history"] = [] if ("extraction_history", "doc_id") not in have else [h for h in rows("SELECT schema_name, engine, status, reason, run_id, created_at "
-                                      "FROM extraction_history WHERE doc_id = ? ORDER BY created_at DESC")
-                      if (h["schema_name"], h["engine"], h["run_id"]) not in current]
+    history = rows("SELECT schema_name, engine, status, reason, run_id, created_at FROM extraction_history "
+                   "WHERE doc_id = ? ORDER BY created_at DESC") if ("extraction_history", "doc_id") in have else []
+    doc["history"] = [h for h in history if (h["schema_name"], h["engine"], h["run_id"]) not in current]
     return doc
 
 

@@ -105,7 +105,7 @@ SELECT s.path, NULL, NULL, NULL, s.status, s.reason, NULL, s.seen_at FROM skippe
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def _ident(name: str) -> str:
@@ -464,7 +464,7 @@ def connect_waiting(path: str, read_only: bool, wait_s: float) -> Any:
                 holder = re.search(r"PID (\d+)", msg)
                 raise StoreError(f"{path} is in use by another process{f' (PID {holder.group(1)})' if holder else ''}"
                                  f" for longer than {wait_s:g} s (DOCPIPE_LOCK_WAIT): a long query, or a program "
-                                 "keeping it open? wait for it, or pass --db with another file") from e
+                                 "keeping it open? wait for that run to finish, or pass --db with another file") from e
         except duckdb.Error as e:
             raise store_error(e, path, "open") from e
         time.sleep(delay * (0.5 + random.random()))

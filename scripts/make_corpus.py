@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Generate a varied corpus of FICTITIOUS invoices and receipts with truth, to check that rules generalise.
 
-    python scripts/make_corpus.py --out corpus [--split dev|held|ci|both] [--per-kind 30] [--kinds invoices,scans,receipts]
+    python scripts/make_corpus.py --out corpus [--split dev|held|ci|both] [--per-kind 30] \
+        [--kinds invoices,scans,receipts]
 
 Every document is drawn from its own seed: language (en/de/fr/es/it/nl), label phrasing, layout (labels left
 of or above values, meta boxes, totals rows or columns), fonts, page size, table shape, distractor dates and
@@ -28,8 +29,22 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from corpus_vocab import (CITIES, INVOICE, ITEMS, NAME_A, NAME_B, PEOPLE, RECEIPT, SHOP_ITEMS, SLOGANS,  # noqa: E402
-                          STREETS, SUFFIX, fmt_date, fmt_money, fmt_num)
+from corpus_vocab import (  # noqa: E402
+    CITIES,
+    INVOICE,
+    ITEMS,
+    NAME_A,
+    NAME_B,
+    PEOPLE,
+    RECEIPT,
+    SHOP_ITEMS,
+    SLOGANS,
+    STREETS,
+    SUFFIX,
+    fmt_date,
+    fmt_money,
+    fmt_num,
+)
 from make_samples import A4, LETTER, Canvas, new_doc, render_grey, save_pdf, scanify  # noqa: E402
 
 LANGS = ["en", "de", "fr", "es", "it", "nl"]
@@ -74,7 +89,8 @@ def invoice_data(rng: random.Random, lang: str) -> dict:
                 caddr=address(rng, lang), number=f"{prefix}{rng.randint(100, 99999):05d}".replace("No ", ""),
                 rate=rate, items=items, extra=extra, subtotal=subtotal, tax=tax, total=subtotal + tax,
                 paid=q2((subtotal + tax) * Decimal("0.3")) if rng.random() < 0.2 else None,
-                order_date=issued - timedelta(days=rng.randint(3, 40)), delivery=issued - timedelta(days=rng.randint(0, 9)))
+                order_date=issued - timedelta(days=rng.randint(3, 40)),
+                delivery=issued - timedelta(days=rng.randint(0, 9)))
 
 
 def invoice_truth(d: dict, with_due: bool) -> dict:
@@ -116,7 +132,8 @@ def draw_invoice(d: dict, rng: random.Random, path: pathlib.Path) -> dict:
     if rng.random() < 0.4:
         meta.append((v["customer_no"], f"{rng.randint(10000, 99999)}"))
     title_y = 150
-    cv.text(L if head != 0 else R, title_y, v["title"], bold, rng.choice([14, 18, 22]), align="left" if head else "right")
+    cv.text(L if head != 0 else R, title_y, v["title"], bold, rng.choice([14, 18, 22]),
+            align="left" if head else "right")
     y = title_y + 30
     style = rng.randrange(3)                  # meta: "Label: value" right block, label above value row, 2-column
     if style == 1:
@@ -139,12 +156,12 @@ def draw_invoice(d: dict, rng: random.Random, path: pathlib.Path) -> dict:
     cv.text(cx, y, v["bill_to"] + rng.choice([":", ""]), bold, fs)
     cv.lines(cx, y + fs + 5, [d["customer"]] + d["caddr"], font, fs, fs + 4)
     y = max(y + 4 * (fs + 4) + 10, y_meta_end + 10) + 20
-    shape = rng.randrange(3)                  # columns: desc qty unit amount | pos desc qty unit amount | desc amount-ish
+    shape = rng.randrange(3)  # columns: desc qty unit amount | pos desc qty unit amount | desc amount-ish
     cols = [("#", 0.06)] if shape == 1 else []
     cols += [(v["desc"], 0.46), (v["qty"], 0.12), (v["unit"], 0.18), (v["amount"], 0.18)]
     total_w = sum(w for _, w in cols)
     xs, x = [], L
-    for lab, w in cols:
+    for _, w in cols:
         xs.append((x, x + (R - L) * w / total_w))
         x = xs[-1][1]
     grid = rng.random() < 0.4
@@ -192,7 +209,8 @@ def draw_invoice(d: dict, rng: random.Random, path: pathlib.Path) -> dict:
     y += 20
     cv.text(L, y, v["terms"].format(d=(d["due"] - d["issued"]).days), font, fs - 1)
     cv.text(L, y + fs + 4, v["thanks"], font, fs - 1)
-    foot = f"{d['vendor']} · {', '.join(d['vaddr'])} · IBAN DE{rng.randint(10, 99)} 5001 0517 {rng.randint(1000, 9999)} 0000 00"
+    iban = f"DE{rng.randint(10, 99)} 5001 0517 {rng.randint(1000, 9999)} 0000 00"
+    foot = f"{d['vendor']} · {', '.join(d['vaddr'])} · IBAN {iban}"
     cv.text(W / 2, H - 40, foot, font, 7, align="center")
     save_pdf(doc, path)
     return invoice_truth(d, with_due)
@@ -202,7 +220,7 @@ def draw_invoice(d: dict, rng: random.Random, path: pathlib.Path) -> dict:
 def draw_receipt(rng: random.Random, lang: str, path: pathlib.Path, quality: str) -> dict:
     """A till receipt rendered as a scan/photo image; returns its truth fields."""
     v = {k: rng.choice(opts) for k, opts in RECEIPT[lang].items()}
-    cur = {"en": rng.choice(["MYR", "GBP"])}.get(lang, "EUR")
+    rng.choice(["MYR", "GBP"])  # drawn and unused: each seed's documents stay as they were
     name = company(rng, lang).upper() if rng.random() < 0.6 else f"{rng.choice(NAME_A)} {rng.choice(NAME_B)}".upper()
     addr = address(rng, lang)
     when = date(2017, 1, 1) + timedelta(days=rng.randint(0, 2000))

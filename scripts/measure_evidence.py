@@ -32,7 +32,7 @@ def grounding(db: Path) -> dict[str, list[int]]:
             "(SELECT p.text_source FROM pages p WHERE p.doc_id = e.doc_id ORDER BY p.page_no LIMIT 1) "
             "FROM evidence e").fetchall()
     docs: dict[str, object] = {}
-    for path, page, x0, y0, x1, y1, text, source, kind in rows:
+    for path, page, x0, y0, x1, y1, text, _source, kind in rows:
         k = "ocr" if kind == "ocr" else "text"
         c = out.setdefault(k, [0, 0, 0])
         c[0] += 1

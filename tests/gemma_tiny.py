@@ -116,8 +116,7 @@ def build_model(tok, variant: str = "dense", seed: int = 0, **text_overrides):
 
 def build_processor(tok, max_soft_tokens: int = 280):
     """The real Gemma4Processor around the tokenizer (needs torchvision for its video processor)."""
-    from transformers import (Gemma4AudioFeatureExtractor, Gemma4ImageProcessorPil, Gemma4Processor,
-                              Gemma4VideoProcessor)
+    from transformers import Gemma4AudioFeatureExtractor, Gemma4ImageProcessorPil, Gemma4Processor, Gemma4VideoProcessor
 
     return Gemma4Processor(feature_extractor=Gemma4AudioFeatureExtractor(),
                            image_processor=Gemma4ImageProcessorPil(max_soft_tokens=max_soft_tokens),

@@ -28,7 +28,9 @@ FACTURX_CII = """<?xml version="1.0" encoding="UTF-8"?>
         <ram:NetPriceProductTradePrice><ram:ChargeAmount>1250.00</ram:ChargeAmount>
           <ram:BasisQuantity unitCode="C62">100</ram:BasisQuantity></ram:NetPriceProductTradePrice>
       </ram:SpecifiedLineTradeAgreement>
-      <ram:SpecifiedLineTradeDelivery><ram:BilledQuantity unitCode="C62">200</ram:BilledQuantity></ram:SpecifiedLineTradeDelivery>
+      <ram:SpecifiedLineTradeDelivery>
+        <ram:BilledQuantity unitCode="C62">200</ram:BilledQuantity>
+      </ram:SpecifiedLineTradeDelivery>
       <ram:SpecifiedLineTradeSettlement><ram:SpecifiedTradeSettlementLineMonetarySummation>
         <ram:LineTotalAmount>2500.00</ram:LineTotalAmount></ram:SpecifiedTradeSettlementLineMonetarySummation>
       </ram:SpecifiedLineTradeSettlement>

@@ -43,7 +43,8 @@ def test_rules_pass_and_fail_as_written() -> None:
     assert r.items_sum_to("line_items", "amount", "subtotal")(items)[0].passed
     prod = r.line_product("line_items", "quantity", "unit_price", "amount")(items)
     assert [c.passed for c in prod] == [True, False] and prod[1].fields[0] == "line_items[2].quantity"
-    assert not r.not_before("due_date", "invoice_date")({"due_date": "2025-01-01", "invoice_date": "2025-02-01"})[0].passed
+    early = {"due_date": "2025-01-01", "invoice_date": "2025-02-01"}
+    assert not r.not_before("due_date", "invoice_date")(early)[0].passed
     assert not r.plausible_date("d")({"d": "1899-01-01"})[0].passed
     assert r.iso4217("c")({"c": "EUR"})[0].passed and not r.iso4217("c")({"c": "EUX"})[0].passed
     assert r.iban("i")({"i": "DE89 3704 0044 0532 0130 00"})[0].passed

@@ -99,7 +99,7 @@ def test_single_and_multi_page_documents_give_schema_valid_rows_and_summaries(mo
     summaries = rows(db, "SELECT summary FROM summaries")
     assert len(summaries) == 3 and all(s and "<|" not in s and "|>" not in s for (s,) in summaries)
     # a second run skips what is done
-    out = ingest(monkeypatch, db, tiny_models["dense"], one, two)
+    ingest(monkeypatch, db, tiny_models["dense"], one, two)
     assert len(rows(db, "SELECT * FROM extractions")) == 3
 
 
@@ -198,7 +198,8 @@ def test_pages_encoded_ahead_give_the_same_answers(tokenizer, monkeypatch, caplo
     assert sorted(got) == sorted(names)
     assert got == ref
     assert stats.stages["vision_ahead"] > 0 and "vision_ahead" not in ref_stats.stages
-    assert stats.stages["vision"] < ref_stats.stages["vision"]  # pages encoded ahead were not encoded again in the batch
+    # pages encoded ahead were not encoded again in the batch
+    assert stats.stages["vision"] < ref_stats.stages["vision"]
 
     def no_memory(self, pages, device, dtype, stream=None):
         raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
@@ -274,7 +275,7 @@ def test_answers_cut_into_segments_are_the_answers_of_one_pass(tokenizer, varian
     assert whole_stats.continued == 0 and cut_stats.continued > len(names)
     assert cut == whole
     model_cls = resolve("invoice").model
-    for raw, data, summary, thought in cut.values():
+    for _raw, data, summary, thought in cut.values():
         assert data is not None and model_cls.model_validate(data)
         assert summary
         assert bool(thought) == thinking
@@ -397,10 +398,10 @@ def test_answer_failing_validation_gets_one_repair_then_is_stored_invalid(monkey
 
 
 def test_document_text_cannot_inject_control_tokens(tokenizer):
-    from docpipe.engines.gemma.inputs import PromptBuilder, untrusted
-
     import torch
     from PIL import Image
+
+    from docpipe.engines.gemma.inputs import PromptBuilder, untrusted
 
     pb = PromptBuilder(build_processor(tokenizer))
     page = pb.pixels(Image.new("RGB", (400, 560), "white"), 70, torch.float32)

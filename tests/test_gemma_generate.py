@@ -122,15 +122,14 @@ def test_page_images_give_the_tokens_of_generate(tokenizer, variant, prefill_row
     """Prefill with real page pixels (vision tower, bidirectional image-token mask) then decode; also with the
     prefill done one row at a time (by a row limit, or by a token limit that long rows exceed), each row writing
     into its rows of the batch's cache, and with the prefill's attention as block-sparse flex attention."""
-    from docpipe.engines.gemma.inputs import PromptBuilder, collate
+    import torch
+
     from docpipe.discover import describe
+    from docpipe.engines.gemma.inputs import PromptBuilder, collate
+    from docpipe.engines.gemma.kernels import flex as gemma_flex
     from docpipe.engines.gemma.kernels.generate import Decoder
     from docpipe.engines.vlm.prompting import render_spec_for_tokens
     from docpipe.rasterize import open_document
-
-    import torch
-
-    from docpipe.engines.gemma.kernels import flex as gemma_flex
 
     built = []
     real = gemma_flex.block_mask
@@ -263,8 +262,15 @@ def test_fused_text_modules_give_the_same_tokens(tokenizer, variant):
 def test_default_batch_is_what_the_free_memory_holds(tokenizer):
     """The batch-size planner: a request's cache bytes come from the model's own layers (sliding layers hold only
     their window), and the batch is the free memory after a prefill reserve divided by them, within 1..MAX_ROWS."""
-    from docpipe.engines.gemma.kernels.memory import (SLACK_EXPANDABLE, GiB, MAX_ROWS, RESERVE, kv_bytes_per_row,
-                                              prefill_bytes_per_row, rows_that_fit)
+    from docpipe.engines.gemma.kernels.memory import (
+        MAX_ROWS,
+        RESERVE,
+        SLACK_EXPANDABLE,
+        GiB,
+        kv_bytes_per_row,
+        prefill_bytes_per_row,
+        rows_that_fit,
+    )
 
     model = build_model(tokenizer, "dense")  # [sliding (window 64), full] layers, one 32-wide KV head each
     assert kv_bytes_per_row(model, 100) == (64 + 100) * 32 * 2 * 2  # K and V in bf16
@@ -309,7 +315,7 @@ def test_engine_asks_for_expandable_segments_unless_the_user_set_the_allocator(m
 def test_planner_gives_a_dense_model_smaller_prefill_chunks_when_memory_binds(tokenizer):
     """A dense model short of memory prefills fewer rows at once (never under ~8k tokens a forward) so that more
     rows' caches fit; a MoE model keeps its 16-row forwards; a prefill_rows setting is kept as it is."""
-    from docpipe.engines.gemma.kernels.memory import DENSE_PREFILL_TOKENS, MAX_ROWS, GiB, RESERVE, plan, rows_that_fit
+    from docpipe.engines.gemma.kernels.memory import DENSE_PREFILL_TOKENS, MAX_ROWS, RESERVE, GiB, plan, rows_that_fit
 
     dense, moe = build_model(tokenizer, "dense"), build_model(tokenizer, "moe")
     prompt = 1000

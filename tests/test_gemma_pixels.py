@@ -13,7 +13,7 @@ multiplies in float64, by 1 float32 ulp for 126 of the 256 byte values; not afte
 from __future__ import annotations
 
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -52,7 +52,7 @@ def builders() -> dict[str, PromptBuilder]:
     return {"pil": PromptBuilder(pil), "torchvision": PromptBuilder(tv)}
 
 
-@lru_cache(maxsize=None)
+@cache
 def rendered(budget: int) -> list[Image.Image]:
     """Every page of FILES rendered the way GemmaEngine._produce_here renders it (callers do not modify them)."""
     spec = render_spec_for_tokens(budget)

@@ -133,7 +133,7 @@ def test_not_regular_files_are_never_opened_and_every_skip_is_recorded(tmp_path:
     assert reasons["back_up"].startswith("symlink loop")
     status = runner.invoke(app, ["status", "--db", str(db)], env={"COLUMNS": "300"}).output
     assert "fifo.pdf" in status and "dangling" in status and "symlink loop" in status
-    con.close()
+    con.close()  # an open connection would keep the re-run's ingest waiting for the file
     # a re-run (the FIFO gone) still lists what is still wrong
     os.unlink(folder / "fifo.pdf")
     docpipe("ingest", str(folder), "--db", str(db), "-e", "offline", "-w", "1", "-q")
@@ -436,6 +436,23 @@ def _read_only_bind(folder: Path) -> Iterator[None]:
         yield
     finally:
         subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_database_locked_by_another_process_is_one_line(tmp_path: Path) -> None:
+    make_pdf(tmp_path / "a.pdf", [INVOICE_TEXT])
+    db = tmp_path / "t.duckdb"
+    hold = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(db)], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"held"
+        res = docpipe("ingest", str(tmp_path / "a.pdf"), "--db", str(db), "-e", "offline", "-w", "1", "-q",
+                      env={"DOCPIPE_LOCK_WAIT": "1"})  # it waits that long for the file, then says who holds it
+    finally:
+        holder.kill()
+        holder.wait()
+    assert res.returncode == 1
+    line = _one_error_line(res.stderr.decode())
+    assert str(db) in line and "in use by another process (PID" in line and "wait for that run" in line
 
 
 # -- page text in prompts -----------------------------------------------------------------------------------------

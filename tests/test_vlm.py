@@ -194,7 +194,8 @@ def test_errors_stay_with_their_document(tmp_path: Path) -> None:
     outs = run(tmp_path, FakeBackend(answer), docs)
     assert outs["ok.pdf"].status is Status.OK and outs["ok.pdf"].data["invoice_number"] == "fine words on this page"
     assert outs["refused.pdf"].status is Status.FAILED and "HTTP 500: boom" in outs["refused.pdf"].errors[0].message
-    assert outs["bug.pdf"].status is Status.FAILED and "internal error: RuntimeError" in outs["bug.pdf"].errors[0].message
+    bug = outs["bug.pdf"]
+    assert bug.status is Status.FAILED and "internal error: RuntimeError" in bug.errors[0].message
     jobs = [DocJob(s, "invoice") for s in discover([broken, tmp_path / "ok.pdf"])]
     with FakeEngine(EngineOptions(), FakeBackend(answer)) as eng:
         got = {o.source.path.name: o.status for o in eng.run(jobs, resolve("invoice"))}

@@ -5,8 +5,18 @@ e-invoice XML and rules on a CPU), ``vlm/`` (what the vision-language engines sh
 in-process, with its GPU ``kernels/``), ``openai/`` (any OpenAI-compatible server).
 """
 
-from .base import (BUILTIN_ENGINES, DocJob, Engine, EngineOptions, choose, create, engine_class, mark_unreadable,
-                   registry, unreadable)
+from .base import (
+                   BUILTIN_ENGINES,
+                   DocJob,
+                   Engine,
+                   EngineOptions,
+                   choose,
+                   create,
+                   engine_class,
+                   mark_unreadable,
+                   registry,
+                   unreadable,
+)
 
 __all__ = ["BUILTIN_ENGINES", "DocJob", "Engine", "EngineOptions", "choose", "create", "engine_class",
            "mark_unreadable", "registry", "unreadable"]

@@ -355,8 +355,8 @@ def _child_main(conn: Any, kind: str, options: EngineOptions, slot: Slot, parent
 
     engine: Engine | None = None
     try:
-        from . import create
         from ..schemas import resolve
+        from . import create
 
         engine = create(kind, options)
         send(("ready", engine.model_name))

@@ -98,7 +98,7 @@ def add_correction(con: Any, doc_id: str, field: str, new: str | None, who: str)
     if prev is None:
         prev = con.execute("SELECT value FROM evidence WHERE doc_id = ? AND field = ?", [doc_id, field]).fetchone()
     old = prev[0] if prev else None
-    when = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    when = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     con.execute('INSERT INTO corrections VALUES (?, ?, ?, ?, ?, ?)', [doc_id, field, old, new, who, when])
     return {"doc_id": doc_id, "field": field, "old": old, "new": new, "who": who, "when": when.isoformat()}
 

@@ -97,24 +97,33 @@ def ocr_lines(words: list[tuple[float, float, float, float, str, float]], page_n
 
 
 def page_lines(job_doc: Any, infos: list[PageInfo], ocr_missing: bool = True) -> list[Line]:
-    """Every page's lines: OCR words the engine carried, the text layer, or (for scans without either) fresh OCR."""
+    """Every page's lines: OCR words the engine carried, the text layer the engine read, or (for pages with
+    neither) the page looked at again: its text layer if usable, else fresh OCR."""
     from ..rasterize import OCR_SPEC
 
     lines: list[Line] = []
-    by_no = {p.page_no: p for p in infos}
-    for page in job_doc.pages(0, max(by_no, default=0)):
-        info = by_no.get(page.info.page_no)
-        if info is None:
-            continue
+    again: dict[int, PageInfo] = {}
+    for info in infos:
         carried = getattr(info, "words", None)
         if carried:
             lines += ocr_lines(carried, info.page_no, upright=not info.ocr_rotation)
             if info.text_source == "ocr":
                 continue
-        if job_doc.pdf is not None and page.text_usable:
+        if job_doc.pdf is not None and info.text_source.startswith("layer"):
+            # the engine read this layer already: no second look at the page's text to decide it is usable
             lines += layer_lines(job_doc.pdf.load_page(info.page_no - 1), info.page_no)
-        elif not carried and ocr_missing:
-            lines += _fresh_ocr(page, info, OCR_SPEC)
+        elif not carried:
+            again[info.page_no] = info
+    if again:
+        for page in job_doc.pages(0, max(again)):
+            info = again.get(page.info.page_no)
+            if info is None:
+                continue
+            if job_doc.pdf is not None and page.text_usable:
+                lines += layer_lines(job_doc.pdf.load_page(info.page_no - 1), info.page_no)
+            elif ocr_missing:
+                lines += _fresh_ocr(page, info, OCR_SPEC)
+    lines.sort(key=lambda line: line.page)  # stable: page order, each page's lines as read
     return lines
 
 

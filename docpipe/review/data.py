@@ -7,10 +7,11 @@ ingest can run between requests, and read-write only for the moment a correction
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..store import Store
 
@@ -83,7 +84,8 @@ class ReviewData:
     def evidence(self, doc_id: str, schema: str) -> list[dict[str, Any]]:
         return self._rows("SELECT field, value, corrected, page, nx0, ny0, nx1, ny1, source, confidence, text, note "
                           "FROM evidence WHERE doc_id = ? AND schema_name = ? ORDER BY field LIKE '%[%', "
-                          "TRY_CAST(regexp_extract(field, '\\[(\\d+)\\]', 1) AS INTEGER), page, ny0, field", [doc_id, schema])
+                          "TRY_CAST(regexp_extract(field, '\\[(\\d+)\\]', 1) AS INTEGER), page, ny0, field",
+                          [doc_id, schema])
 
     def checks(self, doc_id: str, schema: str) -> list[dict[str, Any]]:
         return self._rows('SELECT "check", passed, detail FROM checks WHERE doc_id = ? AND schema_name = ? '

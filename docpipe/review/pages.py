@@ -74,7 +74,8 @@ def index_html(docs: list[dict[str, Any]], f: Filters, schemas: list[str], engin
              f"<th>needs review because</th></tr>{''.join(rows)}</table>")
     script = """<script>
 let rows=[...document.querySelectorAll('tr.doc')],i=-1;
-function sel(n){if(!rows.length)return;rows.forEach(r=>r.classList.remove('sel'));i=Math.max(0,Math.min(rows.length-1,n));
+function sel(n){if(!rows.length)return;rows.forEach(r=>r.classList.remove('sel'));
+i=Math.max(0,Math.min(rows.length-1,n));
 rows[i].classList.add('sel');rows[i].scrollIntoView({block:'nearest'});}
 document.addEventListener('keydown',e=>{if(e.target.tagName==='INPUT'||e.target.tagName==='SELECT')return;
 if(e.key==='j'||e.key==='ArrowDown'){sel(i+1);e.preventDefault();}
@@ -144,7 +145,8 @@ document.querySelectorAll('input.val').forEach(inp=>{
   if(CFG.read_only){msg.textContent='read-only: not saved';return;}
   const r=await fetch('/correct',{method:'POST',headers:{'Content-Type':'application/json','X-Docpipe-Token':CFG.token},
    body:JSON.stringify({doc_id:CFG.doc_id,field:inp.dataset.field,value:inp.value})});
-  const j=await r.json();msg.textContent=r.ok?'saved':('not saved: '+j.error);msg.className='msg '+(r.ok?'pass':'fail');});
+  const j=await r.json();msg.textContent=r.ok?'saved':('not saved: '+j.error);
+  msg.className='msg '+(r.ok?'pass':'fail');});
 });
 document.querySelectorAll('.box').forEach(b=>b.addEventListener('click',()=>{
  const inp=document.querySelector(`input.val[data-box="${b.id}"]`);if(inp)inp.focus();}));

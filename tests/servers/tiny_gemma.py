@@ -17,9 +17,17 @@ from gemma_tiny import CHAT_TEMPLATE, SPECIAL  # noqa: E402  (shared constants; 
 def save_tiny(folder: Path, max_soft_tokens: int = 280) -> Path:
     """Tokenizer, ~170k-parameter model and real Gemma4Processor, saved where ``transformers serve`` loads them."""
     import torch
-    from transformers import (Gemma4AudioFeatureExtractor, Gemma4Config, Gemma4ForConditionalGeneration,
-                              Gemma4ImageProcessorPil, Gemma4Processor, Gemma4TextConfig, Gemma4VideoProcessor,
-                              Gemma4VisionConfig, GemmaTokenizer)
+    from transformers import (
+        Gemma4AudioFeatureExtractor,
+        Gemma4Config,
+        Gemma4ForConditionalGeneration,
+        Gemma4ImageProcessorPil,
+        Gemma4Processor,
+        Gemma4TextConfig,
+        Gemma4VideoProcessor,
+        Gemma4VisionConfig,
+        GemmaTokenizer,
+    )
 
     vocab = {t: i for i, t in enumerate(["<pad>", "<eos>", "<bos>", "<unk>", "<mask>", *SPECIAL.values(),
                                          "<|video|>"])}

@@ -89,7 +89,7 @@ def _run_pool(jobs: Iterable[DocJob], workers: int) -> Iterator[EngineOutput]:
                 except Exception as e:  # a bug, not bad input: record and go on
                     yield _failed(job, f"internal error: {type(e).__name__}: {e}")
             if broken:
-                for fut, (job, attempt) in list(pending.items()):
+                for job, attempt in list(pending.values()):
                     retry.append((job, attempt + 1) if attempt == 0 else (job, attempt))
                 pending.clear()
                 pool.shutdown(wait=False, cancel_futures=True)

@@ -58,34 +58,34 @@ def _is_tabular(line: str) -> bool:
 def text_units(pages: list[str]) -> list[tuple[int, str]]:
     """(page, unit) in reading order: sentences of prose paragraphs, and table-like lines as they are."""
     units: list[tuple[int, str]] = []
+
+    def flush(pno: int, para: list[str]) -> None:
+        if para:
+            text = " ".join(para)
+            text = re.sub(r"(\w)- (\w)", lambda m: m.group(1) + ("-" if m.group(2).isupper() else "")
+                          + m.group(2), text)  # re-join hyphenated line breaks
+            for sent in _split_sentences(text):
+                units.append((pno, sent))
+            para.clear()
+
     for pno, page in enumerate(pages):
         para: list[str] = []
-
-        def flush() -> None:
-            if para:
-                text = " ".join(para)
-                text = re.sub(r"(\w)- (\w)", lambda m: m.group(1) + ("-" if m.group(2).isupper() else "")
-                              + m.group(2), text)  # re-join hyphenated line breaks
-                for sent in _split_sentences(text):
-                    units.append((pno, sent))
-                para.clear()
-
         for raw in (page or "").splitlines():
             raw = _LEADERS.sub("   ", raw[:MAX_LINE])  # dotted leaders and rules are layout, not text
             line = raw.strip()
             if not line:
-                flush()
+                flush(pno, para)
                 continue
             if _is_tabular(raw) or _PAGE_FURNITURE.match(line):
-                flush()
+                flush(pno, para)
                 line = _PAGE_NUMBER.sub("  ", line).strip()
                 if line and not _PAGE_FURNITURE.match(line):
                     units.append((pno, re.sub(r"\s{2,}", "  ", line)))
                 continue
             para.append(re.sub(r"\s+", " ", line))
             if len(line) < 40 and not re.search(r"[,;:\-]$", line):
-                flush()  # short line: a heading, an address line or the end of a paragraph
-        flush()
+                flush(pno, para)  # short line: a heading, an address line or the end of a paragraph
+        flush(pno, para)
     return units
 
 

@@ -130,8 +130,8 @@ class OpenAIBackend:
                     return Reply(req, None, error=str(e))
                 pixels = render_spec_for_tokens(lower).max_pixels
                 images = await asyncio.get_running_loop().run_in_executor(
-                    None, lambda: [shrink(u, pixels, self.cfg.image_format, self.cfg.jpeg_quality)
-                                   for u in prompt.images])
+                    None, lambda urls=prompt.images, px=pixels: [
+                        shrink(u, px, self.cfg.image_format, self.cfg.jpeg_quality) for u in urls])
                 prompt, tokens = Prompt(prompt.messages, prompt.texts, images), lower
                 req.doc.errors.append(ErrorItem("engine", f"image budget lowered to {lower} tokens a page: {e}"))
         return Reply(req, reply.content, reply.reasoning, mode=reply.mode, seconds=reply.seconds,

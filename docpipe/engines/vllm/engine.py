@@ -23,7 +23,8 @@ from ..vlm.types import Reply, Request
 
 
 def json_params(schema: dict[str, Any] | None, max_tokens: int, keep_special: bool) -> Any:
-    """Greedy sampling, held to ``schema`` when given: vLLM >= 0.12 names it structured_outputs, older guided_decoding."""
+    """Greedy sampling, held to ``schema`` when given (vLLM >= 0.12 calls it structured_outputs, older versions
+    guided_decoding)."""
     from vllm import SamplingParams
 
     kw: dict[str, Any] = {"temperature": 0.0, "max_tokens": max_tokens, "skip_special_tokens": not keep_special}

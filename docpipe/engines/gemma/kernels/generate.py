@@ -27,7 +27,8 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .fusion import _InStep, compile_layers  # noqa: F401  (compile_layers: imported from here too)
 from .timing import StageClock
@@ -50,7 +51,8 @@ def _ring_update(self: Any, key_states: Any, value_states: Any, *args: Any, **kw
 #: GEMMs around a float32 softmax), "auto" (matmul for a layer of heads up to MATMUL_MAX_DIM wide whose cached keys
 #: and values are MATMUL_FROM_BYTES or more, sdpa for the rest). Flash decoding with stock kernels (each row's keys
 #: cut into chunks run as extra heads of PyTorch's memory-efficient or cuDNN op, merged by log-sum-exp) was built for
-#: 31B's few rows and dropped: 296-312 µs against SDPA's 143 at 11 rows on an H100 (docs/benchmarks.md, 7th round).
+#: 31B's few rows and dropped: 296-312 µs against SDPA's 143 at 11 rows on an H100
+#: (docs/history/benchmarks-2026-11.md, 7th round).
 DECODE_KERNELS = ("auto", "sdpa", "matmul")
 #: One layer's attention at decode (scripts/bench_decode_attention.py, H100 and H200): the GEMMs read a big cache of
 #: 256-wide heads faster (26B-A4B's sliding layers at 72 rows, 604 MB: 249 against 349 µs on an H100, 182 against

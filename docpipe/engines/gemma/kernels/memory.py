@@ -15,7 +15,7 @@ from typing import Any
 GiB = 2**30
 #: never batch more than this many requests: a bigger first batch waits longer for its pages. 128 capped E4B at a
 #: third of an 80 GB card; on an H200, E4B at 256 rows ran 10.6 pages/s against 9.6 at 128 (decode 22 against 33 ms
-#: a page; docs/benchmarks.md, eighth round)
+#: a page; docs/history/benchmarks-2026-11.md, eighth round)
 MAX_ROWS = 256
 #: memory kept free beside the caches and a prefill chunk's activations (the vision tower's batch, CUDA graphs,
 #: cuBLAS workspaces, logits). 5 GiB until the first prefill chunk's own cache was found alive beside the batch's

@@ -18,7 +18,8 @@ Modules, in import order (each imports only from modules listed before it):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .conform import conform
 from .dates import find_dates
@@ -41,7 +42,7 @@ _HANDLERS: dict[str, Callable[[Doc, list[str]], dict[str, Any]]] = {
     "document": extract_document}
 
 
-def extract_fields(pages: list[str], schema: "SchemaInfo") -> dict:
+def extract_fields(pages: list[str], schema: SchemaInfo) -> dict:
     """Page texts (reading order, one string per page) -> dict of the schema's fields (JSON-able: str dates ISO,
     money as decimal strings like "1234.56"). Omit what you cannot find; never guess wildly."""
     pages = [p or "" for p in pages]
@@ -56,7 +57,7 @@ def extract_fields(pages: list[str], schema: "SchemaInfo") -> dict:
 LOW_FILL = 0.5  # below this share of a user schema's fields filled, the result says a model engine would do better
 
 
-def fill_note(data: dict, schema: "SchemaInfo") -> str | None:
+def fill_note(data: dict, schema: SchemaInfo) -> str | None:
     """A one-line note when the rules filled less than LOW_FILL of a user schema's fields (built-in schemas have
     their own extractors and are judged by eval, not by this)."""
     if schema.name in _HANDLERS:

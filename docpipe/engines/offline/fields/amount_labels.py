@@ -9,7 +9,6 @@ from .labels import AMOUNT_LABELS, RECEIPT_LABELS
 from .numbers import CURRENCY_PATTERN
 from .text import fold
 
-
 _LEAD_FILLER = frozenset("zzgl zuzugl zuzuglich plus inkl incl including inklusive davon thereof enthaltene enthalten "
                          "enth dont abzgl the la le les der die das".split())
 _TRAIL_FILLER = frozenset("in von of on sur auf a de du zu at x".split())

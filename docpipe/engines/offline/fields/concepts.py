@@ -115,7 +115,7 @@ def concept_map(model: type[BaseModel]) -> dict[str, str]:
 def map_items(items: list[dict[str, Any]], item_model: type[BaseModel]) -> list[dict[str, Any]]:
     """Built-in line items renamed to the user item model's fields."""
     names: dict[str, str] = {}
-    for name, info in item_model.model_fields.items():
+    for name in item_model.model_fields:
         b = _concept(_words(name, None), ITEM_CONCEPTS, set(names.values()), strict=False)
         if b is not None:
             names[name] = b

@@ -9,7 +9,8 @@ finds its values on a German or Spanish page.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -34,9 +35,11 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "buyer": ("kaufer", "acheteur", "comprador", "acquirente", "koper", "customer"),
     "supplier": ("lieferant", "fournisseur", "proveedor", "fornitore", "leverancier", "vendor", "seller"),
     "vendor": ("supplier", "seller", "verkaufer", "vendeur", "vendedor", "venditore", "verkoper"),
-    "order": ("bestellung", "bestell", "auftrags", "auftrag", "commande", "pedido", "ordine", "bestelling", "po", "purchase order"),
+    "order": ("bestellung", "bestell", "auftrags", "auftrag", "commande", "pedido", "ordine", "bestelling", "po",
+              "purchase order"),
     "invoice": ("rechnung", "facture", "factura", "fattura", "factuur"),
-    "delivery": ("lieferung", "liefer", "lieferungs", "livraison", "entrega", "consegna", "levering", "ship", "shipping"),
+    "delivery": ("lieferung", "liefer", "lieferungs", "livraison", "entrega", "consegna", "levering", "ship",
+                 "shipping"),
     "due": ("fallig", "falligkeit", "echeance", "vencimiento", "scadenza", "verval", "payable"),
     "reference": ("ref", "referenz", "reference", "referencia", "riferimento", "referentie", "your ref"),
     "email": ("e-mail", "mail", "courriel", "correo", "posta elettronica"),

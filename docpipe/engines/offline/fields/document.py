@@ -17,7 +17,6 @@ from .numbers import find_amounts
 from .parties import BUYER_RE, SELLER_RE, labelled_party
 from .text import fold
 
-
 _SUBJECT_RE = re.compile(r"^\W*(?:betreff|subject|objet|re|concerne|betrifft)\s*:\s*(.+)$", re.I)
 
 

@@ -8,7 +8,6 @@ from collections import Counter
 from .layout import Doc
 from .text import fold
 
-
 # Keyword regexes (folded text) per document type; compounds count ("Mietrechnung", "Kaufvertrag").
 _DOC_TYPES: dict[str, tuple[str, ...]] = {
     "invoice": (r"invoice", r"\w*rechnung", r"facture", r"invoice (?:number|no|date)", r"rechnungs\w+", r"amount due",

@@ -6,10 +6,11 @@ import datetime as dt
 import re
 import types
 import typing
+from collections.abc import Callable
 from decimal import Decimal
 from difflib import SequenceMatcher
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import BaseModel
 

@@ -15,13 +15,21 @@ from .line_items import find_line_items
 from .lookup import first_value, label_hits, leading_date
 from .names import fold_name
 from .numbers import about_equal, format_money
-from .parties import (BUYER_RE, DELIVERY_RE, SELLER_RE, Party, bullet_senders, envelope_recipient,
-                      labelled_party, letterhead_vendor, top_line_name)
+from .parties import (
+    BUYER_RE,
+    DELIVERY_RE,
+    SELLER_RE,
+    Party,
+    bullet_senders,
+    envelope_recipient,
+    labelled_party,
+    letterhead_vendor,
+    top_line_name,
+)
 from .tax_id import vendor_tax_id
 from .text import fold
 from .totals import Cand, amount_candidates, document_currency, pick_totals
 from .vendor_address import letterhead_address
-
 
 # "zahlbar ... bis 04.07.2013", "Bitte überweisen Sie bis zum ...", "payable by ...": the latest such date
 _PAY_SENTENCE_RE = re.compile(r"\b(?:zahlbar|zahlung|uberweisen|bezahlen|payable|pay|payment|due|payer|regler|"

@@ -11,7 +11,6 @@ from .layout import Doc
 from .lookup import cell_below
 from .text import fold
 
-
 _ID_TOKEN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-/._]*[A-Za-z0-9]|[0-9]")
 _TITLE_STRICT_RE = re.compile(rf"\b{DOC_WORDS}\b(?:\s*\([^)]*\))*\s*(?P<mark>n\s?°|(?:nr|no|number|nummer|numero|"
                               rf"num)\b\.?|#)?\s*[:#—–-]*\s*(?P<id>[A-Za-z0-9][A-Za-z0-9\-/._]*)")

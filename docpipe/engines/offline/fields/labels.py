@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 # Amount labels are matched against a *normalised* label (folded, no punctuation, percentages, currency
 # marks or parentheses; filler words like "zzgl."/"in"/"von" stripped). Weight: how sure the label names the
 # field. An exact match adds 3, the label's last words 2, its first words 0 (e.g. "total at checkout").
@@ -163,7 +162,8 @@ LEGAL_CS = (r"AG", r"KG", r"SA", r"SE", r"BV", r"NV", r"A/S", r"ApS", r"SpA", r"
 
 
 # Words that name the document itself (titles: 'Rechnung Nr.', 'INVOICE', 'Quittung')
-DOC_WORDS = r"(?:\w*rechnung|invoice|facture|gutschrift|credit\s+note|avoir|rechnungskorrektur|bill|quittung|receipt|factura|fattura|factuur)"
+DOC_WORDS = (r"(?:\w*rechnung|invoice|facture|gutschrift|credit\s+note|avoir|rechnungskorrektur|bill|quittung|receipt"
+             r"|factura|fattura|factuur)")
 
 
 CURRENCY_LABELS = (Label(r"(?:rechnungs)?wahrung|currency|devise|monnaie|betrage\s+in|amounts?\s+in|"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-
 _STOPWORDS: dict[str, frozenset[str]] = {
     "en": frozenset("the and of to in for is on with by this that are be your you from as at or we our will "
                     "please total amount invoice date due payment".split()),

@@ -9,15 +9,14 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Iterable
 
 from .dates import DateHit, blank_dates, find_dates
 from .language import detect_language, guess_day_first, guess_decimal_mark
 from .numbers import Amount, find_amounts
 from .text import fold
-
 
 MAX_LINE = 2000  # characters kept per line: real lines are far shorter; this bounds the per-line work
 _SEG_RE = re.compile(r"\S+(?: \S+)*")  # a run of words separated by single spaces

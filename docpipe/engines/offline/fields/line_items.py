@@ -10,7 +10,6 @@ from .dates import blank_dates
 from .layout import Doc, Line
 from .numbers import Amount, about_equal, find_amounts, format_money, format_qty
 
-
 _UNIT_WORDS = re.compile(r"^\s*(?:x\b|stk\.?|st\.?|stuck|pcs?\.?|pieces?|units?|unit\(s\)|liters?|liter\(s\)|"
                          r"kg|g|m2|m²|"
                          r"m|h|hrs?|hours?|std\.?|tag\(e\)|tage?|days?|monate?|months?|pauschal|psch|lfm|l|ea|each|"

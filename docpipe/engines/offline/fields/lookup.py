@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from .dates import find_dates
 from .labels import DUE_DATE_LABELS, INVOICE_DATE_LABELS, Label
 from .layout import Doc, Line, Seg
 from .text import fold
-
 
 _DATE_LABEL_RES = [re.compile(r"(?<![^\W\d_])(?:" + lab.rx + r")(?![^\W\d_])")
                    for lab in INVOICE_DATE_LABELS + DUE_DATE_LABELS if lab.weight > 1 or "dat" in lab.rx]

@@ -7,7 +7,6 @@ import re
 from .labels import LEGAL_CI, LEGAL_CS
 from .text import fold
 
-
 KV_RE = re.compile(r"^([^\W\d][\w.\- /]{0,30}?)\s*[:：]\s*(.*)$")
 NAME_KV_RE = re.compile(r"^\W*(?:name|firma|company|raison sociale|nom)\s*[:：]?\s+(.+)$", re.I)
 ADDRESS_HINT_RE = re.compile(r"\d{4,5}\s+\w|\b\d+(?:st|nd|rd|th)\s+floor|\bfloor\b|etage|stock\b|building|"

@@ -7,9 +7,9 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 
-
 CURRENCY_CODES = ("EUR", "USD", "GBP", "CHF", "CAD", "AUD", "NZD", "JPY", "CNY", "SEK", "NOK", "DKK", "PLN", "CZK",
-                  "HUF", "INR", "BRL", "MXN", "ZAR", "SGD", "HKD", "RUB", "ILS", "AED", "RON", "BGN", "ISK", "KRW", "MYR")
+                  "HUF", "INR", "BRL", "MXN", "ZAR", "SGD", "HKD", "RUB", "ILS", "AED", "RON", "BGN", "ISK", "KRW",
+                  "MYR")
 CURRENCY_SYMBOLS: dict[str, str] = {
     "US$": "USD", "CA$": "CAD", "C$": "CAD", "AU$": "AUD", "A$": "AUD", "NZ$": "NZD", "S$": "SGD", "HK$": "HKD",
     "R$": "BRL", "€": "EUR", "£": "GBP", "$": "USD", "¥": "JPY", "₹": "INR", "₽": "RUB", "₪": "ILS", "zł": "PLN",

@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
-from .labels import (BUYER_LABELS, DELIVERY_LABELS, DOC_WORDS, LEGAL_CI, OTHER_BLOCK_LABELS, RELAXED_LABELS,
-                     SELLER_LABELS)
+from .labels import (
+    BUYER_LABELS,
+    DELIVERY_LABELS,
+    DOC_WORDS,
+    LEGAL_CI,
+    OTHER_BLOCK_LABELS,
+    RELAXED_LABELS,
+    SELLER_LABELS,
+)
 from .layout import Doc, Line, Seg
 from .lookup import cell_below
-from .names import (ADDRESS_HINT_RE, KV_RE, LEGAL_RE, NAME_KV_RE, clean_name, company_names, find_address,
-                    fold_name, looks_like_name)
+from .names import (
+    ADDRESS_HINT_RE,
+    KV_RE,
+    LEGAL_RE,
+    NAME_KV_RE,
+    clean_name,
+    company_names,
+    find_address,
+    fold_name,
+    looks_like_name,
+)
 from .text import fold
 
 

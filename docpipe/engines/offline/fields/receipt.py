@@ -8,12 +8,11 @@ from typing import Any
 
 from .amount_labels import classify_receipt_label
 from .layout import Doc
+from .numbers import about_equal, find_amounts, format_money, format_qty, to_decimal
 from .receipt_header import merchant_name_and_address
 from .receipt_paid import paid_amount
-from .numbers import about_equal, find_amounts, format_money, format_qty, to_decimal
 from .text import blank_spans, fold
 from .totals import amount_candidates, document_currency, pick_totals
-
 
 _DATE_LABEL_RE = re.compile(r"\b(?:date|datum|fecha|data|dated|tarikh|le)\b\s*[:.]?")
 _OTHER_DATE_RE = re.compile(r"\b(?:exp(?:iry|ires)?|valid|gultig|printed|reprint|best before|due|until|bis)\b")

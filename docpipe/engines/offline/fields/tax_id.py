@@ -7,7 +7,6 @@ import re
 from .layout import Doc
 from .text import fold
 
-
 _VAT_ID_RE = re.compile(r"(?<![A-Z0-9])(?:ATU\d{8}|BE[01]?\d{9}|DE ?\d{3} ?\d{3} ?\d{3}|FR ?[0-9A-Z]{2} ?\d{9}|"
                         r"GB ?\d{3} ?\d{4} ?\d{2}(?:\d{3})?|IE\d[0-9A-Z+*]\d{5}[A-Z]{1,2}|NL\d{9}B\d{2}|IT\d{11}|"
                         r"ES[0-9A-Z]\d{7}[0-9A-Z]|CHE-?\d{3}\.?\d{3}\.?\d{3}(?: ?(?:MWST|TVA|IVA))?|"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from typing import Iterable
+from collections.abc import Iterable
 
 
 class _FoldTable(dict[int, str]):

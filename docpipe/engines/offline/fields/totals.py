@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Callable, Iterable
 
 from .amount_labels import classify_amount_label, norm_label
 from .dates import blank_dates
@@ -14,7 +14,6 @@ from .layout import Doc, Line
 from .lookup import label_hits, values_after
 from .numbers import CURRENCY_CODES, CURRENCY_SYMBOLS, Amount, currency_counts
 from .text import fold
-
 
 _RATE_RE = re.compile(r"%|\b(?:von|of|sur|auf)\b")
 
