@@ -120,11 +120,12 @@ def _find_currency(code: str, lines: list[Line]) -> list[Candidate]:
     return hits
 
 
-def compact(s: str) -> tuple[str, list[int]]:
+@lru_cache(maxsize=8192)  # every field is looked for in every line: fold each line once, not once a field
+def compact(s: str) -> tuple[str, tuple[int, ...]]:
     """Folded letters and digits only, with each kept character's offset in ``s``."""
     f = fold(s)
     keep = [(c, i) for i, c in enumerate(f) if c.isalnum()]
-    return "".join(c for c, _ in keep), [i for _, i in keep]
+    return "".join(c for c, _ in keep), tuple(i for _, i in keep)
 
 
 def _find_text(value: str, lines: list[Line], fuzzy: bool) -> list[Candidate]:
