@@ -21,6 +21,15 @@ from docpipe.evidence.calibration import calibrate  # noqa: E402
 from docpipe.store import Store  # noqa: E402
 
 
+def holds(text: str, boxed: str) -> bool:
+    """Whether the box's page text holds the value: as printed, or (a value made of comma-separated parts, such
+    as an address from e-invoice XML, which joins what the page prints on several lines in its own order)
+    every part of it, case-folded."""
+    squash = "".join(boxed.split()).casefold()
+    parts = [p for p in ("".join(x.split()).casefold() for x in text.split(",")) if p]
+    return "".join(text.split()).casefold() in squash or bool(parts) and all(p in squash for p in parts)
+
+
 def grounding(db: Path) -> dict[str, list[int]]:
     """{page kind: [fields, with a box, box text holds the value]}."""
     import pymupdf
@@ -44,7 +53,7 @@ def grounding(db: Path) -> dict[str, list[int]]:
             continue
         doc = docs.get(path) or docs.setdefault(path, pymupdf.open(path))
         boxed = doc[page - 1].get_textbox(pymupdf.Rect(x0 - 1, y0 - 1, x1 + 1, y1 + 1))
-        c[2] += "".join(text.split()) in "".join(boxed.split())
+        c[2] += holds(text, boxed)
     return out
 
 
