@@ -77,7 +77,7 @@ def _valid_pdf(text: str = "Invoice TEST-001  Total 123.45 EUR", *, rotate: int 
     return data
 
 
-def _hand_pdf(objects: list[bytes]) -> bytes:
+def hand_pdf(objects: list[bytes]) -> bytes:
     """Assemble a classic PDF (objects numbered from 1, object 1 = catalog)."""
     out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
     offsets = []
@@ -146,7 +146,7 @@ def _encrypted_pdf() -> bytes:
 
 
 def _zero_pages_pdf() -> bytes:
-    return _hand_pdf([b"<< /Type /Catalog /Pages 2 0 R >>",
+    return hand_pdf([b"<< /Type /Catalog /Pages 2 0 R >>",
                       b"<< /Type /Pages /Kids [] /Count 0 >>"])
 
 

@@ -19,6 +19,8 @@ import sys
 import zlib
 from pathlib import Path
 
+from make_broken import hand_pdf  # this folder is on the path, as it is for the tests
+
 GOOD_TEXT = "Rechnung\nRechnungsnummer: RE-7\nRechnungsdatum: 01.02.2025\nGesamtbetrag: 10,00 EUR\n"
 
 
@@ -50,20 +52,11 @@ def png_bomb(path: Path, side: int = 15_800) -> Path:
 def pdf_bomb(path: Path, inflated: int = 4 << 30) -> Path:
     """A one-page PDF whose content stream inflates to ``inflated`` bytes of NUL (PDF whitespace): ~4 MB."""
     stream = zeros_zlib(inflated)
-    objs = [b"<< /Type /Catalog /Pages 2 0 R >>",
-            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R >>",
-            b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream"]
-    out = bytearray(b"%PDF-1.7\n")
-    offsets = []
-    for i, body in enumerate(objs, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
-    path.write_bytes(bytes(out))
+    path.write_bytes(hand_pdf([b"<< /Type /Catalog /Pages 2 0 R >>",
+                               b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+                               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R >>",
+                               b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream
+                               + b"\nendstream"]))
     return path
 
 
