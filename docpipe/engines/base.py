@@ -153,25 +153,25 @@ def choose(kind: str, options: EngineOptions) -> tuple[str, str]:
             raise EngineUnavailable(f"engine {kind!r} cannot run: {reason}")
         return kind, "chosen with --engine"
     reasons = []
-    try:
-        gemma = engine_class("gemma")
-        why_not = gemma.unavailable_reason(options)
-    except EngineUnavailable as e:
-        why_not = str(e)
+    why_not = _why_not("gemma", options)
     if why_not is None:
         return "gemma", f"Gemma weights and a device are available ({options.model or 'default model'})"
     reasons.append(f"gemma: {why_not}")
     if options.extra.get("base_url") or getattr(options.settings.get("openai"), "base_url", None) \
             or os.environ.get("DOCPIPE_BASE_URL"):
-        try:
-            srv = engine_class("openai")
-            why_srv = srv.unavailable_reason(options)
-        except EngineUnavailable as e:
-            why_srv = str(e)
+        why_srv = _why_not("openai", options)
         if why_srv is None:
             return "openai", "a server is configured (--base-url / DOCPIPE_BASE_URL / docpipe.toml)"
         reasons.append(f"openai: {why_srv}")
     return "offline", "; ".join(reasons) or "no model engine available"
+
+
+def _why_not(kind: str, options: EngineOptions) -> str | None:
+    """Why engine ``kind`` cannot run here (None: it can), a failure to load it included."""
+    try:
+        return engine_class(kind).unavailable_reason(options)
+    except EngineUnavailable as e:
+        return str(e)
 
 
 def create(kind: str, options: EngineOptions) -> Engine:
