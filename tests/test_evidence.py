@@ -3,6 +3,7 @@ schema, the offline engine's check-driven correction, and the DuckDB views (corr
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -46,6 +47,7 @@ def test_rules_pass_and_fail_as_written() -> None:
     early = {"due_date": "2025-01-01", "invoice_date": "2025-02-01"}
     assert not r.not_before("due_date", "invoice_date")(early)[0].passed
     assert not r.plausible_date("d")({"d": "1899-01-01"})[0].passed
+    assert r.years_before(dt.date(2028, 2, 29), 30) == dt.date(1998, 2, 28)  # a leap day never raises
     assert r.iso4217("c")({"c": "EUR"})[0].passed and not r.iso4217("c")({"c": "EUX"})[0].passed
     assert r.iban("i")({"i": "DE89 3704 0044 0532 0130 00"})[0].passed
     assert not r.iban("i")({"i": "DE89 3704 0044 0532 0130 01"})[0].passed

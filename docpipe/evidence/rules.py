@@ -122,6 +122,14 @@ def not_before(later: str, earlier: str) -> Check:
     return run
 
 
+def years_before(day: dt.date, years: int) -> dt.date:
+    """The same day ``years`` earlier; 29 February becomes the 28th in a year without it."""
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:
+        return day.replace(year=day.year - years, day=28)
+
+
 def plausible_date(field: str, years_back: int = 30, days_ahead: int = 400) -> Check:
     """A date within the last ``years_back`` years and not far in the future."""
     def run(data: dict[str, Any]) -> list[CheckResult]:
@@ -129,7 +137,7 @@ def plausible_date(field: str, years_back: int = 30, days_ahead: int = 400) -> C
         if d is None:
             return []
         today = dt.date.today()
-        ok = today.replace(year=today.year - years_back) <= d <= today + dt.timedelta(days=days_ahead)
+        ok = years_before(today, years_back) <= d <= today + dt.timedelta(days=days_ahead)
         return [CheckResult(f"{field} plausible", ok, f"{d} (today {today})", (field,))]
     return run
 
