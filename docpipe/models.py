@@ -121,6 +121,16 @@ class DocResult:
         return ""
 
 
+#: What an engine yields for one document: its output, or the finished result where the engine validated it and
+#: attached evidence itself, next to the work (``docpipe.finish``), so the process that lands results only lands them.
+Outcome = EngineOutput | DocResult
+
+
+def output_of(item: Outcome) -> EngineOutput:
+    """The engine's output of a document, finished or not."""
+    return item.output if isinstance(item, DocResult) else item
+
+
 def describe_errors(errors: list[dict[str, Any]], shown: int = 3) -> str:
     """pydantic's errors as one line a person reads: ``loc: msg`` for the first ``shown``, then how many more.
     The one formatter for validation errors (stored reasons and the repair request's problem)."""

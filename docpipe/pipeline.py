@@ -20,15 +20,14 @@ from .breaker import BREAK_AFTER, Breaker
 from .discover import Skipped, discover
 from .engines import DocJob, EngineOptions
 from .errors import InputError
-from .evidence import attach as attach_evidence
-from .models import DocResult, EngineOutput, ErrorItem, SourceFile, Status
+from .finish import finished
+from .models import DocResult, EngineOutput, ErrorItem, Outcome, SourceFile, Status, output_of
 from .paths import path_text
 from .rasterize import DEFAULT_MAX_PAGES
 from .remote import is_remote
 from .schemas import SchemaInfo, resolve
 from .sharing import SharedStore
 from .store import DEFAULT_DB
-from .validate import validate
 
 CLAIM_POLL_SECONDS = 1.0
 
@@ -159,9 +158,9 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
         outputs = _shared_outputs(engine, shared, todo, schema, opts, progress)
         shared.start_heartbeat()
         try:
-            for out in outputs:
-                result = validate(out, schema)
-                attach_evidence(result, schema, opts.password, opts.max_pages)
+            for item in outputs:
+                result = finished(item, schema, opts.password, opts.max_pages)
+                out = result.output
                 buffer.append(result)
                 report.counts[result.status.value] += 1
                 report.pages += len(out.pages)
@@ -216,7 +215,7 @@ def _create(kind: str, why: str, opts: IngestOptions) -> tuple[engines_mod.Engin
 
 
 def _shared_outputs(engine: engines_mod.Engine, shared: SharedStore, todo: list[SourceFile], schema: SchemaInfo,
-                    opts: IngestOptions, progress: Progress) -> Generator[EngineOutput, None, None]:
+                    opts: IngestOptions, progress: Progress) -> Generator[Outcome, None, None]:
     """Outputs for the documents this process claims, a chunk at a time; when every remaining document is claimed
     by another live ingest, wait for it to finish them or for its claims to expire."""
     pending = list(todo)
@@ -257,7 +256,7 @@ def _collect(paths: list[Path]) -> tuple[list[SourceFile], list[Skipped]]:
 
 
 def _outputs(engine: engines_mod.Engine, todo: Iterable[SourceFile], schema: SchemaInfo,
-             opts: IngestOptions) -> Generator[EngineOutput, None, None]:
+             opts: IngestOptions) -> Generator[Outcome, None, None]:
     """Files that are not documents at all are answered here; the rest go to the engine lazily."""
     answered: list[EngineOutput] = []
 
@@ -269,10 +268,10 @@ def _outputs(engine: engines_mod.Engine, todo: Iterable[SourceFile], schema: Sch
             else:
                 answered.append(not_a_document(s, engine))
 
-    for out in engine.run(jobs(), schema):
+    for item in engine.run(jobs(), schema):
         yield from _drain(answered)
-        out.engine = engine.kind
-        yield out
+        output_of(item).engine = engine.kind
+        yield item
     yield from _drain(answered)
 
 

@@ -1,7 +1,8 @@
 """Any engine on a Ray cluster: a pool of engine actors fed by the driver, results streamed back to its writer.
 
 ``docpipe ingest ... --ray ADDRESS`` keeps discovery, claims and the DuckDB writer in the driver (one writer,
-so the store stays consistent) and runs the engine's work in actors on the cluster:
+so the store stays consistent) and runs the engine's work in actors on the cluster, each result validated and its
+values grounded (evidence) in the actor, so the driver only lands rows:
 
 - offline: one CPU actor per cluster CPU (``num_cpus=1``), one document per call, two calls queued per actor;
 - openai: client actors (``num_cpus=0.25``) each keeping ``--concurrency`` requests in flight against the
@@ -25,7 +26,7 @@ from typing import Any
 
 from .engines import DocJob, Engine, EngineOptions
 from .errors import EngineUnavailable
-from .models import EngineOutput, ErrorItem, Status
+from .models import DocResult, EngineOutput, ErrorItem, Outcome, Status
 from .schemas import SchemaInfo
 
 #: Calls queued on each actor, so it never waits for the driver between documents.
@@ -87,12 +88,19 @@ class _EngineWorker:
     def pid(self) -> int:
         return os.getpid()
 
-    def process(self, jobs: list[DocJob]) -> list[EngineOutput]:
+    def process(self, jobs: list[DocJob]) -> list[DocResult]:
+        """The documents' finished results: validated and grounded here, so the driver only lands them."""
+        from .finish import finished
         from .schemas import resolve
 
         schema = self.schemas.get(jobs[0].schema_ref) or self.schemas.setdefault(
             jobs[0].schema_ref, resolve(jobs[0].schema_ref))
-        return list(self.engine.run(jobs, schema))
+        by_id = {j.source.sha256: j for j in jobs}
+        out = []
+        for item in self.engine.run(jobs, schema):
+            job = by_id[item.source.sha256]
+            out.append(finished(item, schema, job.password, job.max_pages))
+        return out
 
 
 class RayEngine(Engine):
@@ -123,7 +131,7 @@ class RayEngine(Engine):
 
         return ray.get([a.pid.remote() for a in self.actors])
 
-    def run(self, jobs: Iterable[DocJob], schema: SchemaInfo) -> Iterator[EngineOutput]:
+    def run(self, jobs: Iterable[DocJob], schema: SchemaInfo) -> Iterator[Outcome]:
         import ray
         from ray.exceptions import RayActorError, RayTaskError
 

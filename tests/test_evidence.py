@@ -11,12 +11,12 @@ import pymupdf
 from conftest import INVOICE_TEXT, make_pdf, make_scan
 
 from docpipe.discover import discover
-from docpipe.engines import DocJob
-from docpipe.engines.offline.engine import process_document
+from docpipe.engines import DocJob, EngineOptions
+from docpipe.engines.offline.engine import OfflineEngine, process_document
 from docpipe.evidence import attach
 from docpipe.evidence import rules as r
 from docpipe.evidence.tables import add_correction
-from docpipe.models import EngineOutput
+from docpipe.models import DocResult, EngineOutput
 from docpipe.pipeline import IngestOptions, ingest
 from docpipe.schemas import resolve
 from docpipe.store import Store
@@ -165,6 +165,32 @@ def test_views_evidence_checks_needs_review_and_corrections(tmp_path: Path, db: 
         store.con.execute("UPDATE field_evidence SET confidence = 0.2 WHERE field = 'invoice_number'")
         _, review = store.query("SELECT problems, why FROM needs_review")
         assert review and "low confidence: invoice_number" in review[0][1]
+
+
+def _evidence_rows(db: Path) -> list[tuple]:
+    with Store.open(db, read_only=True) as store:
+        ev = store.query("SELECT path, field, value, page, x0, y0, x1, y1, source, confidence, note FROM evidence "
+                         "ORDER BY path, field")[1]
+        return ev + store.query('SELECT path, "check", passed, detail FROM checks ORDER BY path, "check", detail')[1]
+
+
+def test_worker_processes_ground_values_as_one_process_does(tmp_path: Path) -> None:
+    """With --workers the evidence is built in the worker that read the document (the parent only lands rows):
+    the same boxes, confidences and checks as a one-process ingest."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i in range(3):
+        make_pdf(folder / f"inv{i}.pdf", [INVOICE_TEXT.replace("RE-2025-0042", f"RE-2025-W{i}")])
+    make_scan(folder / "scan.png", INVOICE_TEXT, dpi=100)
+    one, two = tmp_path / "one.duckdb", tmp_path / "two.duckdb"
+    ingest(IngestOptions(paths=[folder], db=one, engine="offline"))
+    ingest(IngestOptions(paths=[folder], db=two, engine="offline", engine_options=EngineOptions(workers=2)))
+    rows = _evidence_rows(one)
+    assert any(r[0].endswith("scan.png") and r[8] == "ocr" for r in rows)  # the scan's values have OCR boxes
+    assert rows == _evidence_rows(two)
+    engine = OfflineEngine(EngineOptions(workers=2))
+    done = list(engine.run([DocJob(_source(folder / "inv0.pdf"), "invoice")], resolve("invoice")))
+    assert isinstance(done[0], DocResult) and done[0].evidence and done[0].checks  # finished in the worker
 
 
 def test_eval_reports_accuracy_by_confidence_band(tmp_path: Path, db: Path) -> None:

@@ -51,6 +51,13 @@ def _rows(db: Path) -> list[tuple]:
                        "JOIN documents d USING (doc_id) ORDER BY d.path")[1]
 
 
+def _evidence(db: Path) -> list[tuple]:
+    with Store.open(db, read_only=True) as s:
+        return s.query("SELECT path, field, page, x0, y0, x1, y1, source, confidence FROM evidence "
+                       "ORDER BY path, field")[1] + s.query(
+            'SELECT path, "check", passed, detail FROM checks ORDER BY path, "check", detail')[1]
+
+
 def _actor_pids() -> list[int]:
     pids = []
     for p in Path("/proc").iterdir():
@@ -67,6 +74,7 @@ def test_same_rows_as_a_plain_ingest(cluster: None, docs: tuple[Path, list], tmp
     db = tmp_path / "ray.duckdb"
     report = ingest(IngestOptions(paths=[folder], db=db, engine="offline", ray="auto"))
     assert _rows(db) == expected
+    assert _evidence(db) == _evidence(folder.parent / "plain.duckdb")  # grounded in the actors, as in one process
     assert report.counts["ok"] == 13 and report.counts["failed"] == 1 and report.counts["empty"] == 1
 
 

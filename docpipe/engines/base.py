@@ -2,7 +2,9 @@
 
 An engine takes a stream of DocJob and yields one EngineOutput per job, in any order. It owns its parallelism
 (worker processes for OCR, batches on a GPU, concurrent HTTP requests) and must keep memory bounded: pull jobs
-lazily, hold a bounded number of pages. Engines never touch the store; the pipeline validates and stores.
+lazily, hold a bounded number of pages. Engines never touch the store; the pipeline stores. An engine whose work
+runs in other processes may finish each document there (validate it, attach evidence: ``docpipe.finish``) and yield
+the ``DocResult``, so the one process that lands results is not the bottleneck.
 
 Registering an engine imports nothing heavy: the registry holds module paths, loaded on use. Third-party engines
 join through the ``docpipe.engines`` entry-point group.
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..errors import EngineUnavailable, InputError
-from ..models import EngineOutput, ErrorItem, SourceFile, Status
+from ..models import EngineOutput, ErrorItem, Outcome, SourceFile, Status
 from ..schemas import SchemaInfo
 
 #: kind -> "module:Class"; built-ins use the same mechanism as plugins.
@@ -82,8 +84,10 @@ class Engine(ABC):
         return self.options.model
 
     @abstractmethod
-    def run(self, jobs: Iterable[DocJob], schema: SchemaInfo) -> Iterator[EngineOutput]:
-        """Process jobs lazily, yielding one output per job (any order)."""
+    def run(self, jobs: Iterable[DocJob], schema: SchemaInfo) -> Iterator[Outcome]:
+        """Process jobs lazily, yielding one output per job (any order): an ``EngineOutput``, or a finished
+        ``DocResult`` (``docpipe.finish``) where the engine's worker processes can validate and ground it
+        themselves."""
 
     def close(self) -> None:
         """Release processes, GPU memory, HTTP pools."""

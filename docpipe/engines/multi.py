@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import EngineError, EngineUnavailable
-from ..models import EngineOutput, ErrorItem, Status
+from ..models import EngineOutput, ErrorItem, Outcome, Status, output_of
 from ..schemas import SchemaInfo
 from .base import DocJob, Engine, EngineOptions
 
@@ -181,7 +181,7 @@ class MultiEngine(Engine):
         return {c.slot.label: len(c.held) for c in self._children if c.state != "dead"}
 
     # -- the run -------------------------------------------------------------------------------------------------
-    def run(self, jobs: Iterable[DocJob], schema: SchemaInfo) -> Iterator[EngineOutput]:
+    def run(self, jobs: Iterable[DocJob], schema: SchemaInfo) -> Iterator[Outcome]:
         self._source: Iterator[DocJob] = iter(jobs)
         self._exhausted = False
         self._queue: deque[tuple[int, DocJob, int]] = deque()
@@ -251,7 +251,7 @@ class MultiEngine(Engine):
                 events.append((c, ("died",)))
         return events
 
-    def _handle(self, c: _Child, msg: tuple[Any, ...], schema: SchemaInfo | None) -> list[EngineOutput] | None:
+    def _handle(self, c: _Child, msg: tuple[Any, ...], schema: SchemaInfo | None) -> list[Outcome] | None:
         what = msg[0]
         if c.state == "dead":
             return None
@@ -269,10 +269,10 @@ class MultiEngine(Engine):
         elif what == "out":
             if c.held.pop(msg[1], None) is None:
                 return None  # not ours to count (cannot happen; never stored twice)
-            out: EngineOutput = msg[2]
-            out.timings["slot"] = float(c.slot.index)
+            done: Outcome = msg[2]
+            output_of(done).timings["slot"] = float(c.slot.index)
             self.done_by[c.slot.index] += 1
-            return [out]
+            return [done]
         elif what == "idle":
             c.state = "idle"
             lost, c.held = c.held, {}  # an engine must answer every job it took; one that did not is a failure
@@ -285,7 +285,7 @@ class MultiEngine(Engine):
             return self._died(c)
         return None
 
-    def _died(self, c: _Child) -> list[EngineOutput]:
+    def _died(self, c: _Child) -> list[Outcome]:
         """Hand the documents a dead child held to the others; those held through MAX_DEATHS deaths fail."""
         c.state = "dead"
         c.proc.join(timeout=5)
@@ -294,7 +294,7 @@ class MultiEngine(Engine):
             c.reason = (f"killed by {signal.Signals(-code).name}" if code is not None and code < 0
                         else f"exited with status {code}")
         c.conn.close()
-        failed: list[EngineOutput] = []
+        failed: list[Outcome] = []
         for seq, (job, deaths) in sorted(c.held.items(), reverse=True):
             if deaths + 1 >= MAX_DEATHS and any(o.state != "dead" for o in self._children):
                 failed.append(EngineOutput(source=job.source, status=Status.FAILED, engine=self.kind, errors=[

@@ -4,7 +4,8 @@ Per document: an embedded e-invoice XML (Factur-X / ZUGFeRD / XRechnung) is read
 otherwise each page's text comes from the PDF text layer when it is usable and from OCR when it is not (scans,
 photos, pages whose body is vector outlines); then rules fill the schema and an extractive summary is written.
 Documents run in worker processes (``--workers``), each a whole document, so rasterizing and OCR use every core
-and only the page in hand is held in memory.
+and only the page in hand is held in memory; a worker also validates its document and grounds the values
+(``docpipe.finish``), so the process that lands results does nothing else.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 
 from ...errors import DocpipeError
-from ...models import EngineOutput, ErrorItem, PageInfo, Status
+from ...finish import finish_job
+from ...models import DocResult, EngineOutput, ErrorItem, Outcome, PageInfo, Status
 from ...rasterize import OCR_SPEC
 from ...schemas import SchemaInfo, resolve
 from ..base import DocJob, Engine, EngineOptions, mark_unreadable
@@ -35,20 +37,21 @@ class OfflineEngine(Engine):
     def model_name(self) -> str | None:
         return "rules+rapidocr-3.10"
 
-    def run(self, jobs: Iterable[DocJob], schema: SchemaInfo) -> Iterator[EngineOutput]:
+    def run(self, jobs: Iterable[DocJob], schema: SchemaInfo) -> Iterator[Outcome]:
         if self.workers == 1:
             threads = min(2, os.cpu_count() or 1)
             for job in jobs:
                 try:
-                    yield process_document(job, threads)
+                    yield finish_job(job, process_document(job, threads), schema)
                 except Exception as e:  # a bug must not stop the batch: record it and go on
                     yield _failed(job, f"internal error: {type(e).__name__}: {e}")
             return
         yield from _run_pool(jobs, self.workers)
 
 
-def _run_pool(jobs: Iterable[DocJob], workers: int) -> Iterator[EngineOutput]:
-    """Bounded fan-out: at most 2 x workers documents in flight; a crashed worker's documents are retried once."""
+def _run_pool(jobs: Iterable[DocJob], workers: int) -> Iterator[Outcome]:
+    """Bounded fan-out: at most 2 x workers documents in flight; a crashed worker's documents are retried once.
+    Each worker also validates its document and grounds the values (``read_and_finish``): the parent only lands."""
     import multiprocessing as mp
 
     from ...lifeline import init_worker, pool_initargs
@@ -56,7 +59,7 @@ def _run_pool(jobs: Iterable[DocJob], workers: int) -> Iterator[EngineOutput]:
     ctx = mp.get_context("spawn")
     kw = {"mp_context": ctx, "initializer": init_worker, "initargs": pool_initargs()}  # workers die with us
     pool = ProcessPoolExecutor(max_workers=workers, **kw)
-    pending: dict[Future[EngineOutput], tuple[DocJob, int]] = {}
+    pending: dict[Future[DocResult], tuple[DocJob, int]] = {}
     retry: list[tuple[DocJob, int]] = []
     it = iter(jobs)
     exhausted = False
@@ -71,7 +74,7 @@ def _run_pool(jobs: Iterable[DocJob], workers: int) -> Iterator[EngineOutput]:
                     except StopIteration:
                         exhausted = True
                         break
-                pending[pool.submit(process_document, job, 1)] = (job, attempt)
+                pending[pool.submit(read_and_finish, job, 1)] = (job, attempt)
             if not pending:
                 return
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -146,6 +149,11 @@ def read_page_texts(job: DocJob, threads: int, ocr: bool = True) -> tuple[list[P
             pages.append(info)
             texts.append(info.text)
     return pages, texts, xml_data
+
+
+def read_and_finish(job: DocJob, threads: int = 1) -> DocResult:
+    """``process_document``, validated and grounded (``docpipe.finish``) in the same worker process."""
+    return finish_job(job, process_document(job, threads))
 
 
 def process_document(job: DocJob, threads: int = 1) -> EngineOutput:
