@@ -581,8 +581,9 @@ def test_a_multi_group_document_is_merged_by_the_one_rule(tokenizer, tmp_path):
 
 def test_a_shared_prefix_gives_the_answers_of_whole_prefills(tokenizer):
     """shared_prefix (on by default): the instructions, fields and JSON Schema go in the system turn, before the
-    pages, and each batch prefills them once for all its rows. The stored answers (grammar on, so every token
-    counts) are those of the same prompts prefilled whole; with the setting off the pages come first again."""
+    pages, and each batch prefills them once for all its rows that have them (not the summary requests beside
+    them). The stored answers and summaries (grammar on, so every token counts) are those of the same prompts
+    prefilled whole; with the setting off the pages come first again."""
     from docpipe.discover import discover
     from docpipe.engines import DocJob
     from docpipe.engines.gemma.engine import GemmaEngine
@@ -596,8 +597,9 @@ def test_a_shared_prefix_gives_the_answers_of_whole_prefills(tokenizer):
         eng = GemmaEngine.from_loaded(model, proc, EngineOptions(image_tokens=70, extra=extra))
         if not reuse:
             eng.backend.decoder.shared = None
-        jobs = [DocJob(source=sources[n], schema_ref="invoice") for n in names]
-        outs = {o.source.path.name: (o.raw_text, o.data) for o in eng.run(jobs, resolve("invoice"))}
+        # with summaries: their prompts share no prefix with the extraction ones in the same batches
+        jobs = [DocJob(source=sources[n], schema_ref="invoice", summarize=True) for n in names]
+        outs = {o.source.path.name: (o.raw_text, o.data, o.summary) for o in eng.run(jobs, resolve("invoice"))}
         return outs, eng
 
     got, eng = run(True)
@@ -609,4 +611,5 @@ def test_a_shared_prefix_gives_the_answers_of_whole_prefills(tokenizer):
     model_cls = resolve("invoice").model
     for outs in (got, off):
         assert sorted(outs) == sorted(names)
-        assert all(data is not None and model_cls.model_validate(data) for _, data in outs.values())
+        assert all(data is not None and model_cls.model_validate(data) and summary
+                   for _, data, summary in outs.values())

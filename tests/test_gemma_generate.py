@@ -500,3 +500,37 @@ def test_a_shared_prefix_before_page_images_gives_the_tokens_of_the_whole_prefil
     got = dec.generate(inputs, 12, None, tokenizer.pad_token_id, row_pages=row_pages, prefix=n)
     assert got.tolist() == ref.tolist()
     assert dec.shared.reused == 3 * n
+
+
+@pytest.mark.parametrize("variant", ["dense", "e"])
+@pytest.mark.parametrize("other_width,prefill_rows", [(160, 0), (70, 1)])  # the longest row, or a short one
+def test_rows_without_the_shared_prefix_are_prefilled_whole_beside_those_with_it(tokenizer, variant, other_width,
+                                                                                  prefill_rows):
+    """A batch where only the first rows share a prefix (extraction requests beside --summarize ones): those start
+    from the prefix computed once, the others go through the model's own prefill into their rows of the cache; the
+    tokens are those of the plain prefill, also when a row without the prefix is the longest (so every sharing row
+    is padded)."""
+    import torch
+
+    from docpipe.engines.gemma.kernels.generate import Decoder
+    from docpipe.engines.gemma.kernels.prefix import MIN_PREFIX, sharing_rows
+
+    model = build_model(tokenizer, variant)
+    shared = _prefixed_batch(tokenizer, 50, [150, 120])
+    other = _text_batch(tokenizer, [(other_width, 0)], seed=9)
+    width = max(150, other_width)
+
+    def widen(t, fill):  # left-pad to the batch's width
+        return torch.cat([torch.full((t.shape[0], width - t.shape[1]), fill, dtype=t.dtype), t], dim=1)
+
+    inputs = {"input_ids": torch.cat([widen(shared["input_ids"], tokenizer.pad_token_id),
+                                      widen(other["input_ids"], tokenizer.pad_token_id)]),
+              "attention_mask": torch.cat([widen(shared["attention_mask"], 0), widen(other["attention_mask"], 0)])}
+    rows = [r[m.bool()].tolist() for r, m in zip(inputs["input_ids"], inputs["attention_mask"])]
+    n, members = sharing_rows(rows, set())
+    assert n == 50 >= MIN_PREFIX and members == [0, 1]
+    ref = Decoder(model, prefill_rows=prefill_rows).generate(inputs, 25, None, tokenizer.pad_token_id)
+    dec = Decoder(model, prefill_rows=prefill_rows, shared_prefix=True)
+    got = dec.generate(inputs, 25, None, tokenizer.pad_token_id, prefix=n, prefix_rows=2)
+    assert got.tolist() == ref.tolist()
+    assert dec.shared.reused == 2 * n

@@ -273,6 +273,15 @@ class GemmaBackend:
             if r.state is None:
                 r.state = self.encode(r)
         batch = sorted(requests, key=lambda r: len(r.state.ids))
+        prefix, sharing = 0, None
+        if self.decoder is not None and self.decoder.shared is not None:
+            from .kernels.prefix import sharing_rows
+
+            # the rows that share a prompt prefix go first, the decoder prefills it once for them
+            prefix, members = sharing_rows([r.state.ids for r in batch], {self.prompts.boi_id, self.prompts.image_id})
+            keep = set(members)
+            batch = [batch[i] for i in members] + [r for i, r in enumerate(batch) if i not in keep]
+            sharing = len(members)
         rows: list[Row] = [r.state for r in batch]
         inputs = collate([(r.ids, r.images) for r in rows], self.pad_id, self.prompts.image_id,
                          self.input_device, self.dtype)
@@ -286,16 +295,12 @@ class GemmaBackend:
         t = time.perf_counter()
         if self.vision is not None:  # the tower's calls take these pages' features if encoded ahead
             self.vision.keys = [p for r in rows for p in r.images]
-        prefix = 0
-        if self.decoder is not None and self.decoder.shared is not None:
-            from .kernels.prefix import common_prefix
-
-            prefix = common_prefix([r.ids for r in rows], {self.prompts.boi_id, self.prompts.image_id})
         try:
             if self.decoder is not None:
                 new = self.decoder.generate(inputs, max_new, None if min_new else self.stops, self.pad_id,
                                             processor=processors or None, row_pages=[len(r.images) for r in rows],
-                                            between=self.between, prefix=prefix).tolist()
+                                            between=self.between, prefix=prefix,
+                                            prefix_rows=sharing).tolist()
             else:
                 gen = GenerationConfig(max_new_tokens=max_new, min_new_tokens=min_new or None, do_sample=False,
                                        eos_token_id=None if min_new else self.stops, pad_token_id=self.pad_id)

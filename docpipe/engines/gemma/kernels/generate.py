@@ -248,7 +248,7 @@ class Decoder:
 
     # -- one batch -----------------------------------------------------------------------------------------------
     def _prefill(self, inputs: dict[str, Any], pos0: Any, length: int, row_pages: list[int] | None,
-                 prefix: int = 0) -> Any:
+                 prefix: int = 0, prefix_rows: int | None = None) -> Any:
         """(filled static cache, last-position logits in float32). Rows go through the model ``prefill_rows`` at a
         time (fewer when their padded length passes ``prefill_tokens``): the first chunk into a cache of its own,
         copied into the batch's cache layer by layer once the shapes are known, the others straight into their rows
@@ -256,14 +256,20 @@ class Decoder:
         import torch
 
         b, p = inputs["input_ids"].shape
-        shared = self.shared is not None and prefix >= MIN_PREFIX
-        step = self.prefill_rows if self.prefill_rows > 0 else b
-        if self.prefill_tokens > 0:
-            step = max(1, min(step, self.prefill_tokens // (p - prefix if shared else p)))
-        if "pixel_values" in inputs and row_pages is None:
-            step = b  # which pages belong to which row is unknown
+        shared = self.shared is not None and prefix >= MIN_PREFIX and prefix_rows != 0
+
+        def rows_a_forward(tokens: int) -> int:
+            step = self.prefill_rows if self.prefill_rows > 0 else b
+            if self.prefill_tokens > 0:
+                step = max(1, min(step, self.prefill_tokens // tokens))
+            if "pixel_values" in inputs and row_pages is None:
+                step = b  # which pages belong to which row is unknown
+            return step
+
+        step = rows_a_forward(p)
         if shared:
-            return self.shared.prefill(inputs, pos0, length, row_pages, prefix, step, self._rows_of)
+            return self.shared.prefill(inputs, pos0, length, row_pages, prefix, (rows_a_forward(p - prefix), step),
+                                       self._rows_of, prefix_rows)
         if step >= b:
             cache = self._cache(length)
             out = self.model(**inputs, position_ids=pos0, use_cache=True, logits_to_keep=1,
@@ -320,15 +326,16 @@ class Decoder:
 
     def generate(self, inputs: dict[str, Any], max_new: int, stops: list[int] | None, pad_id: int,
                  processor: Callable[[Any, Any], Any] | None = None, row_pages: list[int] | None = None,
-                 between: Callable[[], None] | None = None, prefix: int = 0) -> Any:
+                 between: Callable[[], None] | None = None, prefix: int = 0, prefix_rows: int | None = None) -> Any:
         """New token ids (batch, n <= max_new) on the host; rows that stopped are padded with pad_id after their
         stop token, as ``generate()`` pads them. ``processor(input_ids, scores)`` is a logits processor; its
         ``input_ids`` (the tokens so far) are on the host, so its host work (the JSON grammar's masks) needs no wait
         for the GPU and runs while the step's forward is still computing the scores. ``row_pages`` (pages of each
         row, in ``pixel_values`` order) lets the prefill go in row chunks. ``between()`` is called every
         ``CHECK_EVERY`` decode steps, while the GPU works through the steps already launched (the engine launches
-        the next batch's vision tower there, on another stream). ``prefix``: how many tokens every row's prompt
-        begins with (``prefix.common_prefix``), prefilled once for the batch when the decoder shares prefixes."""
+        the next batch's vision tower there, on another stream). ``prefix``: how many tokens the prompts of the first
+        ``prefix_rows`` rows (None: every row) begin with alike (``prefix.common_prefix``), prefilled once for the
+        batch when the decoder shares prefixes; the other rows are prefilled whole."""
         import torch
 
         ids, mask = inputs["input_ids"], inputs["attention_mask"]
@@ -337,7 +344,7 @@ class Decoder:
         length = -(-(p + max_new) // 64) * 64  # cache length aligned for SDPA's kernels (extra slots are masked)
         pos0 = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
         with self.clock.stage("prefill", dev), self._prefill_context(dev):
-            cache, logits = self._prefill(inputs, pos0, length, row_pages, prefix)
+            cache, logits = self._prefill(inputs, pos0, length, row_pages, prefix, prefix_rows)
 
         seq = torch.full((b, length), pad_id, dtype=torch.long, device=dev)
         seq[:, :p] = ids

@@ -1,21 +1,23 @@
 """A batch's shared prompt prefix prefilled once: one row computes its keys and values, every row starts from them.
 
 Why: every extraction request of a run begins with the same system turn (instructions, fields, rules and the
-answer's JSON Schema, ``messages.extraction(shared_first=True)``), some 700 tokens of a ~1,850-token one-page prompt.
-Without this, every row of every batch pushes them through every layer again.
+answer's JSON Schema, ``messages.extraction(shared_first=True)``): ~3,000 characters, some 800 tokens of a
+~2,000-token one-page prompt. Without this, every row of every batch pushes them through every layer again.
 
 How, exactly as the plain prefill computes it:
-- The prefix (tokens every row starts with, text only, before any image) goes through the model once as one
+- The prefix (tokens the rows start with, text only, before any image) goes through the model once as one
   unpadded row, and each layer's keys and values are kept in full (a sliding layer's too, not only its window).
   They stay until another prefix comes, so consecutive batches of one run reuse them.
-- Rows are left-padded, so row r's prefix sits at padded slots ``pad_r .. pad_r + n``; the longest row has no
-  padding, so slots ``n ..`` hold no shared token of it. The batch's forward therefore runs on slots ``n ..`` of every
-  row (a shorter row recomputes the part of its prefix that lies there), against keys that are the copied prefix
-  where a row's prefix lies before slot ``n``.
+- Rows are left-padded, so row r's prefix sits at padded slots ``pad_r .. pad_r + n``: whatever lies before slot
+  ``n`` is padding or (part of) the prefix. The batch's forward therefore runs on slots ``n ..`` of every such row (a
+  padded row recomputes the part of its prefix that lies there), against keys that are the copied prefix where a
+  row's prefix lies before slot ``n``.
 - Full layers: the prefix is copied into each row's slots of the static cache, the new keys written after it, and
   the whole cache attended. Sliding layers keep only ``window`` slots, so the keys attended are the ``window - 1``
   slots before ``n`` (gathered from the prefix per row) followed by the new ones; the cache keeps the last
   ``window`` of them in order, as a plain prefill leaves it (``Decoder._to_rings`` takes it from there).
+- Rows without the prefix (summary requests beside extraction ones) come last in the batch and go through the
+  model's own prefill into their rows of the same cache.
 - The masks are built here, by transformers' own rule for Gemma 4 (masking_utils and
   ``create_masks_for_vision_model``, the same in 5.17 and 5.25): full layers causal; sliding layers
   ``AND(window, OR(causal, same image))`` where the model attends images bidirectionally; padding masked.
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
-#: shortest common prefix worth a forward of its own (a summary or mixed batch shares only the turn markers)
+#: shortest common prefix worth a forward of its own (summary prompts share only the turn markers)
 MIN_PREFIX = 32
 
 
@@ -40,6 +42,21 @@ def common_prefix(rows: list[list[int]], stop_ids: set[int]) -> int:
         if tok in stop_ids or any(r[k] != tok for r in rows):
             return k
     return max(n, 0)
+
+
+def sharing_rows(rows: list[list[int]], stop_ids: set[int]) -> tuple[int, list[int]]:
+    """(prefix length, indices of the rows that share it): the most rows whose prompts begin with the same
+    MIN_PREFIX tokens (extraction requests beside ``--summarize`` ones, say), and the prefix they all share; (0, [])
+    when none is that long."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, r in enumerate(rows):
+        if len(r) > MIN_PREFIX:
+            groups.setdefault(tuple(r[:MIN_PREFIX]), []).append(i)
+    if not groups:
+        return 0, []
+    members = max(groups.values(), key=len)
+    n = common_prefix([rows[i] for i in members], stop_ids)
+    return (n, members) if n >= MIN_PREFIX else (0, [])
 
 
 def block_ids(mm_token_type_ids: Any) -> Any:
@@ -158,23 +175,26 @@ class SharedPrefix:
         return self.kv
 
     def prefill(self, inputs: dict[str, Any], pos0: Any, length: int, row_pages: list[int] | None, n: int,
-                step: int, rows_of: Any) -> tuple[Any, Any]:
-        """(filled static cache of ``length`` slots, last-position logits in float32) for a batch whose rows all
-        begin with the prefix of ``n`` tokens; rows go through the model ``step`` at a time, each chunk writing into
-        its rows of the batch's cache (``rows_of``: Decoder._rows_of)."""
+                steps: tuple[int, int], rows_of: Any, sharing: int | None = None) -> tuple[Any, Any]:
+        """(filled static cache of ``length`` slots, last-position logits in float32) for a batch whose first
+        ``sharing`` rows (None: all) begin with the prefix of ``n`` tokens; rows go through the model ``steps[0]`` at a
+        time (the others, prefilled whole by the model's own path, ``steps[1]``), each chunk writing into its rows of
+        the batch's cache (``rows_of``: Decoder._rows_of)."""
         import torch
 
         ids, mask = inputs["input_ids"], inputs["attention_mask"].bool()
         b, p = ids.shape
+        k_rows = b if sharing is None else sharing
         dev = ids.device
         pads = (~mask).sum(-1)
-        longest = int(torch.argmin(pads))
-        kv = self.prefix_kv(ids[longest, :n].tolist(), dev)
+        first = int(pads[0])
+        kv = self.prefix_kv(ids[0, first: first + n].tolist(), dev)
         big = self.cache_of(length)
         win = self.window
         k0 = max(0, n - win + 1) if win else 0  # first slot a sliding layer's queries (slots n..) can see
-        rows = torch.arange(b, device=dev)[:, None]
-        prefix_slots = pads[:, None] + torch.arange(n, device=dev)[None]  # (b, n): where each row's prefix lies
+        rows = torch.arange(k_rows, device=dev)[:, None]
+        # (rows, n): where each sharing row's prefix lies (a row padded past slot n recomputes all of it)
+        prefix_slots = pads[:k_rows, None] + torch.arange(n, device=dev)[None]
         before_slots = torch.arange(k0, n, device=dev)
         span = False  # a sliding layer keeps fewer slots than the cache: it attends a span, not its buffer
         for layer, got in zip(big.layers, kv):
@@ -194,11 +214,14 @@ class SharedPrefix:
         sliding_slots = torch.arange(k0, p, device=dev) if span else all_slots
         logits = []
         page = 0
-        for r0 in range(0, b, step):
-            r1 = min(b, r0 + step)
-            sub: dict[str, Any] = {"input_ids": ids[r0:r1, n:]}
+        chunks = [(r0, min(k_rows, r0 + steps[0])) for r0 in range(0, k_rows, steps[0])]
+        chunks += [(r0, min(b, r0 + steps[1])) for r0 in range(k_rows, b, steps[1])]
+        for r0, r1 in chunks:
+            whole = r0 >= k_rows  # a row without the prefix: the model's own prefill into its rows of the cache
+            cut = 0 if whole else n
+            sub: dict[str, Any] = {"input_ids": ids[r0:r1, cut:]}
             if "mm_token_type_ids" in inputs:
-                sub["mm_token_type_ids"] = inputs["mm_token_type_ids"][r0:r1, n:]
+                sub["mm_token_type_ids"] = inputs["mm_token_type_ids"][r0:r1, cut:]
             if "pixel_values" in inputs:
                 count = sum(row_pages[r0:r1]) if row_pages is not None else inputs["pixel_values"].shape[0]
                 sub["pixel_values"] = inputs["pixel_values"][page: page + count]
@@ -206,6 +229,12 @@ class SharedPrefix:
                 page += count
             part = self.cache_of(length)
             rows_of(big, part, r0, r1)
+            if whole:
+                out = self.model(**sub, attention_mask=inputs["attention_mask"][r0:r1], position_ids=pos0[r0:r1],
+                                 use_cache=True, logits_to_keep=1, **{self.cache_kw: part})
+                logits.append(out.logits[:, -1].float())
+                del out, part
+                continue
             src = (before_slots[None] - pads[r0:r1, None])  # (rows, slots before n): index in the prefix, <0: padding
             src = src.clamp(min=0)
             for layer, got in zip(part.layers, kv):
@@ -233,5 +262,5 @@ class SharedPrefix:
                 layer.cumulative_length.fill_(p)
             if hasattr(layer, "cumulative_length_int"):
                 layer.cumulative_length_int = p
-        self.reused += b * n
+        self.reused += k_rows * n
         return big, torch.cat(logits)
