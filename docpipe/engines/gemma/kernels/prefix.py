@@ -1,8 +1,8 @@
 """A batch's shared prompt prefix prefilled once: one row computes its keys and values, every row starts from them.
 
 Why: every extraction request of a run begins with the same system turn (instructions, fields, rules and the
-answer's JSON Schema, ``messages.extraction(shared_first=True)``): ~3,000 characters, some 800 tokens of a
-~2,000-token one-page prompt. Without this, every row of every batch pushes them through every layer again.
+answer's JSON Schema, ``messages.extraction(shared_first=True)``), a good part of a one-page prompt (what it saves:
+docs/performance.md). Without this, every row of every batch pushes them through every layer again.
 
 How, exactly as the plain prefill computes it:
 - The prefix (tokens the rows start with, text only, before any image) goes through the model once as one

@@ -8,9 +8,9 @@ CUDA, for kernels/moe.py's grouped GEMM. Embeddings: int8 rows, one scale each (
 Many rows (a prefill): fp8 and int8 layers, torchao's Linear layers and the experts alike, multiply by their weight
 turned back into bf16, one layer at a time (``BF16_FROM_ROWS``). Why: a prefill's GEMMs are bound by arithmetic, not by
 reading the weight, so fp8 saves little there, while quantizing every activation row first (torchao's and the
-experts' per-row scales, separate kernels over tens of thousands of rows a layer) cost more than it saved: 26B-A4B's
-fp8 text prefill took nearly twice bf16's time. A decode step (a few hundred rows) keeps the quantized kernels, which
-halve the bytes it reads.
+experts' per-row scales, separate kernels over tens of thousands of rows a layer) cost more than it saved
+(docs/performance.md). A decode step (a few hundred rows) keeps the quantized kernels, which halve the bytes it
+reads.
 """
 
 from __future__ import annotations
