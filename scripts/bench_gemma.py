@@ -381,6 +381,9 @@ def main() -> None:
                     "most this much of the card (torch.cuda.set_per_process_memory_fraction): a 24 GB card is 22.3")
     ap.add_argument("--generate-batch", type=int, default=32, help="rows of the --decode generate runs (transformers' "
                     "generate() runs out of memory at the loop's planned rows); with --clock-only, pages/s only")
+    ap.add_argument("--variants", nargs="+", type=json.loads, default=[{}], metavar="JSON",
+                    help="timed rows once per JSON object of engine settings over --set's, e.g. '{}' "
+                         "'{\"shared_prefix\": false}'")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "bench_out")))
     a = ap.parse_args()
     SETTINGS.update({k: json.loads(v) for k, v in (kv.split("=", 1) for kv in a.set)})
@@ -426,7 +429,30 @@ def main() -> None:
 
 
 def runs(a, model, proc, card: dict, quant: str, results: list) -> None:
-    """The timed rows of one built (and quantized) model."""
+    """The timed rows of one built (and quantized) model, once per --variants entry (its settings over --set's);
+    transformers' generate() (--decode generate) only with the first. A row that fails is printed, and the next
+    one runs."""
+    import copy
+    import traceback
+
+    base = dict(SETTINGS)
+    for k, variant in enumerate(a.variants):
+        SETTINGS.clear()
+        SETTINGS.update(base, **variant)
+        av = copy.copy(a)
+        if k:
+            av.decode = [d for d in a.decode if d != "generate"]
+            av.profile = av.profile_only = False
+        try:
+            _runs(av, model, proc, card, quant, results)
+        except Exception as e:  # noqa: BLE001  (a bench: say what broke, measure the rest)
+            traceback.print_exc()
+            results.append({"model": a.model, "settings": dict(SETTINGS), "error": f"{type(e).__name__}: {e}"[:300]})
+    SETTINGS.clear()
+    SETTINGS.update(base)
+
+
+def _runs(a, model, proc, card: dict, quant: str, results: list) -> None:
     import torch
 
     weights_gib = torch.cuda.memory_allocated() / 2**30
@@ -456,7 +482,7 @@ def runs(a, model, proc, card: dict, quant: str, results: list) -> None:
                 continue
             for mode in a.decode:
                 row = {"model": a.model, "image_tokens": it, "batch": b, "card": card["card"], "moe": a.moe,
-                       "decode": mode, "settings": SETTINGS, "quantize": quant, "cap_gib": a.cap_gib,
+                       "decode": mode, "settings": dict(SETTINGS), "quantize": quant, "cap_gib": a.cap_gib,
                        "weights_GiB": weights_gib}
                 if mode == "generate" and a.clock_only:  # transformers' generate(): wall time only
                     try:
@@ -519,7 +545,8 @@ def runs(a, model, proc, card: dict, quant: str, results: list) -> None:
                            engine_batches=full["batches"], peak_batch=full["peak_batch"],
                            planned_rows=full["planned_rows"], prefill_rows=full["prefill_rows"],
                            oom_splits=full["oom_splits"] + (pre["oom_splits"] if pre is not full else 0),
-                           wait_s=full["wait_s"], graph_steps=full["graph_steps"], eager_steps=full["eager_steps"],
+                           wait_s=full["wait_s"], prefix_tokens_page=full.get("prefix_tokens", 0) / pages,
+                           graph_steps=full["graph_steps"], eager_steps=full["eager_steps"],
                            clock_only=a.clock_only)
                 if "prefill_s" in pre:  # the decode loop's stage clock (CUDA events): where the prefill went
                     ahead_s = pre.get("vision_ahead_s", 0.0)
@@ -544,8 +571,9 @@ def runs(a, model, proc, card: dict, quant: str, results: list) -> None:
 def table(results: list) -> None:
     print("\n| model | card | quantize (cap GiB) | weights GiB | decode | image tokens | batch | pages/s | "
           "prefill ms/page (vision + text) | decode ms/page | prefill tok/s | decode tok/s | decode ms/step | "
-          "peak GiB | roofline pages/s | of roofline | wall s (waiting for pages) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "peak GiB | roofline pages/s | of roofline | wall s (waiting for pages) | shared prefix tokens/page | "
+          "settings |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         if "error" in r or "pages_s" not in r:
             continue
@@ -553,13 +581,15 @@ def table(results: list) -> None:
         head = (f"| {r['model']} | {r['card']} | {r['quantize']}{cap} | {r['weights_GiB']:.1f} | {r['decode']} | "
                 f"{r['image_tokens']} | {r['batch']} | {r['pages_s']:.2f} |")
         if r.get("generate_only"):
-            print(f"{head} | | | | | | {r['peak_GiB']:.1f} | | | {r['wall_s']:.1f} ({r['wait_s']:.1f}) |")
+            print(f"{head} | | | | | | {r['peak_GiB']:.1f} | | | {r['wall_s']:.1f} ({r['wait_s']:.1f}) | | "
+                  f"{json.dumps(r['settings'])} |")
             continue
         split = (f" ({r['vision_ms_page']:.0f} + {r['text_prefill_ms_page']:.0f})" if "vision_ms_page" in r else "")
         print(f"{head} {r['prefill_ms_page']:.0f}{split} | {r.get('decode_ms_page', float('nan')):.0f} | "
               f"{r['prefill_tok_s']:.0f} | {r['decode_tok_s']:.0f} | {r['decode_ms_step']:.0f} | "
               f"{r['peak_GiB']:.1f} | {r['roof_pages_s']:.1f} | {100 * r['of_roofline']:.0f}% | "
-              f"{r['wall_s']:.1f} ({r['wait_s']:.1f}) |")
+              f"{r['wall_s']:.1f} ({r['wait_s']:.1f}) | {r.get('prefix_tokens_page', 0):.0f} | "
+              f"{json.dumps(r['settings'])} |")
 
 
 if __name__ == "__main__":

@@ -577,3 +577,39 @@ def test_a_multi_group_document_is_merged_by_the_one_rule(tokenizer, tmp_path):
     assert out.timings["page_groups"] == 3
     assert out.data["invoice_number"] == "MG-1" and out.data["total"] == 99.0
     assert [li["description"] for li in out.data["line_items"]] == ["bolts", "nuts"]
+
+
+def test_a_shared_prefix_gives_the_answers_of_whole_prefills(tokenizer):
+    """shared_prefix (on by default): the instructions, fields and JSON Schema go in the system turn, before the
+    pages, and each batch prefills them once for all its rows that have them (not the summary requests beside
+    them). The stored answers and summaries (grammar on, so every token counts) are those of the same prompts
+    prefilled whole; with the setting off the pages come first again."""
+    from docpipe.discover import discover
+    from docpipe.engines import DocJob
+    from docpipe.engines.gemma.engine import GemmaEngine
+
+    model, proc = build_model(tokenizer, "moe"), build_processor(tokenizer)
+    names = ["receipt_en_harbor_bean.png", "invoice_en_minimal_ellis.pdf", "invoice_en_2page_globex.pdf"]
+    sources = {s.path.name: s for s in discover([SAMPLES])}
+
+    def run(shared: bool, reuse: bool = True) -> tuple[dict, GemmaEngine]:
+        extra = {**TEST_SETTINGS, "max_new_tokens": 40, "shared_prefix": shared}
+        eng = GemmaEngine.from_loaded(model, proc, EngineOptions(image_tokens=70, extra=extra))
+        if not reuse:
+            eng.backend.decoder.shared = None
+        # with summaries: their prompts share no prefix with the extraction ones in the same batches
+        jobs = [DocJob(source=sources[n], schema_ref="invoice", summarize=True) for n in names]
+        outs = {o.source.path.name: (o.raw_text, o.data, o.summary) for o in eng.run(jobs, resolve("invoice"))}
+        return outs, eng
+
+    got, eng = run(True)
+    ref, _ = run(True, reuse=False)
+    assert got == ref
+    assert eng.stats.prefix_tokens >= 3 * 100  # three pages' requests, each ~hundreds of shared tokens
+    off, eng_off = run(False)
+    assert eng_off.backend.decoder.shared is None and eng_off.stats.prefix_tokens == 0
+    model_cls = resolve("invoice").model
+    for outs in (got, off):
+        assert sorted(outs) == sorted(names)
+        assert all(data is not None and model_cls.model_validate(data) and summary
+                   for _, data, summary in outs.values())

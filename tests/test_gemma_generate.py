@@ -114,6 +114,24 @@ def test_a_logits_processor_sees_what_it_sees_in_generate(tokenizer):
     assert got_p.widths == ref_p.widths
 
 
+def _two_pages(tokenizer):
+    """(PromptBuilder of the tiny processor at 70 image tokens, two real sample pages as its float32 pixels)."""
+    import torch
+
+    from docpipe.discover import describe
+    from docpipe.engines.gemma.inputs import PromptBuilder
+    from docpipe.engines.vlm.prompting import render_spec_for_tokens
+    from docpipe.rasterize import open_document
+
+    prompts = PromptBuilder(build_processor(tokenizer, max_soft_tokens=70))
+    pages = []
+    for name in ("receipt_en_harbor_bean.png", "scan_invoice_fr_moderne_grey.png"):
+        with open_document(describe(SAMPLES / name)) as d:
+            page = next(iter(d.pages()))
+            pages.append(prompts.pixels(page.render(render_spec_for_tokens(70)), 70, torch.float32))
+    return prompts, pages
+
+
 @pytest.mark.parametrize("variant,prefill_rows,prefill_tokens,attention", [
     ("dense", 0, 0, "sdpa"), ("moe", 0, 0, "sdpa"), ("dense", 1, 0, "sdpa"), ("dense", 16, 1, "sdpa"),
     ("dense", 2, 0, "flex"), ("moe", 0, 0, "flex")])
@@ -124,24 +142,15 @@ def test_page_images_give_the_tokens_of_generate(tokenizer, variant, prefill_row
     into its rows of the batch's cache, and with the prefill's attention as block-sparse flex attention."""
     import torch
 
-    from docpipe.discover import describe
-    from docpipe.engines.gemma.inputs import PromptBuilder, collate
+    from docpipe.engines.gemma.inputs import collate
     from docpipe.engines.gemma.kernels import flex as gemma_flex
     from docpipe.engines.gemma.kernels.generate import Decoder
-    from docpipe.engines.vlm.prompting import render_spec_for_tokens
-    from docpipe.rasterize import open_document
 
     built = []
     real = gemma_flex.block_mask
     monkeypatch.setattr(gemma_flex, "block_mask", lambda mask: built.append(mask.shape) or real(mask))
     model = build_model(tokenizer, variant)
-    proc = build_processor(tokenizer, max_soft_tokens=70)
-    prompts = PromptBuilder(proc)
-    pages = []
-    for name in ("receipt_en_harbor_bean.png", "scan_invoice_fr_moderne_grey.png"):
-        with open_document(describe(SAMPLES / name)) as d:
-            page = next(iter(d.pages()))
-            pages.append(prompts.pixels(page.render(render_spec_for_tokens(70)), 70, torch.float32))
+    prompts, pages = _two_pages(tokenizer)
     rows = []
     for k, imgs in enumerate([pages[:1], pages, pages[1:]]):  # rows of 1, 2 and 1 pages
         msgs = [{"role": "user", "content": [*({"type": "image"} for _ in imgs),
@@ -410,3 +419,118 @@ def test_flex_prefill_gives_the_tokens_of_generate(tokenizer, variant, monkeypat
     got = Decoder(model, prefill_attention="flex", prefill_rows=2).generate(inputs, 12, None, tokenizer.pad_token_id)
     assert got.tolist() == ref.tolist()
     assert built and not gemma_flex._FAILED  # no fallback to SDPA
+
+
+def _prefixed_batch(tok, n, widths, seed=5):
+    """Left-padded rows of the given widths that all begin with the same n tokens."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    shared = torch.randint(300, len(tok), (n,), generator=g)
+    width = max(widths)
+    ids = torch.full((len(widths), width), tok.pad_token_id)
+    mask = torch.zeros_like(ids)
+    for r, w in enumerate(widths):
+        ids[r, width - w:] = torch.cat([shared, torch.randint(300, len(tok), (w - n,), generator=g)])
+        mask[r, width - w:] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+@pytest.mark.parametrize("variant", ["dense", "moe", "e"])
+@pytest.mark.parametrize("n,widths,prefill_rows", [
+    (40, [150, 150, 120], 0),  # prefix inside the sliding window (64), prompts past twice the window
+    (80, [150, 100, 130], 2),  # prefix longer than the window; rows in two chunks
+    (35, [150, 40, 90], 0),  # a row padded past the prefix: its padding lies in the slots computed anew
+    (33, [60, 50], 1),  # the whole prompt inside the window
+])
+def test_a_shared_prefix_prefilled_once_gives_the_tokens_of_the_whole_prefill(tokenizer, variant, n, widths,
+                                                                                prefill_rows):
+    """shared_prefix: the rows' common first tokens go through the model once, as one row, and every row's prefill
+    starts from their keys and values (copied into its own padded slots; the sliding layers attend the window
+    before the rest). The tokens are those of the plain prefill and of generate(), and the same prefix computed
+    once serves the next batch too."""
+    from docpipe.engines.gemma.kernels.generate import Decoder
+    from docpipe.engines.gemma.kernels.prefix import common_prefix
+
+    model = build_model(tokenizer, variant)
+    inputs = _prefixed_batch(tokenizer, n, widths)
+    rows = [r[m.bool()].tolist() for r, m in zip(inputs["input_ids"], inputs["attention_mask"])]
+    assert common_prefix(rows, set()) == n
+    ref = _reference(model, tokenizer, inputs, 30, None)
+    assert Decoder(model, prefill_rows=prefill_rows).generate(inputs, 30, None, tokenizer.pad_token_id).tolist() \
+        == ref.tolist()
+    dec = Decoder(model, prefill_rows=prefill_rows, shared_prefix=True)
+    got = dec.generate(inputs, 30, None, tokenizer.pad_token_id, prefix=n)
+    assert got.tolist() == ref.tolist()
+    assert dec.shared.reused == len(widths) * n
+    computed = dec.shared.kv
+    again = _prefixed_batch(tokenizer, n, [w + 3 for w in widths], seed=5)  # same prefix, other rows
+    got = dec.generate(again, 30, None, tokenizer.pad_token_id, prefix=n)
+    assert dec.shared.kv is computed  # not computed again
+    assert got.tolist() == _reference(model, tokenizer, again, 30, None).tolist()
+
+
+@pytest.mark.parametrize("variant,attention,prefill_rows", [("dense", "flex", 0), ("moe", "sdpa", 1), ("e", "sdpa", 2)])
+def test_a_shared_prefix_before_page_images_gives_the_tokens_of_the_whole_prefill(tokenizer, variant, attention,
+                                                                                   prefill_rows):
+    """Extraction prompts as the engine lays them out with shared_prefix (instructions, fields and JSON Schema in
+    the system turn, then each row's pages and its own text), with real page pixels: the image tokens' bidirectional
+    mask and the vision tower run on each row's own part only, and the tokens are the plain prefill's."""
+    import torch
+
+    from docpipe.engines.gemma.inputs import collate
+    from docpipe.engines.gemma.kernels.generate import Decoder
+    from docpipe.engines.gemma.kernels.prefix import MIN_PREFIX, common_prefix
+    from docpipe.engines.vlm.messages import extraction_of
+    from docpipe.schemas import resolve
+
+    model = build_model(tokenizer, variant)
+    prompts, pages = _two_pages(tokenizer)
+    rows = []
+    for imgs, total in ([pages[:1], 1], [pages, 3], [pages[1:], 1]):  # rows of 1, 2 and 1 pages
+        p = extraction_of(resolve("receipt"), imgs, [""] * len(imgs), 1, total, shared_first=True)
+        rows.append((prompts.encode(p.messages, p.texts, imgs), imgs))
+    n = common_prefix([ids for ids, _ in rows], {prompts.boi_id, prompts.image_id})
+    assert n >= MIN_PREFIX and prompts.boi_id not in rows[0][0][:n]
+    inputs = collate(rows, tokenizer.pad_token_id, prompts.image_id, torch.device("cpu"), torch.float32)
+    row_pages = [len(imgs) for _, imgs in rows]
+    ref = Decoder(model, prefill_rows=prefill_rows, prefill_attention=attention).generate(
+        inputs, 12, None, tokenizer.pad_token_id, row_pages=row_pages)
+    dec = Decoder(model, prefill_rows=prefill_rows, prefill_attention=attention, shared_prefix=True)
+    got = dec.generate(inputs, 12, None, tokenizer.pad_token_id, row_pages=row_pages, prefix=n)
+    assert got.tolist() == ref.tolist()
+    assert dec.shared.reused == 3 * n
+
+
+@pytest.mark.parametrize("variant", ["dense", "e"])
+@pytest.mark.parametrize("other_width,prefill_rows", [(160, 0), (70, 1)])  # the longest row, or a short one
+def test_rows_without_the_shared_prefix_are_prefilled_whole_beside_those_with_it(tokenizer, variant, other_width,
+                                                                                  prefill_rows):
+    """A batch where only the first rows share a prefix (extraction requests beside --summarize ones): those start
+    from the prefix computed once, the others go through the model's own prefill into their rows of the cache; the
+    tokens are those of the plain prefill, also when a row without the prefix is the longest (so every sharing row
+    is padded)."""
+    import torch
+
+    from docpipe.engines.gemma.kernels.generate import Decoder
+    from docpipe.engines.gemma.kernels.prefix import MIN_PREFIX, sharing_rows
+
+    model = build_model(tokenizer, variant)
+    shared = _prefixed_batch(tokenizer, 50, [150, 120])
+    other = _text_batch(tokenizer, [(other_width, 0)], seed=9)
+    width = max(150, other_width)
+
+    def widen(t, fill):  # left-pad to the batch's width
+        return torch.cat([torch.full((t.shape[0], width - t.shape[1]), fill, dtype=t.dtype), t], dim=1)
+
+    inputs = {"input_ids": torch.cat([widen(shared["input_ids"], tokenizer.pad_token_id),
+                                      widen(other["input_ids"], tokenizer.pad_token_id)]),
+              "attention_mask": torch.cat([widen(shared["attention_mask"], 0), widen(other["attention_mask"], 0)])}
+    rows = [r[m.bool()].tolist() for r, m in zip(inputs["input_ids"], inputs["attention_mask"])]
+    n, members = sharing_rows(rows, set())
+    assert n == 50 >= MIN_PREFIX and members == [0, 1]
+    ref = Decoder(model, prefill_rows=prefill_rows).generate(inputs, 25, None, tokenizer.pad_token_id)
+    dec = Decoder(model, prefill_rows=prefill_rows, shared_prefix=True)
+    got = dec.generate(inputs, 25, None, tokenizer.pad_token_id, prefix=n, prefix_rows=2)
+    assert got.tolist() == ref.tolist()
+    assert dec.shared.reused == 2 * n

@@ -228,3 +228,39 @@ def test_a_checkpoint_quantized_already_loads_as_it_is(tmp_path, moe_folder, cap
     with caplog.at_level("WARNING"):
         assert q.load_plan(choice, "int8", "cpu") == ("none", None)
     assert "quantized already (compressed-tensors)" in caplog.text
+
+
+@pytest.mark.parametrize("variant", ["moe", "dense"])
+def test_many_rows_multiply_by_the_weights_in_bf16_and_a_decode_step_by_the_quantized_ones(tokenizer, variant,
+                                                                                        monkeypatch):
+    """prefill_bf16: a forward over many rows (a prefill) multiplies each quantized Linear by its weight turned back
+    into bf16 and the experts by theirs; one over a few rows (a decode step) keeps the quantized kernels. Both
+    compute the same model: the logits agree with the quantized kernels' own, and with the setting off nothing
+    changes path."""
+    import torch
+
+    from docpipe.engines.gemma.kernels import quantized
+
+    model = build_model(tokenizer, variant)
+    q.quantize_model(model, "int8")
+    lm = model.model.language_model
+    turned: list[tuple] = []
+    real = quantized.dequantize_weight
+    monkeypatch.setattr(quantized, "dequantize_weight", lambda w, dtype: turned.append(w.shape) or real(w, dtype))
+    monkeypatch.setattr(quantized, "BF16_FROM_ROWS", {"linear": 64, "experts": 64 * 2})  # the tiny model's top-2
+    set_ = quantized.bf16_for_many_rows(model, "int8", on=False)
+    assert set_ == sum(1 for n, m in lm.named_modules() if q.quantizable(n, m)) + (2 if variant == "moe" else 0)
+    ids = torch.randint(10, len(tokenizer), (2, 48))  # 96 rows: many
+    with torch.no_grad():
+        ref = model(input_ids=ids).logits[:, -1]
+        assert not turned
+        quantized.bf16_for_many_rows(model, "int8")
+        got = model(input_ids=ids).logits[:, -1]
+        assert len(turned) == set_ - (2 if variant == "moe" else 0)  # every Linear once
+        assert _cosine(got, ref) > 0.999
+        turned.clear()
+        model(input_ids=ids[:1, :40])  # 40 rows: few
+        assert not turned
+    if variant == "moe":  # the experts took the grouped bf16 GEMM on their stored weights for the 96 rows
+        experts = next(m for m in lm.modules() if type(m).__name__ == "Gemma4TextExperts")
+        assert experts._docpipe_bf16_from == 128

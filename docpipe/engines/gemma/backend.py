@@ -38,6 +38,7 @@ class GemmaStats:
     continued: int = 0  # requests stopped at answer_segment and sent on in a later batch
     planned_rows: int = 0
     prefill_rows: int = 0
+    prefix_tokens: int = 0  # prompt tokens taken from a batch's shared prefix instead of prefilled again
     stages: dict[str, float] = field(default_factory=dict)  # vision, prefill, decode, vision_ahead
 
     def as_dict(self) -> dict[str, float]:
@@ -157,6 +158,12 @@ class GemmaBackend:
         # used while vision_ahead stays on (out of memory encoding ahead turns both off)
         self.overlap = vision is not None and vision_overlap_on(
             self.cfg["vision_overlap"], bool(getattr(text_cfg, "enable_moe_block", False)), self.device)
+        from .quantize import active_mode
+
+        if active_mode(self.model) != "none":
+            from .kernels.quantized import bf16_for_many_rows
+
+            bf16_for_many_rows(self.model, active_mode(self.model), bool(self.cfg["prefill_bf16"]))
         if self.device == "cuda" and self.cfg["moe_grouped"]:
             from .kernels.moe import install
 
@@ -178,7 +185,8 @@ class GemmaBackend:
                                    prefill_rows=prefill_rows,
                                    prefill_tokens=prefill_rows * self.planned_prompt(),
                                    prefill_attention=self._prefill_attention(),
-                                   decode_kernel=str(self.cfg["decode_attention"]))
+                                   decode_kernel=str(self.cfg["decode_attention"]),
+                                   shared_prefix=bool(self.cfg["shared_prefix"]))
             if vision is not None:
                 vision.clock = self.decoder.clock
         torch.set_grad_enabled(False)
@@ -233,11 +241,13 @@ class GemmaBackend:
                     pages_in_memory=self.max_pages, answer_tokens=int(self.cfg["max_new_tokens"]),
                     summary_tokens=int(self.cfg["summary_tokens"]), summary_words=int(self.cfg["summary_words"]),
                     page_text=bool(self.cfg["page_text"]), page_text_chars=int(self.cfg["page_text_chars"]),
-                    repair=bool(self.cfg["repair"]) and self.grammar is not None, batch=self.planned_batch)
+                    repair=bool(self.cfg["repair"]) and self.grammar is not None, batch=self.planned_batch,
+                    shared_first=bool(self.cfg["shared_prefix"]))
 
     def _group_budget(self, schema: SchemaInfo, thinking: bool) -> int:
         """Prompt tokens left for pages in one context: window - instructions - answer (and thought) budget."""
-        base = self.prompts.encode(messages.extraction_of(schema, [], []).messages, [], [], thinking)
+        prompt = messages.extraction_of(schema, [], [], shared_first=bool(self.cfg["shared_prefix"]))
+        base = self.prompts.encode(prompt.messages, [], [], thinking)
         out = int(self.cfg["max_new_tokens"]) + (int(self.cfg["thinking_tokens"]) if thinking else 0)
         return self.window - len(base) - out - 64
 
@@ -263,6 +273,15 @@ class GemmaBackend:
             if r.state is None:
                 r.state = self.encode(r)
         batch = sorted(requests, key=lambda r: len(r.state.ids))
+        prefix, sharing = 0, None
+        if self.decoder is not None and self.decoder.shared is not None:
+            from .kernels.prefix import sharing_rows
+
+            # the rows that share a prompt prefix go first, the decoder prefills it once for them
+            prefix, members = sharing_rows([r.state.ids for r in batch], {self.prompts.boi_id, self.prompts.image_id})
+            keep = set(members)
+            batch = [batch[i] for i in members] + [r for i, r in enumerate(batch) if i not in keep]
+            sharing = len(members)
         rows: list[Row] = [r.state for r in batch]
         inputs = collate([(r.ids, r.images) for r in rows], self.pad_id, self.prompts.image_id,
                          self.input_device, self.dtype)
@@ -280,7 +299,8 @@ class GemmaBackend:
             if self.decoder is not None:
                 new = self.decoder.generate(inputs, max_new, None if min_new else self.stops, self.pad_id,
                                             processor=processors or None, row_pages=[len(r.images) for r in rows],
-                                            between=self.between).tolist()
+                                            between=self.between, prefix=prefix,
+                                            prefix_rows=sharing).tolist()
             else:
                 gen = GenerationConfig(max_new_tokens=max_new, min_new_tokens=min_new or None, do_sample=False,
                                        eos_token_id=None if min_new else self.stops, pad_token_id=self.pad_id)
@@ -295,6 +315,8 @@ class GemmaBackend:
         st = self.stats
         if self.decoder is not None:
             st.stages.update(self.decoder.clock.settle())
+            if self.decoder.shared is not None:
+                st.prefix_tokens = self.decoder.shared.reused
         replies: list[Reply] = []
         stops = set(self.stops)
         for req, row, toks in zip(batch, rows, new):

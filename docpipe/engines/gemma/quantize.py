@@ -9,6 +9,8 @@ all of them. What goes where:
 - the MoE experts of 26B-A4B (3D tensors, not ``nn.Linear``, so torchao leaves them alone; they are 88% of its
   bytes): ``kernels/quantized.py``, with the same scales; fp8 through ``torch._scaled_grouped_mm``, int8/int4
   stored packed and turned back into bf16 a layer at a time for the grouped GEMM (a memory saving, not a speed-up);
+- prefills (many rows) of fp8 and int8 layers: the weight turned back into bf16 a layer at a time
+  (``kernels/quantized.bf16_for_many_rows``), the quantized kernels for decode steps;
 - the per-layer embeddings of the E models (2.3-2.8 B parameters of lookups): int8 rows (``kernels/quantized.py``);
 - bf16 in every mode: the vision and audio towers, the router, norms, and the embedding that is also the lm_head.
 Checkpoints that are already quantized (a ``quantization_config`` in config.json: compressed-tensors, FP8, torchao)
@@ -262,7 +264,7 @@ def quantize_model(model: Any, mode: str, device: str | None = None) -> Params:
     import torch
     from torchao.quantization import quantize_
 
-    from .kernels.quantized import Int8Embedding, convert_experts
+    from .kernels.quantized import Int8Embedding, bf16_for_many_rows, convert_experts
 
     lm = _language_model(model)
     for cfg, keep in _torchao_configs(mode):
@@ -278,6 +280,7 @@ def quantize_model(model: Any, mode: str, device: str | None = None) -> Params:
             setattr(parent, name.rsplit(".", 1)[-1], Int8Embedding.of(module, device))
     if device is not None:
         model.to(device)
+    bf16_for_many_rows(lm, mode)
     model._docpipe_quantize = mode
     return before
 

@@ -52,6 +52,9 @@ class GemmaSettings(BaseModel):
                                      "16 elsewhere.")
     prefill_attention: str = Field("auto", description="Prefill attention: flex (block-sparse), sdpa, or auto (flex "
                                    "on CUDA).")
+    shared_prefix: bool = Field(True, description="Give the instructions, fields and JSON Schema first (in the system "
+                                "turn) and prefill them once for all rows of a batch; false: page images first, every "
+                                "row prefills its whole prompt.")
     vision_chunk: int = Field(16, description="Pages per vision-tower call inside a batch; 0: the model's own path.")
     vision_ahead: bool = Field(True, description="Encode pages already rasterized while a batch waits for the rest.")
     vision_overlap: bool | str = Field("auto", description="Encode the next batch's pages during a decode on a second "
@@ -67,6 +70,9 @@ class GemmaSettings(BaseModel):
     moe_grouped: bool = Field(True, description="Grouped-GEMM experts forward on CUDA for mixture-of-experts models.")
     quantize: str = Field("auto", description="Weights at load time: none (bf16), fp8, int8, int4, or auto (bf16 "
                           "where it fits the GPU, else the most precise mode that does; quantize.py).")
+    prefill_bf16: bool = Field(True, description="fp8 and int8 weights: prefills multiply by each layer's weight "
+                               "turned back into bf16 (a layer at a time), decode steps keep the quantized kernels; "
+                               "false: the quantized kernels for both.")
 
     @model_validator(mode="after")
     def _one_of_choices(self) -> GemmaSettings:

@@ -35,6 +35,7 @@ class Plan:
     repair: bool = True  # one repair request for an answer that does not parse or validate
     lanes: int = 1  # generate() calls in flight at once (the fan-out driver)
     batch: int = 1  # requests per generate() call at most (the fan-out driver)
+    shared_first: bool = False  # extraction prompts give what they share before the pages (messages.extraction)
 
 
 @runtime_checkable

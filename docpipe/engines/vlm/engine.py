@@ -111,7 +111,8 @@ class VlmEngine(Engine):
         if doc.done or doc.failure:  # the document already failed: nothing more is asked for it
             self.feed.release(g)  # type: ignore[union-attr]
             return []
-        reqs = [self._request("extract", doc, g, messages.extraction(self.schema, g), True, self.plan.answer_tokens,
+        prompt = messages.extraction(self.schema, g, self.plan.shared_first)
+        reqs = [self._request("extract", doc, g, prompt, True, self.plan.answer_tokens,
                               think=self.options.thinking)]
         if doc.job.summarize:
             reqs.append(self._request("summary", doc, g, messages.summary(g, self.plan.summary_words), False,

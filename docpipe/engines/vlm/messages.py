@@ -17,6 +17,7 @@ from .prompting import (
     extraction_instructions,
     neutralise,
     repair_instructions,
+    shared_instructions,
 )
 from .types import Group, Prompt
 
@@ -34,21 +35,27 @@ def _user(n_images: int, text: str) -> dict[str, Any]:
     return {"role": "user", "content": [{"type": "image"} for _ in range(n_images)] + [{"type": "text", "text": text}]}
 
 
-def extraction(schema: SchemaInfo, group: Group) -> Prompt:
-    """System + one user turn: the page images first (as Gemma prefers), then the instructions and page text."""
-    return extraction_of(schema, group.pages, group.texts, group.first_page, group.doc.total_pages)
+def extraction(schema: SchemaInfo, group: Group, shared_first: bool = False) -> Prompt:
+    """System + one user turn: the page images first (as Gemma prefers), then the instructions and page text.
+    ``shared_first``: what every page group's prompt says alike (fields, rules, JSON Schema) goes in the system turn,
+    before any page, so a backend can compute it once for many requests (Gemma's shared_prefix)."""
+    return extraction_of(schema, group.pages, group.texts, group.first_page, group.doc.total_pages, shared_first)
 
 
 def extraction_of(schema: SchemaInfo, pages: list[Any], texts: list[str], first_page: int = 1,
-                  total_pages: int = 0) -> Prompt:
+                  total_pages: int = 0, shared_first: bool = False) -> Prompt:
     """``extraction`` for pages given one by one (with none: the prompt a group's pages are added to)."""
     marks = [untrusted(i) if t else "" for i, t in enumerate(texts)]
-    text = extraction_instructions(schema, marks, max(len(pages), 1))
+    text = extraction_instructions(schema, marks, max(len(pages), 1), shared=not shared_first)
     if 0 < len(pages) < total_pages:
         last = first_page + len(pages) - 1
         text += (f"\nThese are pages {first_page}-{last} of {total_pages}; extract what these pages show "
                  "(null for fields that are on other pages).")
-    system = {"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]}
+    head = SYSTEM_PROMPT
+    if shared_first:
+        head += (f"\n\nEach request shows pages of one {schema.name}; extract its fields into one JSON object.\n"
+                 + shared_instructions(schema))
+    system = {"role": "system", "content": [{"type": "text", "text": head}]}
     return Prompt([system, _user(len(pages), text)], list(texts), list(pages))
 
 

@@ -106,19 +106,26 @@ def prompt_schema_text(schema: SchemaInfo) -> str:
     return _prompt_schema(schema.json_schema_text, _guide_descriptions(schema))
 
 
-def extraction_instructions(schema: SchemaInfo, page_texts: list[str] | None = None, n_pages: int = 1) -> str:
-    """The user-turn text for field extraction, optionally with the pages' own text as a reading aid."""
+RULES = ("Rules: copy names and numbers exactly as printed; dates as YYYY-MM-DD; amounts as plain numbers without "
+         "currency symbols or thousands separators; currency as an ISO 4217 code; use null (or an empty list) when a "
+         "field is not on the document; never invent values.")
+
+
+def shared_instructions(schema: SchemaInfo) -> str:
+    """What every extraction prompt of a schema says alike: the fields, the rules, the answer's JSON Schema."""
+    return "\n".join(["Fields:", field_guide(schema), RULES, "JSON Schema of the answer:", prompt_schema_text(schema)])
+
+
+def extraction_instructions(schema: SchemaInfo, page_texts: list[str] | None = None, n_pages: int = 1,
+                            shared: bool = True) -> str:
+    """The user-turn text for field extraction, optionally with the pages' own text as a reading aid. ``shared``
+    False leaves out ``shared_instructions`` (a prompt that gave them before the pages, see messages.extraction)."""
     parts = [
         f"Extract the fields of this {schema.name} ({n_pages} page{'s' if n_pages != 1 else ''}) into one JSON "
-        "object.",
-        "Fields:",
-        field_guide(schema),
-        "Rules: copy names and numbers exactly as printed; dates as YYYY-MM-DD; amounts as plain numbers "
-        "without currency symbols or thousands separators; currency as an ISO 4217 code; use null (or an empty "
-        "list) when a field is not on the document; never invent values.",
-        "JSON Schema of the answer:",
-        prompt_schema_text(schema),
+        "object" + ("." if shared else ", by the fields, rules and JSON Schema given above."),
     ]
+    if shared:
+        parts.append(shared_instructions(schema))
     if page_texts and any(t.strip() for t in page_texts):
         joined = "\n\n".join(f"--- page {i} ---\n{neutralise(t.strip())}" for i, t in enumerate(page_texts, 1)
                              if t.strip())

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .fusion import _InStep, compile_layers  # noqa: F401  (compile_layers: imported from here too)
+from .prefix import MIN_PREFIX, SharedPrefix
 from .timing import StageClock
 
 log = logging.getLogger(__name__)
@@ -164,7 +165,7 @@ class Decoder:
 
     def __init__(self, model: Any, graphs: bool = True, attention: str = "docpipe", compile: bool | str = False,
                  prefill_rows: int = 0, prefill_tokens: int = 0, prefill_attention: str = "sdpa",
-                 compile_scope: str = "model", decode_kernel: str = "auto") -> None:
+                 compile_scope: str = "model", decode_kernel: str = "auto", shared_prefix: bool = False) -> None:
         if attention not in ("docpipe", "sdpa"):
             raise ValueError(f"decode attention must be 'docpipe' or 'sdpa', not {attention!r}")
         if compile_scope not in ("model", "layers"):
@@ -209,6 +210,10 @@ class Decoder:
         # one CUDA graph per batch assumes one device; a model split over GPUs (device_map) decodes eagerly
         devices = set((getattr(model, "hf_device_map", None) or {}).values()) - {"cpu", "disk"}
         self.graphs = graphs and len(devices) <= 1
+        # a batch's common prompt prefix prefilled once and shared by its rows (prefix.py); one device only
+        self.shared = None
+        if shared_prefix and len(devices) <= 1 and SharedPrefix.supported(model):
+            self.shared = SharedPrefix(model, self.window, self.cache_kw, self._cache)
         self.stats = {"graph_steps": 0, "eager_steps": 0, "captures": 0}
         self.clock = StageClock()  # GPU seconds of prefill and decode (and the vision tower, when it shares it)
 
@@ -242,19 +247,29 @@ class Decoder:
             layer._docpipe_ring_t = t
 
     # -- one batch -----------------------------------------------------------------------------------------------
-    def _prefill(self, inputs: dict[str, Any], pos0: Any, length: int, row_pages: list[int] | None) -> Any:
+    def _prefill(self, inputs: dict[str, Any], pos0: Any, length: int, row_pages: list[int] | None,
+                 prefix: int = 0, prefix_rows: int | None = None) -> Any:
         """(filled static cache, last-position logits in float32). Rows go through the model ``prefill_rows`` at a
         time (fewer when their padded length passes ``prefill_tokens``): the first chunk into a cache of its own,
         copied into the batch's cache layer by layer once the shapes are known, the others straight into their rows
-        of it."""
+        of it. ``prefix``: tokens every row begins with, computed once (prefix.SharedPrefix) when sharing is on."""
         import torch
 
         b, p = inputs["input_ids"].shape
-        step = self.prefill_rows if self.prefill_rows > 0 else b
-        if self.prefill_tokens > 0:
-            step = max(1, min(step, self.prefill_tokens // p))
-        if "pixel_values" in inputs and row_pages is None:
-            step = b  # which pages belong to which row is unknown
+        shared = self.shared is not None and prefix >= MIN_PREFIX and prefix_rows != 0
+
+        def rows_a_forward(tokens: int) -> int:
+            step = self.prefill_rows if self.prefill_rows > 0 else b
+            if self.prefill_tokens > 0:
+                step = max(1, min(step, self.prefill_tokens // tokens))
+            if "pixel_values" in inputs and row_pages is None:
+                step = b  # which pages belong to which row is unknown
+            return step
+
+        step = rows_a_forward(p)
+        if shared:
+            return self.shared.prefill(inputs, pos0, length, row_pages, prefix, (rows_a_forward(p - prefix), step),
+                                       self._rows_of, prefix_rows)
         if step >= b:
             cache = self._cache(length)
             out = self.model(**inputs, position_ids=pos0, use_cache=True, logits_to_keep=1,
@@ -311,14 +326,16 @@ class Decoder:
 
     def generate(self, inputs: dict[str, Any], max_new: int, stops: list[int] | None, pad_id: int,
                  processor: Callable[[Any, Any], Any] | None = None, row_pages: list[int] | None = None,
-                 between: Callable[[], None] | None = None) -> Any:
+                 between: Callable[[], None] | None = None, prefix: int = 0, prefix_rows: int | None = None) -> Any:
         """New token ids (batch, n <= max_new) on the host; rows that stopped are padded with pad_id after their
         stop token, as ``generate()`` pads them. ``processor(input_ids, scores)`` is a logits processor; its
         ``input_ids`` (the tokens so far) are on the host, so its host work (the JSON grammar's masks) needs no wait
         for the GPU and runs while the step's forward is still computing the scores. ``row_pages`` (pages of each
         row, in ``pixel_values`` order) lets the prefill go in row chunks. ``between()`` is called every
         ``CHECK_EVERY`` decode steps, while the GPU works through the steps already launched (the engine launches
-        the next batch's vision tower there, on another stream)."""
+        the next batch's vision tower there, on another stream). ``prefix``: how many tokens the prompts of the first
+        ``prefix_rows`` rows (None: every row) begin with alike (``prefix.common_prefix``), prefilled once for the
+        batch when the decoder shares prefixes; the other rows are prefilled whole."""
         import torch
 
         ids, mask = inputs["input_ids"], inputs["attention_mask"]
@@ -327,7 +344,7 @@ class Decoder:
         length = -(-(p + max_new) // 64) * 64  # cache length aligned for SDPA's kernels (extra slots are masked)
         pos0 = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
         with self.clock.stage("prefill", dev), self._prefill_context(dev):
-            cache, logits = self._prefill(inputs, pos0, length, row_pages)
+            cache, logits = self._prefill(inputs, pos0, length, row_pages, prefix, prefix_rows)
 
         seq = torch.full((b, length), pad_id, dtype=torch.long, device=dev)
         seq[:, :p] = ids

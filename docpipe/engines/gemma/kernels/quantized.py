@@ -4,6 +4,13 @@ models' per-layer embeddings, with the forwards that run over them (quantize.py 
 Experts: fp8 weights and per-row fp8 activations multiplied by ``torch._scaled_grouped_mm`` where this torch and
 card have it; int8 and int4 (and fp8 elsewhere) turned back into bf16 one layer at a time, in one compiled kernel on
 CUDA, for kernels/moe.py's grouped GEMM. Embeddings: int8 rows, one scale each (a lookup reads a few rows).
+
+Many rows (a prefill): fp8 and int8 layers, torchao's Linear layers and the experts alike, multiply by their weight
+turned back into bf16, one layer at a time (``BF16_FROM_ROWS``). Why: a prefill's GEMMs are bound by arithmetic, not by
+reading the weight, so fp8 saves little there, while quantizing every activation row first (torchao's and the
+experts' per-row scales, separate kernels over tens of thousands of rows a layer) cost more than it saved
+(docs/performance.md). A decode step (a few hundred rows) keeps the quantized kernels, which halve the bytes it
+reads.
 """
 
 from __future__ import annotations
@@ -20,6 +27,55 @@ from .moe import _grouped_mm, grouped_experts_forward
 log = logging.getLogger(__name__)
 
 FP8_MAX = 448.0  # largest float8_e4m3fn
+#: activation rows from which a quantized Linear (tokens) or experts module (routed rows: tokens x top-k) multiplies by
+#: its weight in bf16; a decode step has at most a few hundred tokens (256 rows x 8 experts = 2,048 routed rows)
+BF16_FROM_ROWS = {"linear": 1024, "experts": 4096}
+
+
+def _dequant_rows(q: Any, s: Any, dtype: Any) -> Any:
+    return (q.to(torch.float32) * s.to(torch.float32)).to(dtype)
+
+
+_COMPILED_ROWS: dict[str, Any] = {}
+
+
+def dequantize_weight(w: Any, dtype: Any) -> Any:
+    """A torchao-quantized Linear weight back in ``dtype``: fp8 with a scale per row (Float8Tensor) in one compiled
+    kernel on CUDA, anything else by the tensor's own ``dequantize``."""
+    q, s = getattr(w, "qdata", None), getattr(w, "scale", None)
+    if q is not None and s is not None and q.dtype == torch.float8_e4m3fn and tuple(s.shape) == (q.shape[0], 1):
+        if not q.is_cuda or torch.compiler.is_compiling():
+            return _dequant_rows(q, s, dtype)
+        if "cuda" not in _COMPILED_ROWS:
+            _COMPILED_ROWS["cuda"] = torch.compile(_dequant_rows)
+        return _COMPILED_ROWS["cuda"](q, s, dtype)
+    return w.dequantize().to(dtype)
+
+
+def _linear_forward(self: Any, x: Any) -> Any:
+    """A quantized Linear: with many rows, the GEMM on the weight in bf16; else torchao's quantized kernel."""
+    if 0 < self._docpipe_bf16_from <= x.numel() // x.shape[-1]:
+        return torch.nn.functional.linear(x, dequantize_weight(self.weight, x.dtype), self.bias)
+    return torch.nn.functional.linear(x, self.weight, self.bias)
+
+
+def bf16_for_many_rows(model: Any, mode: str, on: bool = True) -> int:
+    """Give the quantized Linear and experts modules of ``model`` (quantized to ``mode``) the bf16 path for many
+    rows (``on``), or take it away; returns how many modules were set. int4 keeps its kernels: torchao's packed int4
+    weight has no way back to bf16."""
+    n = 0
+    if mode not in ("fp8", "int8"):
+        return n
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear) and type(module.weight) not in (torch.nn.Parameter, torch.Tensor):
+            if not hasattr(module, "_docpipe_bf16_from"):
+                module.forward = types.MethodType(_linear_forward, module)
+            module._docpipe_bf16_from = BF16_FROM_ROWS["linear"] if on else 0
+            n += 1
+        elif getattr(module, "_docpipe_mode", None) == mode and hasattr(module, "gate_up_proj_q"):
+            module._docpipe_bf16_from = BF16_FROM_ROWS["experts"] if on else 0
+            n += 1
+    return n
 
 
 class Int8Embedding(torch.nn.Module):
@@ -110,7 +166,8 @@ def _dequant_fn(device_type: str) -> Any:
 def _experts_mm(self: Any, x: Any, name: str, offs: Any) -> Any:
     """x (routed rows, sorted by expert) @ expert weights ``name``, per group of rows given by ``offs``."""
     q, s = getattr(self, f"{name}_q"), getattr(self, f"{name}_s")
-    if self._docpipe_scaled:  # fp8 x fp8 on the tensor cores, per-row scales of both
+    many = 0 < getattr(self, "_docpipe_bf16_from", 0) <= x.shape[0]
+    if self._docpipe_scaled and not many:  # fp8 x fp8 on the tensor cores, per-row scales of both
         xs = x.float().abs().amax(-1).clamp(min=1e-12) / FP8_MAX
         xq = (x.float() / xs.unsqueeze(-1)).to(torch.float8_e4m3fn)
         return torch._scaled_grouped_mm(xq, q.transpose(-2, -1), xs, s, offs=offs, out_dtype=self._docpipe_dtype)
