@@ -160,10 +160,10 @@ class GemmaBackend:
             self.cfg["vision_overlap"], bool(getattr(text_cfg, "enable_moe_block", False)), self.device)
         from .quantize import active_mode
 
-        if active_mode(self.model) != "none":
+        if (mode := active_mode(self.model)) != "none":
             from .kernels.quantized import bf16_for_many_rows
 
-            bf16_for_many_rows(self.model, active_mode(self.model), bool(self.cfg["prefill_bf16"]))
+            bf16_for_many_rows(self.model, mode, bool(self.cfg["prefill_bf16"]))
         if self.device == "cuda" and self.cfg["moe_grouped"]:
             from .kernels.moe import install
 
