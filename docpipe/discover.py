@@ -127,9 +127,17 @@ def why_unreadable(path: Path, e: OSError) -> Skipped:
     return Skipped(path, f"cannot read: {e.strerror or e}", "unreadable")
 
 
-def iter_paths(paths: Iterable[Path]) -> Iterator[tuple[Path, bool] | Skipped]:
-    """(file, named_explicitly) for each regular file under the given paths, folders walked recursively in
-    sorted order, or a Skipped for what is not one.
+class Listed(NamedTuple):
+    """A file the listing found, to be described (read, hashed, sniffed) here or on a worker."""
+
+    path: Path  # a Path, or a RemotePath for an object in storage
+    explicit: bool  # named as such, not met inside a folder: kept even when it is not a document
+    size: int  # from the listing, to size batches of work; the described size is the one that counts
+
+
+def iter_paths(paths: Iterable[Path]) -> Iterator[Listed | Skipped]:
+    """A Listed for each regular file under the given paths, folders walked recursively in sorted order, or a
+    Skipped for what is not one.
 
     Symlinks are followed (the kernel resolves a chain once); a link back to a folder being walked is a loop and
     is skipped, so is a second way into a folder already walked. FIFOs, devices and sockets are never opened.
@@ -144,13 +152,13 @@ def iter_paths(paths: Iterable[Path]) -> Iterator[tuple[Path, bool] | Skipped]:
         if stat.S_ISDIR(st.st_mode):
             yield from _walk(Path(p), [(st.st_dev, st.st_ino)], set())
         elif stat.S_ISREG(st.st_mode):
-            yield Path(p), True
+            yield Listed(Path(p), True, st.st_size)
         else:
             yield Skipped(Path(p), f"not a regular file ({file_type(st.st_mode)}): never read", "not_a_file")
 
 
 def _walk(folder: Path, ancestors: list[tuple[int, int]], walked: set[tuple[int, int]]
-          ) -> Iterator[tuple[Path, bool] | Skipped]:
+          ) -> Iterator[Listed | Skipped]:
     walked.add(ancestors[-1])
     try:
         with os.scandir(folder) as it:
@@ -172,38 +180,48 @@ def _walk(folder: Path, ancestors: list[tuple[int, int]], walked: set[tuple[int,
             elif key not in walked:
                 yield from _walk(path, [*ancestors, key], walked)
         elif stat.S_ISREG(st.st_mode):
-            yield path, False
+            yield Listed(path, False, st.st_size)
         else:
             yield Skipped(path, f"not a regular file ({file_type(st.st_mode)}): never read", "not_a_file")
 
 
 def discover(paths: Iterable[Path]) -> Iterator[SourceFile | Skipped]:
     """SourceFile for each candidate document, or a Skipped (path, reason, status) for one that cannot be read;
-    URLs (s3://, gs://, az://) are listed in object storage by ``docpipe.remote``."""
-    from .remote import as_url, discover_remote
+    URLs (s3://, gs://, az://) are listed in object storage by ``docpipe.remote``.
+
+    The cheap part (``list_paths``) and the expensive one (``describe_listed``: every byte read and hashed) are
+    separate so that ``docpipe.ray_discover`` can run the second on a cluster with the same results.
+    """
+    for item in list_paths(paths):
+        if isinstance(item, Skipped):
+            yield item
+        elif (found := describe_listed(item)) is not None:
+            yield found
+
+
+def list_paths(paths: Iterable[Path]) -> Iterator[Listed | Skipped]:
+    """Every file under ``paths`` (folders walked, prefixes listed) without reading one, in discovery's order."""
+    from .remote import as_url, list_remote
 
     for p in paths:
         url = as_url(p)
-        yield from discover_remote(url) if url else _discover_local([p])
+        yield from list_remote(url) if url else iter_paths([p])
 
 
-def _discover_local(paths: Iterable[Path]) -> Iterator[SourceFile | Skipped]:
-    """SourceFile for each candidate document, or a Skipped (path, reason, status) for one that cannot be read.
+def describe_listed(item: Listed) -> SourceFile | Skipped | None:
+    """The SourceFile for a listed file, a Skipped when it cannot be read now, or None when it was met inside a
+    folder and is not a candidate: only files whose bytes look like a document or whose extension says it should
+    be one are (a broken .pdf is reported; notes and truth.jsonl are left alone). Never raises for a file."""
+    from .remote import RemotePath, describe_remote
 
-    A file met while walking a folder is only a candidate when its bytes look like a document or its
-    extension says it should be one; other files (notes, truth.jsonl) are left alone.
-    """
-    for item in iter_paths(paths):
-        if isinstance(item, Skipped):
-            yield item
-            continue
-        path, explicit = item
+    if isinstance(item.path, RemotePath):
+        found = describe_remote(item.path)
+    else:
         try:
-            src = describe(path)
+            found = describe(item.path)
         except OSError as e:
-            yield why_unreadable(path, e)
-            continue
-        if src.kind in ("unsupported", "empty") and not explicit:
-            if path.suffix.lower() not in DOCUMENT_EXTENSIONS:
-                continue
-        yield src
+            return why_unreadable(item.path, e)
+    if isinstance(found, SourceFile) and found.kind in ("unsupported", "empty") and not item.explicit \
+            and item.path.suffix.lower() not in DOCUMENT_EXTENSIONS:
+        return None
+    return found

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import Counter
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -115,8 +115,9 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
     if missing:  # a typo: say so before a database is made or an engine loaded
         raise InputError(f"no such file or folder: {', '.join(missing)}")
     kind, why = _choose(opts)
-    sources, unreadable = _collect(opts.paths)
-    if not sources and not unreadable:
+    waves = _waves(opts)
+    sources, unreadable, last = next(waves)
+    if not sources and not unreadable:  # a wave before the last one is never empty
         raise InputError(f"no files under {', '.join(str(p) for p in opts.paths)}: nothing to ingest")
     engine, why = _create(kind, why, opts)
     report = IngestReport(engine=kind, engine_reason=why, model=engine.model_name, schema=schema.name,
@@ -135,27 +136,29 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
                 "workers": opts.engine_options.workers, "model": opts.engine_options.model,
                 "concurrency": _concurrency(opts) if kind == "openai" else None, "gpus": opts.gpus,
                 "ray": opts.ray})
-        for path, reason, why in unreadable:
-            report.failures.append(Failure(path_text(path), why, reason))
-            report.counts[why] += 1
-        todo: list[SourceFile] = []
-        seen: set[str] = set()
-        skipped = copies = 0
-        for s in sources:
-            if s.sha256 in seen:
-                copies += 1  # identical bytes at another path: recorded in `files`, read once
-                continue
-            seen.add(s.sha256)
-            if s.sha256 in done:
-                skipped += 1
-                continue
-            todo.append(s)
-        report.counts[Status.SKIPPED.value] += skipped + copies
-        progress.planned(len(sources) + len(unreadable), len(todo), skipped, copies=copies)
+        plan = _Plan(done, report)
+        todo = plan.add(sources, unreadable)
+        if last:
+            plan.announce(progress)
+
+        def refill(pending: list[SourceFile]) -> bool:
+            """The next wave of discovery noted in the store and its new documents added to ``pending``; whether
+            more may come."""
+            nonlocal last
+            if last:
+                return False
+            sources, unreadable, last = next(waves)
+            with shared.session() as store:
+                store.note_skipped(unreadable)
+                store.note_files(sources)
+            pending.extend(plan.add(sources, unreadable))
+            if last:
+                plan.announce(progress)
+            return not last
 
         buffer: list[DocResult] = []
         breaker = Breaker(opts.break_after)
-        outputs = _shared_outputs(engine, shared, todo, schema, opts, progress)
+        outputs = _shared_outputs(engine, shared, todo, schema, opts, progress, None if last else refill)
         shared.start_heartbeat()
         try:
             for item in outputs:
@@ -180,6 +183,7 @@ def ingest(opts: IngestOptions, progress: Progress | None = None) -> IngestRepor
             report.interrupted = True
         finally:
             outputs.close()  # a stopped run's engine gives up its requests in flight now
+            waves.close()  # and discovery its tasks
             shared.stop_heartbeat()
             shared.commit(buffer, report.run_id)
             report.seconds = time.perf_counter() - t0
@@ -215,26 +219,46 @@ def _create(kind: str, why: str, opts: IngestOptions) -> tuple[engines_mod.Engin
 
 
 def _shared_outputs(engine: engines_mod.Engine, shared: SharedStore, todo: list[SourceFile], schema: SchemaInfo,
-                    opts: IngestOptions, progress: Progress) -> Generator[Outcome, None, None]:
+                    opts: IngestOptions, progress: Progress,
+                    refill: Callable[[list[SourceFile]], bool] | None = None) -> Generator[Outcome, None, None]:
     """Outputs for the documents this process claims, a chunk at a time; when every remaining document is claimed
-    by another live ingest, wait for it to finish them or for its claims to expire."""
+    by another live ingest, wait for it to finish them or for its claims to expire. With ``refill`` (discovery
+    still going on) the next wave of documents is fetched whenever the ones found so far are all claimed."""
     pending = list(todo)
+    more = refill is not None
     chunk = max(8, 2 * opts.engine_options.workers, int(_concurrency(opts) or 0))
     told = False
-    while pending:
+
+    def fed() -> Iterator[SourceFile]:
+        nonlocal more
+        while True:
+            yield from shared.claimed(pending, chunk)
+            if not more or refill is None:
+                return
+            more = refill(pending)
+
+    while pending or more:
+        if refill is not None and more and not pending:
+            more = refill(pending)
+            continue
         first = shared.claim(pending, chunk)
         if not first.claimed:
+            if refill is not None and more:  # the ones found so far are held elsewhere: look at the next ones
+                more = refill(pending)
+                continue
             if pending:
                 if not told:
                     getattr(progress, "waiting", lambda n: None)(first.held_elsewhere)
                     told = True
                 time.sleep(CLAIM_POLL_SECONDS)
             continue
-        outputs = _outputs(engine, itertools.chain(first.claimed, shared.claimed(pending, chunk)), schema, opts)
+        outputs = _outputs(engine, itertools.chain(first.claimed, fed()), schema, opts)
         try:
             yield from outputs
         finally:
             outputs.close()
+
+
 def _create_engine(kind: str, opts: IngestOptions) -> engines_mod.Engine:
     """The engine in this process, or with ``gpus`` one copy per GPU in processes of their own."""
     if opts.gpus:
@@ -244,15 +268,82 @@ def _create_engine(kind: str, opts: IngestOptions) -> engines_mod.Engine:
     return engines_mod.create(kind, opts.engine_options)
 
 
-def _collect(paths: list[Path]) -> tuple[list[SourceFile], list[Skipped]]:
+#: With --ray, discovery's results are taken in waves of this many items (doubling up to MAX_WAVE), so the first
+#: documents are claimed and sent to the engine while the rest are still being listed and hashed.
+FIRST_WAVE = 16
+MAX_WAVE = 4096
+
+
+def _waves(opts: IngestOptions) -> Generator[tuple[list[SourceFile], list[Skipped], bool], None, None]:
+    """What discovery found, as (sources, skipped, last) waves: all at once in this process, or with --ray read
+    and hashed on the cluster (``docpipe.ray_discover``) and taken as it streams in."""
+    if not opts.ray:
+        yield *_collect(discover(opts.paths)), True
+        return
+    from .ray_discover import discover_on_ray
+    from .ray_engine import connect
+
+    connect(opts.ray)
+    size = FIRST_WAVE
+    wave: list[SourceFile | Skipped] = []
+    for item in discover_on_ray(opts.paths):
+        wave.append(item)
+        if len(wave) >= size:
+            yield *_collect(wave), False
+            wave, size = [], min(2 * size, MAX_WAVE)
+    yield *_collect(wave), True
+
+
+def _collect(items: Iterable[SourceFile | Skipped]) -> tuple[list[SourceFile], list[Skipped]]:
     sources: list[SourceFile] = []
     unreadable: list[Skipped] = []
-    for item in discover(paths):
+    for item in items:
         if isinstance(item, SourceFile):
             sources.append(item)
         else:
             unreadable.append(item)
     return sources, unreadable
+
+
+@dataclass
+class _Plan:
+    """Discovery's results as they come, wave after wave: what to do, what is already done or a copy, what was
+    skipped (counted and reported), with running totals for the progress line."""
+
+    done: set[str]
+    report: IngestReport
+    seen: set[str] = field(default_factory=set)
+    files: int = 0
+    todo: int = 0
+    skipped: int = 0
+    copies: int = 0
+
+    def add(self, sources: list[SourceFile], unreadable: list[Skipped]) -> list[SourceFile]:
+        """The documents of one wave still to do."""
+        for path, reason, why in unreadable:
+            self.report.failures.append(Failure(path_text(path), why, reason))
+            self.report.counts[why] += 1
+        todo: list[SourceFile] = []
+        skipped = copies = 0
+        for s in sources:
+            if s.sha256 in self.seen:
+                copies += 1  # identical bytes at another path: recorded in `files`, read once
+                continue
+            self.seen.add(s.sha256)
+            if s.sha256 in self.done:
+                skipped += 1
+                continue
+            todo.append(s)
+        self.report.counts[Status.SKIPPED.value] += skipped + copies
+        self.files += len(sources) + len(unreadable)
+        self.todo += len(todo)
+        self.skipped += skipped
+        self.copies += copies
+        return todo
+
+    def announce(self, progress: Progress) -> None:
+        """The totals, once discovery is over (with --ray, documents may be done before)."""
+        progress.planned(self.files, self.todo, self.skipped, copies=self.copies)
 
 
 def _outputs(engine: engines_mod.Engine, todo: Iterable[SourceFile], schema: SchemaInfo,

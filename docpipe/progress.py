@@ -27,6 +27,7 @@ class RichProgress:
         self._progress: Any = None
         self._task: Any = None
         self.pages = 0
+        self.documents = 0  # done so far: with --ray, documents may be done before discovery has finished
 
     def __enter__(self) -> RichProgress:
         import logging
@@ -73,7 +74,8 @@ class RichProgress:
             TextColumn("{task.fields[pages]} pages, {task.fields[rate]}"), TimeElapsedColumn(),
             TextColumn("ETA"), TimeRemainingColumn(), console=self.console, transient=False)
         self._progress.start()
-        self._task = self._progress.add_task("documents", total=todo, pages=0, rate="- pages/s")
+        self._task = self._progress.add_task("documents", total=todo, completed=self.documents, pages=self.pages,
+                                             rate="- pages/s")
 
     def waiting(self, held: int) -> None:
         """Every remaining document is claimed by another ingest on this database: say so once."""
@@ -82,6 +84,7 @@ class RichProgress:
 
     def document_done(self, result: DocResult) -> None:
         self.pages += len(result.output.pages)
+        self.documents += 1
         if result.status not in (Status.OK,):
             self.printed.add(path_text(result.source.path))
             line = not_ok_line(path_text(result.source.path), result.status.value, result.reason)

@@ -1,8 +1,9 @@
 """Any engine on a Ray cluster: a pool of engine actors fed by the driver, results streamed back to its writer.
 
-``docpipe ingest ... --ray ADDRESS`` keeps discovery, claims and the DuckDB writer in the driver (one writer,
-so the store stays consistent) and runs the engine's work in actors on the cluster, each result validated and its
-values grounded (evidence) in the actor, so the driver only lands rows:
+``docpipe ingest ... --ray ADDRESS`` keeps the listing, claims and the DuckDB writer in the driver (one writer,
+so the store stays consistent), reads and hashes the files in tasks (``docpipe.ray_discover``) and runs the
+engine's work in actors on the cluster, each result validated and its values grounded (evidence) in the actor, so
+the driver only lands rows:
 
 - offline: one CPU actor per cluster CPU (``num_cpus=1``), one document per call, two calls queued per actor;
 - openai: client actors (``num_cpus=0.25``) each keeping ``--concurrency`` requests in flight against the

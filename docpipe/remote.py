@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .discover import DOCUMENT_EXTENSIONS, Skipped, hash_stream, sniff
+from .discover import Listed, Skipped, hash_stream, sniff
 from .models import SourceFile
 
 _URL = re.compile(r"^([a-z][a-z0-9+.-]+):/+(.*)$")
@@ -43,7 +43,7 @@ def as_url(p: str | Path) -> str | None:
         return None
     try:
         from fsspec.registry import known_implementations
-    except ImportError:  # discover_remote says what to install
+    except ImportError:  # list_remote says what to install
         known_implementations = _COMMON
     if m.group(1) not in known_implementations:
         return None
@@ -59,9 +59,9 @@ def _reason(e: BaseException) -> str:
     return text[:300]
 
 
-def discover_remote(url: str) -> Iterator[SourceFile | Skipped]:
-    """SourceFile for each object under ``url`` (a prefix is walked in sorted order, hidden names skipped), or
-    a Skipped for one that cannot be listed or read; same candidate rules as local folders."""
+def list_remote(url: str) -> Iterator[Listed | Skipped]:
+    """A Listed for each object under ``url`` (a prefix is walked in sorted order, hidden names skipped), or a
+    Skipped when it cannot be listed; nothing is read (``describe_remote`` does that)."""
     protocol = url.partition("://")[0]
     try:
         import fsspec
@@ -77,28 +77,33 @@ def discover_remote(url: str) -> Iterator[SourceFile | Skipped]:
     try:
         info = fs.info(root)
         explicit = info.get("type") != "directory"
-        names = [root] if explicit else sorted(fs.find(root))
+        found = {root: info} if explicit else fs.find(root, detail=True)
     except FileNotFoundError:
         yield Skipped(RemotePath(url), "no such object or prefix", "missing")
         return
     except Exception as e:  # missing bucket, no credentials, unreachable endpoint: one line, not a traceback
         yield Skipped(RemotePath(url), f"cannot list: {_reason(e)}")
         return
-    for name in names:
+    for name in sorted(found):
         rel = name[len(root):] if name.startswith(root) else name
         if any(part.startswith(".") for part in rel.split("/") if part):
             continue
-        path = RemotePath(f"{protocol}://{name}")
-        try:
-            with fs.open(name, "rb") as f:
-                sha, size, head = hash_stream(f)
-        except Exception as e:
-            yield Skipped(path, f"cannot read: {_reason(e)}")
-            continue
-        kind, mime = sniff(head)
-        if kind in ("unsupported", "empty") and not explicit and path.suffix.lower() not in DOCUMENT_EXTENSIONS:
-            continue
-        yield SourceFile(path=path, sha256=sha, size=size, kind=kind, mime=mime)  # type: ignore[arg-type]
+        yield Listed(RemotePath(f"{protocol}://{name}"), explicit,  # type: ignore[arg-type]
+                     int(found[name].get("size") or 0))
+
+
+def describe_remote(path: RemotePath) -> SourceFile | Skipped:
+    """The SourceFile for one object, its bytes streamed once to hash them, or a Skipped when it cannot be read."""
+    try:
+        import fsspec
+
+        fs, name = fsspec.core.url_to_fs(str(path))  # the listing's own filesystem: fsspec caches instances
+        with fs.open(name, "rb") as f:
+            sha, size, head = hash_stream(f)
+    except Exception as e:
+        return Skipped(path, f"cannot read: {_reason(e)}")  # type: ignore[arg-type]
+    kind, mime = sniff(head)
+    return SourceFile(path=path, sha256=sha, size=size, kind=kind, mime=mime)  # type: ignore[arg-type]
 
 
 def open_remote(path: Any) -> Any:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import INVOICE_TEXT, make_pdf, make_scan
 
+from docpipe.discover import discover
 from docpipe.engines import EngineOptions
 from docpipe.pipeline import IngestOptions, ingest
 from docpipe.store import Store
@@ -43,6 +44,37 @@ def docs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tuple]]:
     db = d.parent / "plain.duckdb"
     ingest(IngestOptions(paths=[d], db=db, engine="offline", engine_options=EngineOptions(workers=1)))
     return d, _rows(db)
+
+
+def test_discovery_on_the_cluster_gives_what_discover_gives(cluster: None, tmp_path: Path,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    from docpipe.ray_discover import discover_on_ray
+
+    d = tmp_path / "mixed"
+    (d / "sub").mkdir(parents=True)
+    for i in range(12):
+        make_pdf(d / "sub" / f"inv{i:02d}.pdf", [f"invoice {i}"])
+    make_scan(d / "scan.png", "a scan", dpi=50)
+    (d / "copy.pdf").write_bytes((d / "sub" / "inv03.pdf").read_bytes())
+    (d / "empty.pdf").write_bytes(b"")
+    (d / "notes.txt").write_text("not a document, left out")
+    (d / "dangling.pdf").symlink_to(d / "gone.pdf")
+    (d / "locked.pdf").write_bytes(b"%PDF-1.7 locked")
+    (d / "locked.pdf").chmod(0)
+    (d / "eio.pdf").symlink_to("/proc/self/mem")  # a regular file whose first read fails, even for root
+    paths = [d, tmp_path / "missing.pdf", d / "notes.txt"]
+    expected = list(discover(paths))
+    for files in (1, 5, 64):  # one file per task, uneven tasks, all in one
+        assert list(discover_on_ray(paths, files=files, inflight=2)) == expected
+    by_name = {Path(x.path).name: x for x in expected}
+    assert "notes.txt" in by_name and by_name["notes.txt"].kind == "unsupported"  # named: kept; in the folder: not
+    assert [Path(x.path).name for x in expected].count("notes.txt") == 1
+    assert by_name["dangling.pdf"].status == "dangling_link" and by_name["missing.pdf"].status == "missing"
+    assert by_name["eio.pdf"].status == "unreadable" and by_name["empty.pdf"].kind == "empty"
+    assert by_name["copy.pdf"].sha256 == by_name["inv03.pdf"].sha256
+    assert "discovery task failed" not in caplog.text  # read on the workers, not in the driver
+    if not os.access(d / "locked.pdf", os.R_OK):  # root reads through file modes
+        assert by_name["locked.pdf"].status == "unreadable"
 
 
 def _rows(db: Path) -> list[tuple]:
@@ -76,6 +108,31 @@ def test_same_rows_as_a_plain_ingest(cluster: None, docs: tuple[Path, list], tmp
     assert _rows(db) == expected
     assert _evidence(db) == _evidence(folder.parent / "plain.duckdb")  # grounded in the actors, as in one process
     assert report.counts["ok"] == 13 and report.counts["failed"] == 1 and report.counts["empty"] == 1
+
+
+def test_documents_are_sent_while_discovery_streams_in(cluster: None, docs: tuple[Path, list], tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import docpipe.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "FIRST_WAVE", 2)  # waves of 2, 4, 8, 1: the 15 files arrive in four
+    folder, expected = docs
+    events: list[tuple] = []
+
+    class Record:
+        def engine_chosen(self, *a: object) -> None: ...
+        def planned(self, *a: object, **k: object) -> None:
+            events.append(("planned", *a, k.get("copies")))
+        def document_done(self, result: object) -> None:
+            events.append(("done",))
+
+    db = tmp_path / "waves.duckdb"
+    report = ingest(IngestOptions(paths=[folder], db=db, engine="offline", ray="auto"), Record())
+    assert _rows(db) == expected and _evidence(db) == _evidence(folder.parent / "plain.duckdb")
+    assert report.counts["ok"] == 13 and report.counts["failed"] == 1 and report.counts["empty"] == 1
+    assert events[0] == ("done",)  # the first document finished before discovery had
+    assert [e for e in events if e[0] == "planned"] == [("planned", 15, 15, 0, 0)]
+    again = ingest(IngestOptions(paths=[folder, folder / "inv03.pdf"], db=db, engine="offline", ray="auto"))
+    assert again.counts["skipped"] == 15 and again.counts["failed"] == 1  # 14 done, inv03.pdf named twice
 
 
 def test_a_killed_worker_has_its_documents_redone_elsewhere(cluster: None, docs: tuple[Path, list],

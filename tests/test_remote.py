@@ -117,3 +117,24 @@ def test_unreachable_bucket_or_key_is_one_line_naming_it(s3: dict[str, str], tmp
     r = _ingest("s3://no-such-bucket/x", tmp_path / "db.duckdb", s3)
     assert r.returncode == 1
     assert "s3://no-such-bucket/x" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_discovery_on_a_ray_cluster_matches_discover(s3: dict[str, str], local_docs: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    ray = pytest.importorskip("ray")
+    from docpipe.discover import discover
+    from docpipe.ray_discover import discover_on_ray
+
+    _upload(s3, local_docs, "s3://inbox/ray")
+    paths = ["s3://inbox/ray", "s3://inbox/ray/notes.txt", "s3://inbox/no-such-prefix", "s3://no-such-bucket/x"]
+    expected = list(discover(paths))
+    assert [str(x.path).removeprefix("s3://inbox/") for x in expected] == [
+        "ray/broken.pdf", "ray/empty.pdf", "ray/invoice.pdf", "ray/sub/scan.png", "ray/sub/two.pdf",
+        "ray/notes.txt", "no-such-prefix", "s3://no-such-bucket/x"]
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": s3})
+    try:
+        for files in (1, 3):
+            assert list(discover_on_ray(paths, files=files, inflight=2)) == expected
+        assert "discovery task failed" not in caplog.text  # read on the workers, not in the driver
+    finally:
+        ray.shutdown()
