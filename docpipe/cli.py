@@ -142,8 +142,9 @@ def ingest(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the files that are not ok, one line "
                                         "each, and errors.")] = False,
     quantize: Annotated[str | None, typer.Option("--quantize", help="Gemma weights: none (bf16), fp8, int8, "
-                                                    "int4, or auto (bf16 where it fits the GPU, else the most "
-                                                    "precise mode that does) [default: auto].")] = None,
+                                                    "int4, or auto (bf16 where its weights take at most half "
+                                                    "the GPU, else fp8, else the most precise mode that fits) "
+                                                    "[default: auto].")] = None,
     set_: Annotated[list[str] | None, SET_OPT] = None,
     ray: Annotated[str | None, typer.Option("--ray", help="Run the engine as actors on a Ray cluster: auto, "
                                                "ray://HOST:10001, or local[:CPUS] to start one here "

@@ -188,10 +188,16 @@ def test_ingest_with_int8_weights_stores_schema_valid_rows(monkeypatch, tmp_path
     choose_model.cache_clear()
 
 
-def test_auto_takes_bf16_where_it_fits_else_the_most_precise_mode_that_does():
+def test_auto_takes_bf16_with_room_for_rows_else_fp8_else_the_most_precise_mode_that_fits():
     p26, p31 = q.KNOWN["google/gemma-4-26B-A4B-it"], q.KNOWN["google/gemma-4-31B-it"]
     e4b = q.KNOWN["google/gemma-4-E4B-it"]
     assert q.auto_mode(p26, 141 * GiB, (9, 0)) == "none"  # an H200
+    assert q.auto_mode(p31, 141 * GiB, (9, 0)) == "none"
+    # an 80 GB H100: bf16 fits, but fp8 holds ~3x the rows and ran faster for the two big models
+    assert q.auto_mode(p26, 80 * GiB, (9, 0)) == "fp8"
+    assert q.auto_mode(p31, 80 * GiB, (9, 0)) == "fp8"
+    assert q.auto_mode(e4b, 80 * GiB, (9, 0)) == "none"
+    assert q.auto_mode(p26, 80 * GiB, (8, 0)) == "none"  # an A100: no fp8 matmuls, so bf16 while it fits
     assert q.auto_mode(p31, 48 * GiB, (8, 9)) == "fp8"  # an L40S
     assert q.auto_mode(p31, 48 * GiB, (8, 6)) == "int8"  # an A40: no fp8 matmuls
     assert q.auto_mode(p26, 24 * GiB, (8, 9)) == "int4"  # an RTX 4090

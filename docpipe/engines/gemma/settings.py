@@ -69,7 +69,8 @@ class GemmaSettings(BaseModel):
                                 "rasterizing thread.")
     moe_grouped: bool = Field(True, description="Grouped-GEMM experts forward on CUDA for mixture-of-experts models.")
     quantize: str = Field("auto", description="Weights at load time: none (bf16), fp8, int8, int4, or auto (bf16 "
-                          "where it fits the GPU, else the most precise mode that does; quantize.py).")
+                          "where its weights take at most half the GPU, else fp8 where the GPU has fp8 matmuls, else "
+                          "the most precise mode that fits; quantize.py).")
     prefill_bf16: bool = Field(True, description="fp8 and int8 weights: prefills multiply by each layer's weight "
                                "turned back into bf16 (a layer at a time), decode steps keep the quantized kernels; "
                                "false: the quantized kernels for both.")
