@@ -205,7 +205,12 @@ def test_auto_takes_bf16_with_room_for_rows_else_fp8_else_the_most_precise_mode_
     assert q.auto_mode(e4b, 12 * GiB, (8, 6)) == "int4"
     assert q.auto_mode(p26, None) == "none"  # no GPU
     table = {(m, mode): v for m, mode, v in q.fits_table(24 * GiB, (8, 9))}
-    assert table["gemma-4-26B-A4B-it", "int4"].endswith("fits")
+    assert table["gemma-4-26B-A4B-it", "int4"] == "14.6 GiB: fits (auto)"
+    assert table["gemma-4-E4B-it", "none"] == "14.8 GiB: fits"
+    assert table["gemma-4-E4B-it", "fp8"] == "8.5 GiB: fits (auto)"  # bf16 would fill 62% of the card
+    h100 = {(m, mode): v for m, mode, v in q.fits_table(80 * GiB, (9, 0))}
+    assert h100["gemma-4-26B-A4B-it", "fp8"].endswith("fits (auto)")
+    assert h100["gemma-4-26B-A4B-it", "none"].endswith("fits")
     assert "needs" in table["gemma-4-31B-it", "fp8"]
     cpu = {(m, mode): v for m, mode, v in q.fits_table(None, None)}
     assert cpu["gemma-4-E2B-it", "fp8"].endswith("needs a GPU")

@@ -193,9 +193,11 @@ def card() -> tuple[float | None, tuple[int, int] | None]:
 
 
 def fits_table(gpu_bytes: float | None, capability: tuple[int, int] | None) -> list[tuple[str, str, str]]:
-    """(model, mode, "GiB: fits" or why not) for the four checkpoints, for ``docpipe engines``."""
+    """(model, mode, "GiB: fits" or why not) for the four checkpoints, for ``docpipe engines``; the mode
+    ``--quantize auto`` takes here is marked "auto"."""
     rows = []
     for mid, p in KNOWN.items():
+        chosen = auto_mode(p, gpu_bytes, capability)
         for mode in MODES:
             gib = p.bytes(mode) / 2**30
             need = p.bytes(mode) + HEADROOM
@@ -205,6 +207,8 @@ def fits_table(gpu_bytes: float | None, capability: tuple[int, int] | None) -> l
                 verdict = "not on this GPU"
             else:
                 verdict = "fits" if need <= gpu_bytes else f"needs {need / 2**30:.0f} GiB"
+            if mode == chosen and not verdict.startswith("needs"):
+                verdict += " (auto)"
             rows.append((mid.split("/", 1)[1], mode, f"{gib:.1f} GiB: {verdict}"))
     return rows
 
