@@ -317,14 +317,15 @@ def test_batches_are_planned_for_the_answer_segment_not_the_whole_budget(tokeniz
     import torch
 
     from docpipe.engines.gemma.engine import GemmaEngine
-    from docpipe.engines.gemma.kernels.memory import RESERVE
+    from docpipe.engines.gemma.kernels.memory import reserve_bytes
 
     model, proc = build_model(tokenizer, "dense"), build_processor(tokenizer)
+    free = reserve_bytes(model, 70, 16) + 64 * 2**20
 
     def planned(segment: int | None) -> int:
         extra = {"max_new_tokens": 2048, "answer_segment": segment}
         eng = GemmaEngine.from_loaded(model, proc, EngineOptions(image_tokens=70, extra=extra))
-        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: (RESERVE + 64 * 2**20, 80 * 2**30))
+        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: (free, 80 * 2**30))
         monkeypatch.setattr(torch.cuda, "memory_reserved", lambda *a: 0)
         monkeypatch.setattr(torch.cuda, "memory_allocated", lambda *a: 0)
         monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)

@@ -322,8 +322,8 @@ def test_engine_asks_for_expandable_segments_unless_the_user_set_the_allocator(m
 
 
 def test_planner_gives_a_dense_model_smaller_prefill_chunks_when_memory_binds(tokenizer):
-    """A dense model short of memory prefills fewer rows at once (never under ~8k tokens a forward) so that more
-    rows' caches fit; a MoE model keeps its 16-row forwards; a prefill_rows setting is kept as it is."""
+    """A dense model short of memory prefills fewer rows at once (not under ~8k tokens a forward while 16 rows fit)
+    so that more rows' caches fit; a MoE model keeps its 16-row forwards; a prefill_rows setting is kept as it is."""
     from docpipe.engines.gemma.kernels.memory import DENSE_PREFILL_TOKENS, MAX_ROWS, RESERVE, GiB, plan, rows_that_fit
 
     dense, moe = build_model(tokenizer, "dense"), build_model(tokenizer, "moe")
@@ -336,6 +336,32 @@ def test_planner_gives_a_dense_model_smaller_prefill_chunks_when_memory_binds(to
     assert plan(moe, free, prompt, 200, None)[1] == 16
     assert plan(dense, 10_000 * GiB, prompt, 200, None) == (MAX_ROWS, 16)  # nothing binds: the biggest forwards
     assert plan(dense, free, prompt, 200, 4) == (rows_that_fit(dense, free, prompt, 200, 4), 4)
+
+
+def test_planner_on_a_small_card_reserves_for_the_vision_batch_and_prefills_a_row_at_a_time(tokenizer):
+    """A small card (an E model on 8-12 GB: a few hundred MB beside the weights): the reserve is what the model's
+    vision tower needs for its batch plus a fixed part, not 3 GiB for every model, and a dense model that fits fewer
+    than 16 rows even at ~8k-token prefill forwards prefills down to one row at a time, so more rows' caches fit."""
+    from docpipe.engines.gemma.kernels.memory import (
+        DENSE_PREFILL_TOKENS,
+        RESERVE,
+        RESERVE_FIXED,
+        GiB,
+        plan,
+        reserve_bytes,
+        rows_that_fit,
+    )
+
+    dense = build_model(tokenizer, "dense")
+    prompt = 1000
+    fewest = -(-DENSE_PREFILL_TOKENS // prompt)
+    assert reserve_bytes(dense, 0, 16) == RESERVE  # image tokens not known: the old fixed reserve
+    assert RESERVE_FIXED < reserve_bytes(dense, 70, 1) < reserve_bytes(dense, 70, 16) <= RESERVE
+    free = RESERVE_FIXED + 0.03 * GiB
+    assert plan(dense, free, prompt, 200, None)[0] == 1  # a fixed 3 GiB: one row, and only because never 0
+    rows, chunk = plan(dense, free, prompt, 200, None, image_tokens=70)
+    assert chunk < fewest and rows > rows_that_fit(dense, free, prompt, 200, fewest, image_tokens=70) > 1
+    assert rows == rows_that_fit(dense, free, prompt, 200, chunk, image_tokens=70)
 
 
 def _sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):

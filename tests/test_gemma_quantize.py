@@ -258,7 +258,8 @@ def test_many_rows_multiply_by_the_weights_in_bf16_and_a_decode_step_by_the_quan
     turned: list[tuple] = []
     real = quantized.dequantize_weight
     monkeypatch.setattr(quantized, "dequantize_weight", lambda w, dtype: turned.append(w.shape) or real(w, dtype))
-    monkeypatch.setattr(quantized, "BF16_FROM_ROWS", {"linear": 64, "experts": 64 * 2})  # the tiny model's top-2
+    # int8 stands in for fp8 (no fp8 on a CPU): its Linears given fp8's rule
+    monkeypatch.setattr(quantized, "BF16_FROM_ROWS", {"linear": 64, "experts": 64 * 2, "int8_linear": 64})
     set_ = quantized.bf16_for_many_rows(model, "int8", on=False)
     assert set_ == sum(1 for n, m in lm.named_modules() if q.quantizable(n, m)) + (2 if variant == "moe" else 0)
     ids = torch.randint(10, len(tokenizer), (2, 48))  # 96 rows: many
@@ -275,3 +276,24 @@ def test_many_rows_multiply_by_the_weights_in_bf16_and_a_decode_step_by_the_quan
     if variant == "moe":  # the experts took the grouped bf16 GEMM on their stored weights for the 96 rows
         experts = next(m for m in lm.modules() if type(m).__name__ == "Gemma4TextExperts")
         assert experts._docpipe_bf16_from == 128
+
+
+def test_int8_linears_multiply_by_their_weight_in_bf16_at_every_size(tokenizer):
+    """int8 decode steps too go through the weight turned back into bf16 (torchao's own int8 matmul was 10x slower
+    than bf16 on a GPU), and compute what torchao's kernel computes."""
+    import torch
+
+    from docpipe.engines.gemma.kernels import quantized
+
+    model = build_model(tokenizer, "dense")
+    q.quantize_model(model, "int8")
+    linear = next(m for n, m in model.model.language_model.named_modules() if q.quantizable(n, m))
+    assert linear._docpipe_bf16_from == 1
+    x = torch.randn(3, linear.in_features, dtype=linear.weight.dtype)  # three rows: a decode step
+    w = quantized.dequantize_weight(linear.weight, x.dtype)
+    assert w.dtype == x.dtype and w.shape == (linear.out_features, linear.in_features)
+    with torch.no_grad():
+        got = linear(x)
+        quantized.bf16_for_many_rows(model, "int8", on=False)
+        ref = linear(x)  # torchao's int8 kernel
+    assert _cosine(got.float(), ref.float()) > 0.9999

@@ -208,7 +208,8 @@ class GemmaBackend:
         free = usable_bytes(self.input_device)
         slack = SLACK_EXPANDABLE if expandable_segments(self.input_device) else SLACK
         return plan(self.model, free, self.planned_prompt(), self.answer_cap(int(self.cfg["max_new_tokens"])),
-                    None if rows is None else int(rows), slack)
+                    None if rows is None else int(rows), slack, self.options.image_tokens,
+                    int(self.cfg["vision_chunk"]) or 16)
 
     def answer_cap(self, budget: int) -> int:
         """New tokens one batch decodes for a request with ``budget`` left: at most answer_segment, plus the thought

@@ -18,9 +18,27 @@ GiB = 2**30
 #: a page; docs/history/benchmarks-2026-11.md, eighth round)
 MAX_ROWS = 256
 #: memory kept free beside the caches and a prefill chunk's activations (the vision tower's batch, CUDA graphs,
-#: cuBLAS workspaces, logits). 5 GiB until the first prefill chunk's own cache was found alive beside the batch's
-#: (gemma_generate's _prefill now frees it layer by layer; 4 GiB at 31B's peak, measured)
+#: cuBLAS workspaces, logits), at most: 5 GiB until the first prefill chunk's own cache was found alive beside the
+#: batch's (gemma_generate's _prefill now frees it layer by layer; 4 GiB at 31B's peak, measured)
 RESERVE = 3 * GiB
+#: of RESERVE, what does not grow with the vision tower's batch (CUDA graphs, cuBLAS workspaces). Why not all 3 GiB
+#: for every model: on a 12 GB card E4B's fp8 weights leave 2.6 GiB, and a fixed 3 GiB planned one row where the
+#: process peaked 0.3 GiB over its weights
+RESERVE_FIXED = GiB
+#: live activations of the vision tower, in vectors of its width per patch (calibrated so that 26B-A4B's and 31B's
+#: tower at 16 pages of 1120 tokens gives RESERVE)
+VISION_LIVE_VECTORS = 8
+
+
+def reserve_bytes(model: Any, image_tokens: int, pages: int) -> float:
+    """``RESERVE`` scaled to the model: the fixed part plus the vision tower's activations for ``pages`` pages at
+    ``image_tokens`` (each a pooled kernel of patches), never more than ``RESERVE``."""
+    vc = getattr(model.config, "vision_config", None)
+    if vc is None or image_tokens <= 0:
+        return float(RESERVE)
+    patches = image_tokens * int(getattr(vc, "pooling_kernel_size", 1) or 1) ** 2
+    vision = pages * patches * int(vc.hidden_size) * 2 * VISION_LIVE_VECTORS
+    return float(min(RESERVE, RESERVE_FIXED + vision))
 #: rows per prefill forward of a mixture-of-experts model: the experts' grouped GEMMs see only top_k / num_experts of
 #: a forward's tokens each, so they need big forwards (26B-A4B measured at 16 rows of 1,750 tokens)
 MOE_PREFILL_ROWS = 16
@@ -138,30 +156,41 @@ def expandable_segments(device: Any) -> bool:
 
 
 def rows_that_fit(model: Any, free_bytes: float, prompt: int, new_tokens: int, prefill_rows: int,
-                  slack: float = SLACK) -> int:
+                  slack: float = SLACK, image_tokens: int = 0, vision_pages: int = 16) -> int:
     """Requests of ``prompt`` + ``new_tokens`` tokens whose caches fit in ``free_bytes`` beside a prefill of
-    ``prefill_rows`` requests (0: all; fewer when fewer fit) and a fixed ``RESERVE`` (CUDA graphs, logits, the vision
-    tower, cuBLAS workspaces), with the allocator's ``slack`` on the caches (SLACK or SLACK_EXPANDABLE)."""
+    ``prefill_rows`` requests (0: all; fewer when fewer fit) and a reserve (CUDA graphs, logits, the vision tower's
+    batch of up to ``vision_pages`` pages of ``image_tokens``, cuBLAS workspaces; ``RESERVE`` when ``image_tokens``
+    is 0), with the allocator's ``slack`` on the caches (SLACK or SLACK_EXPANDABLE)."""
     per_row = slack * kv_bytes_per_row(model, prompt + new_tokens) + 262_144 * 4  # + a row of float32 logits
     act = prefill_bytes_per_row(model, prompt)
     chunk = prefill_rows if prefill_rows > 0 else MAX_ROWS  # 0: the whole batch in one prefill forward
-    rows = int((free_bytes - RESERVE - chunk * act) // per_row)
-    if rows < chunk:  # then the prefill holds only those rows at once
-        rows = int((free_bytes - RESERVE) // (per_row + act))
-    return max(1, min(MAX_ROWS, rows))
+
+    def need(rows: int) -> float:
+        return (reserve_bytes(model, image_tokens, min(rows, vision_pages)) + min(rows, chunk) * act
+                + rows * per_row)
+
+    return max([1, *(r for r in range(1, MAX_ROWS + 1) if need(r) <= free_bytes)])
 
 
 def plan(model: Any, free_bytes: float, prompt: int, new_tokens: int, prefill_rows: int | None,
-         slack: float = SLACK) -> tuple[int, int]:
+         slack: float = SLACK, image_tokens: int = 0, vision_pages: int = 16) -> tuple[int, int]:
     """(requests per batch, rows per prefill forward). ``prefill_rows`` None chooses it: MoE models keep
     ``MOE_PREFILL_ROWS``; a dense model whose caches do not all fit takes the prefill chunk, down to
-    ``DENSE_PREFILL_TOKENS`` tokens, that lets the most rows fit."""
+    ``DENSE_PREFILL_TOKENS`` tokens, that lets the most rows fit, and down to one row where even then fewer than
+    ``MOE_PREFILL_ROWS`` rows fit (a small card: each row's prefill activations cost several rows of cache)."""
     if prefill_rows is not None:
-        return rows_that_fit(model, free_bytes, prompt, new_tokens, prefill_rows, slack), prefill_rows
+        return rows_that_fit(model, free_bytes, prompt, new_tokens, prefill_rows, slack, image_tokens,
+                             vision_pages), prefill_rows
     if getattr(model.config.get_text_config(), "enable_moe_block", False):
         chunks = [MOE_PREFILL_ROWS]
     else:
         fewest = min(MOE_PREFILL_ROWS, max(1, -(-DENSE_PREFILL_TOKENS // max(1, prompt))))
         chunks = list(range(MOE_PREFILL_ROWS, fewest - 1, -1))
-    # ties: the bigger chunk
-    return max((rows_that_fit(model, free_bytes, prompt, new_tokens, c, slack), c) for c in chunks)
+    def best(chunks: list[int]) -> tuple[int, int]:  # ties: the bigger chunk
+        return max((rows_that_fit(model, free_bytes, prompt, new_tokens, c, slack, image_tokens, vision_pages), c)
+                   for c in chunks)
+
+    rows, chunk = best(chunks)
+    if rows < MOE_PREFILL_ROWS and len(chunks) > 1 and chunks[-1] > 1:
+        rows, chunk = best(list(range(chunks[-1], 0, -1)))
+    return rows, chunk

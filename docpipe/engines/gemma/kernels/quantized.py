@@ -9,8 +9,8 @@ Many rows (a prefill): fp8 and int8 layers, torchao's Linear layers and the expe
 turned back into bf16, one layer at a time (``BF16_FROM_ROWS``). Why: a prefill's GEMMs are bound by arithmetic, not by
 reading the weight, so fp8 saves little there, while quantizing every activation row first (torchao's and the
 experts' per-row scales, separate kernels over tens of thousands of rows a layer) cost more than it saved
-(docs/performance.md). A decode step (a few hundred rows) keeps the quantized kernels, which halve the bytes it
-reads.
+(docs/performance.md). A decode step (a few hundred rows) keeps fp8's kernels, which halve the bytes it reads;
+int8 Linears take the bf16 path at every size (``BF16_FROM_ROWS``).
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ log = logging.getLogger(__name__)
 
 FP8_MAX = 448.0  # largest float8_e4m3fn
 #: activation rows from which a quantized Linear (tokens) or experts module (routed rows: tokens x top-k) multiplies by
-#: its weight in bf16; a decode step has at most a few hundred tokens (256 rows x 8 experts = 2,048 routed rows)
-BF16_FROM_ROWS = {"linear": 1024, "experts": 4096}
+#: its weight in bf16; a decode step has at most a few hundred tokens (256 rows x 8 experts = 2,048 routed rows).
+#: int8 Linears from the first row: torchao's int8 weight-only matmul made E4B's decode step 10x slower than bf16's
+#: (H100), while one fused cast to bf16 and cuBLAS read 5 bytes a weight instead of bf16's 2
+BF16_FROM_ROWS = {"linear": 1024, "experts": 4096, "int8_linear": 1}
 
 
 def _dequant_rows(q: Any, s: Any, dtype: Any) -> Any:
@@ -40,10 +42,13 @@ _COMPILED_ROWS: dict[str, Any] = {}
 
 
 def dequantize_weight(w: Any, dtype: Any) -> Any:
-    """A torchao-quantized Linear weight back in ``dtype``: fp8 with a scale per row (Float8Tensor) in one compiled
-    kernel on CUDA, anything else by the tensor's own ``dequantize``."""
+    """A torchao-quantized Linear weight back in ``dtype``: fp8 or int8 with a scale per row (Float8Tensor,
+    Int8Tensor) in one compiled kernel on CUDA, anything else by the tensor's own ``dequantize``."""
     q, s = getattr(w, "qdata", None), getattr(w, "scale", None)
-    if q is not None and s is not None and q.dtype == torch.float8_e4m3fn and tuple(s.shape) == (q.shape[0], 1):
+    per_row = s is not None and q is not None and q.dim() == 2 and tuple(s.shape) in ((q.shape[0], 1), (q.shape[0],))
+    plain = getattr(w, "zero_point", None) is None and getattr(w, "act_pre_scale", None) is None
+    if per_row and plain and q.dtype in (torch.float8_e4m3fn, torch.int8):
+        s = s.reshape(q.shape[0], 1)
         if not q.is_cuda or torch.compiler.is_compiling():
             return _dequant_rows(q, s, dtype)
         if "cuda" not in _COMPILED_ROWS:
@@ -70,7 +75,7 @@ def bf16_for_many_rows(model: Any, mode: str, on: bool = True) -> int:
         if isinstance(module, torch.nn.Linear) and type(module.weight) not in (torch.nn.Parameter, torch.Tensor):
             if not hasattr(module, "_docpipe_bf16_from"):
                 module.forward = types.MethodType(_linear_forward, module)
-            module._docpipe_bf16_from = BF16_FROM_ROWS["linear"] if on else 0
+            module._docpipe_bf16_from = BF16_FROM_ROWS["int8_linear" if mode == "int8" else "linear"] if on else 0
             n += 1
         elif getattr(module, "_docpipe_mode", None) == mode and hasattr(module, "gate_up_proj_q"):
             module._docpipe_bf16_from = BF16_FROM_ROWS["experts"] if on else 0
