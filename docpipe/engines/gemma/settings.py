@@ -71,9 +71,9 @@ class GemmaSettings(BaseModel):
     quantize: str = Field("auto", description="Weights at load time: none (bf16), fp8, int8, int4, or auto (bf16 "
                           "where its weights take at most half the GPU, else fp8 where the GPU has fp8 matmuls, else "
                           "the most precise mode that fits; quantize.py).")
-    prefill_bf16: bool = Field(True, description="fp8 and int8 weights: prefills multiply by each layer's weight "
-                               "turned back into bf16 (a layer at a time), decode steps keep the quantized kernels; "
-                               "false: the quantized kernels for both.")
+    prefill_bf16: bool = Field(True, description="fp8 and int8 weights: prefills (and int8 Linears in decode "
+                               "steps too) multiply by each layer's weight turned back into bf16 (a layer at a time), "
+                               "fp8 decode steps keep the quantized kernels; false: the quantized kernels for both.")
 
     @model_validator(mode="after")
     def _one_of_choices(self) -> GemmaSettings:

@@ -21,29 +21,20 @@ MAX_ROWS = 256
 #: cuBLAS workspaces, logits), at most: 5 GiB until the first prefill chunk's own cache was found alive beside the
 #: batch's (gemma_generate's _prefill now frees it layer by layer; 4 GiB at 31B's peak, measured)
 RESERVE = 3 * GiB
-#: of RESERVE, what does not grow with the vision tower's batch (CUDA graphs, cuBLAS workspaces). Why not all 3 GiB
-#: for every model: on a 12 GB card E4B's fp8 weights leave 2.6 GiB, and a fixed 3 GiB planned one row where the
-#: process peaked 0.3 GiB over its weights
+#: of RESERVE, what does not grow with the vision tower's batch (CUDA graphs, cuBLAS workspaces): a small card's E
+#: model has less than 3 GiB left beside its weights, and a fixed 3 GiB planned it one row
 RESERVE_FIXED = GiB
 #: live activations of the vision tower, in vectors of its width per patch (calibrated so that 26B-A4B's and 31B's
 #: tower at 16 pages of 1120 tokens gives RESERVE)
 VISION_LIVE_VECTORS = 8
 
 
-def reserve_bytes(model: Any, image_tokens: int, pages: int) -> float:
-    """``RESERVE`` scaled to the model: the fixed part plus the vision tower's activations for ``pages`` pages at
-    ``image_tokens`` (each a pooled kernel of patches), never more than ``RESERVE``."""
-    vc = getattr(model.config, "vision_config", None)
-    if vc is None or image_tokens <= 0:
-        return float(RESERVE)
-    patches = image_tokens * int(getattr(vc, "pooling_kernel_size", 1) or 1) ** 2
-    vision = pages * patches * int(vc.hidden_size) * 2 * VISION_LIVE_VECTORS
-    return float(min(RESERVE, RESERVE_FIXED + vision))
 #: rows per prefill forward of a mixture-of-experts model: the experts' grouped GEMMs see only top_k / num_experts of
 #: a forward's tokens each, so they need big forwards (26B-A4B measured at 16 rows of 1,750 tokens)
 MOE_PREFILL_ROWS = 16
 #: the fewest tokens a dense model's prefill forward is given when memory is short: its matmuls are then still
-#: thousands of rows tall, and the activations of fewer rows leave room for more rows' caches (31B: 8 -> 12 rows)
+#: thousands of rows tall, and the activations of fewer rows leave room for more rows' caches (31B: 8 -> 12 rows);
+#: ``plan`` goes below it only where even so fewer than MOE_PREFILL_ROWS rows fit (a small card)
 DENSE_PREFILL_TOKENS = 8192
 
 
@@ -119,6 +110,17 @@ class KVRow:
     def __call__(self, context: int, dtype_bytes: int = 2) -> float:
         """Bytes of K and V at ``context`` tokens (sliding layers hold a window)."""
         return (min(context, self.window) * self.sliding_width + context * self.full_width) * 2 * dtype_bytes
+
+
+def reserve_bytes(model: Any, image_tokens: int, pages: int) -> float:
+    """``RESERVE`` scaled to the model: the fixed part plus the vision tower's activations for ``pages`` pages at
+    ``image_tokens`` (each a pooled kernel of patches), never more than ``RESERVE``."""
+    vc = getattr(model.config, "vision_config", None)
+    if vc is None or image_tokens <= 0:
+        return float(RESERVE)
+    patches = image_tokens * int(getattr(vc, "pooling_kernel_size", 1) or 1) ** 2
+    vision = pages * patches * int(vc.hidden_size) * 2 * VISION_LIVE_VECTORS
+    return float(min(RESERVE, RESERVE_FIXED + vision))
 
 
 def kv_bytes_per_row(model: Any, context: int, dtype_bytes: int = 2) -> float:

@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 FP8_MAX = 448.0  # largest float8_e4m3fn
 #: activation rows from which a quantized Linear (tokens) or experts module (routed rows: tokens x top-k) multiplies by
 #: its weight in bf16; a decode step has at most a few hundred tokens (256 rows x 8 experts = 2,048 routed rows).
-#: int8 Linears from the first row: torchao's int8 weight-only matmul made E4B's decode step 10x slower than bf16's
-#: (H100), while one fused cast to bf16 and cuBLAS read 5 bytes a weight instead of bf16's 2
+#: int8 Linears from the first row: torchao's int8 weight-only matmul ran decode steps far slower than one fused cast
+#: to bf16 and cuBLAS (docs/performance.md, prefill_bf16)
 BF16_FROM_ROWS = {"linear": 1024, "experts": 4096, "int8_linear": 1}
 
 
