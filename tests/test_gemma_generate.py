@@ -362,6 +362,9 @@ def test_planner_on_a_small_card_reserves_for_the_vision_batch_and_prefills_a_ro
     rows, chunk = plan(dense, free, prompt, 200, None, image_tokens=70)
     assert chunk < fewest and rows > rows_that_fit(dense, free, prompt, 200, fewest, image_tokens=70) > 1
     assert rows == rows_that_fit(dense, free, prompt, 200, chunk, image_tokens=70)
+    # a short prompt (16 rows make ~8k tokens) goes down to one row a forward too
+    rows, chunk = plan(dense, free, 400, 200, None, image_tokens=70)
+    assert chunk < 16 and rows > rows_that_fit(dense, free, 400, 200, 16, image_tokens=70)
 
 
 def _sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):

@@ -183,16 +183,14 @@ def plan(model: Any, free_bytes: float, prompt: int, new_tokens: int, prefill_ro
     if prefill_rows is not None:
         return rows_that_fit(model, free_bytes, prompt, new_tokens, prefill_rows, slack, image_tokens,
                              vision_pages), prefill_rows
-    if getattr(model.config.get_text_config(), "enable_moe_block", False):
-        chunks = [MOE_PREFILL_ROWS]
-    else:
-        fewest = min(MOE_PREFILL_ROWS, max(1, -(-DENSE_PREFILL_TOKENS // max(1, prompt))))
-        chunks = list(range(MOE_PREFILL_ROWS, fewest - 1, -1))
-    def best(chunks: list[int]) -> tuple[int, int]:  # ties: the bigger chunk
+    def best(chunks: range) -> tuple[int, int]:  # ties: the bigger chunk
         return max((rows_that_fit(model, free_bytes, prompt, new_tokens, c, slack, image_tokens, vision_pages), c)
                    for c in chunks)
 
-    rows, chunk = best(chunks)
-    if rows < MOE_PREFILL_ROWS and len(chunks) > 1 and chunks[-1] > 1:
-        rows, chunk = best(list(range(chunks[-1], 0, -1)))
+    if getattr(model.config.get_text_config(), "enable_moe_block", False):
+        return best(range(MOE_PREFILL_ROWS, MOE_PREFILL_ROWS - 1, -1))
+    fewest = min(MOE_PREFILL_ROWS, max(1, -(-DENSE_PREFILL_TOKENS // max(1, prompt))))
+    rows, chunk = best(range(MOE_PREFILL_ROWS, fewest - 1, -1))
+    if rows < MOE_PREFILL_ROWS and fewest > 1:  # a small card: down to one row a prefill forward
+        rows, chunk = best(range(fewest, 0, -1))
     return rows, chunk
