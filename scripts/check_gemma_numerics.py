@@ -38,6 +38,7 @@ import json
 import os
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,17 @@ def reference_logits(model, inputs) -> Any:
     return out.logits[:, -1].float()
 
 
+@contextmanager
+def eager_experts(model):
+    """transformers' eager experts (one expert at a time) for the block, then the implementation the model had."""
+    before = getattr(model.config, "_experts_implementation", None) or "grouped_mm"
+    model.set_experts_implementation("eager")
+    try:
+        yield
+    finally:
+        model.set_experts_implementation(before)
+
+
 def reference_logits_fp32(model, inputs) -> Any:
     """``reference_logits`` of a model already in float32; if the experts' grouped GEMM has no float32 kernel on this
     card, through transformers' eager experts (the same arithmetic, one expert at a time)."""
@@ -98,11 +110,8 @@ def reference_logits_fp32(model, inputs) -> Any:
         if not hasattr(model, "set_experts_implementation"):
             raise
         print(f"float32 reference: {type(e).__name__}: {str(e)[:160]}; again with eager experts", flush=True)
-        model.set_experts_implementation("eager")
-        try:
+        with eager_experts(model):
             return reference_logits(model, inputs32)
-        finally:
-            model.set_experts_implementation("grouped_mm")
 
 
 def docpipe_logits(model, proc, inputs, row_pages, image_tokens: int, steps: int,
@@ -240,17 +249,18 @@ def main() -> None:
                     results.append(row)
                     print(json.dumps(row), flush=True)
                 if a.fp32_ref:  # the same forward in float32: how far bf16 rounding alone moves these logits
+                    dtype = model.dtype  # bf16 on the GPU; the tiny CPU models are float32 and stay so
                     model.float()  # 26B-A4B's 96 GiB in float32 needs an H200; 31B's 115 GiB does not fit one
                     ref32 = reference_logits_fp32(model, inputs)
-                    model.to(torch.bfloat16)
+                    model.to(dtype)
                     row = {"model": key, "mode": "transformers bf16 vs float32", **compare(ref, ref32)}
                     results.append(row)
                     print(json.dumps(row), flush=True)
                 if a.eager_experts_ref and getattr(model.config.get_text_config(), "enable_moe_block", False):
-                    model.set_experts_implementation("eager")
+                    with eager_experts(model):
+                        eager = reference_logits(model, inputs)
                     row = {"model": key, "mode": "transformers bf16, eager experts vs grouped GEMM",
-                           **compare(reference_logits(model, inputs), ref)}
-                    model.set_experts_implementation("grouped_mm")
+                           **compare(eager, ref)}
                     results.append(row)
                     print(json.dumps(row), flush=True)
             before = torch.cuda.memory_allocated() if torch.cuda.is_available() else 0
