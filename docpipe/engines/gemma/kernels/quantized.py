@@ -3,7 +3,8 @@ models' per-layer embeddings, with the forwards that run over them (quantize.py 
 
 Experts: fp8 weights and per-row fp8 activations multiplied by ``torch._scaled_grouped_mm`` where this torch and
 card have it; int8 and int4 (and fp8 elsewhere) turned back into bf16 one layer at a time, in one compiled kernel on
-CUDA, for kernels/moe.py's grouped GEMM. Embeddings: int8 rows, one scale each (a lookup reads a few rows).
+CUDA, for kernels/moe.py's grouped GEMM; int4 experts with the rows of a decode step are multiplied straight from
+their packed weights instead (kernels/int4_mm.py). Embeddings: int8 rows, one scale each (a lookup reads a few rows).
 
 Many rows (a prefill): fp8 and int8 layers, torchao's Linear layers and the experts alike, multiply by their weight
 turned back into bf16, one layer at a time (``BF16_FROM_ROWS``). Why: a prefill's GEMMs are bound by arithmetic, not by
@@ -22,6 +23,7 @@ from typing import Any
 import torch
 
 from ..quantize import INT4_GROUPS
+from . import int4_mm
 from .moe import _grouped_mm, grouped_experts_forward
 
 log = logging.getLogger(__name__)
@@ -176,8 +178,17 @@ def _experts_mm(self: Any, x: Any, name: str, offs: Any) -> Any:
         xs = x.float().abs().amax(-1).clamp(min=1e-12) / FP8_MAX
         xq = (x.float() / xs.unsqueeze(-1)).to(torch.float8_e4m3fn)
         return torch._scaled_grouped_mm(xq, q.transpose(-2, -1), xs, s, offs=offs, out_dtype=self._docpipe_dtype)
+    if self._docpipe_mode == "int4" and x.shape[0] < BF16_FROM_ROWS["experts"] and _int4_kernel_runs(x):
+        return int4_mm.int4_grouped_mm(x.to(self._docpipe_dtype), q, s, offs)
     w = _dequant_fn(q.device.type)(q, s, self._docpipe_mode, self._docpipe_dtype)
     return _grouped_mm()(x.to(w.dtype), w.transpose(-2, -1), offs=offs)
+
+
+def _int4_kernel_runs(x: Any) -> bool:
+    """Triton's kernel for int4 experts runs here: on CUDA, or on a CPU under TRITON_INTERPRET=1 (the tests)."""
+    import os
+
+    return int4_mm.available() and (x.is_cuda or os.environ.get("TRITON_INTERPRET") == "1")
 
 
 _SCALED_OK: dict[Any, bool] = {}
