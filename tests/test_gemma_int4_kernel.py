@@ -55,6 +55,19 @@ CHILD = textwrap.dedent("""
         got = experts(h, idx, wts)
         want = type(reference).forward(reference, h, idx, wts)
     assert torch.allclose(got, want, atol=1e-3, rtol=1e-3), (got - want).abs().max()
+
+    # a Linear layer (bias, a batch of sequences): the kernel (under 512 rows; whole or split along K) and the bf16
+    # path over the same weights agree
+    from docpipe.engines.gemma.kernels import int4_mm
+    from docpipe.engines.gemma.kernels.quantized import Int4Linear, _dequant_linear
+    linear = torch.nn.Linear(256, 96)
+    packed = Int4Linear.of(linear)
+    x = torch.randn(3, 7, 256)
+    want = torch.nn.functional.linear(x, _dequant_linear(packed.q, packed.s, torch.float32), linear.bias)
+    for per_sm in (1, 64):  # one program per block of outputs, or K split in two as well
+        int4_mm.PROGRAMS_PER_SM = per_sm
+        got = packed(x)
+        assert got.shape == (3, 7, 96) and torch.allclose(got, want, atol=1e-3, rtol=1e-3), (got - want).abs().max()
     print("ok")
 """)
 

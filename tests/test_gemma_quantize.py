@@ -1,7 +1,8 @@
-"""--quantize for the Gemma engine on CPU: int8 end to end with the tiny models, the expert and embedding storage of
-every mode, and GPU-only modes refused with a reason before anything loads.
+"""--quantize for the Gemma engine on CPU: int8 and int4 end to end with the tiny models, the expert and embedding
+storage of every mode, and fp8 (GPU-only) refused with a reason before anything loads.
 
-fp8 and int4 Linear layers need a CUDA GPU (torchao's kernels); scripts/check_gemma_numerics.py checks them there.
+fp8 Linear layers need a CUDA GPU (torchao's kernels); int4's Triton kernels run here in Triton's interpreter
+(test_gemma_int4_kernel.py); scripts/check_gemma_numerics.py checks every mode on a GPU at full size.
 """
 
 from __future__ import annotations
@@ -102,6 +103,42 @@ def test_int8_model_answers_close_to_the_unquantized_one_in_less_memory(tokenize
         assert lm.embed_tokens_per_layer.q.dtype == torch.int8
 
 
+@pytest.mark.parametrize("variant", ["moe", "e", "dense"])
+def test_int4_model_computes_bf16_with_the_weights_its_storage_gives_back(tokenizer, variant):
+    """int4 on a CPU: every quantizable Linear becomes an Int4Linear (a quarter of bf16's bytes plus its scales) and
+    the experts are packed; the quantized model computes the bf16 model with the weights that storage gives back.
+    (How far 4 bits move the answer needs full-size weights: scripts/check_gemma_numerics.py on a GPU.)"""
+    import copy
+
+    import torch
+
+    from docpipe.engines.gemma.kernels.quantized import Int4Linear, _dequant_linear, dequantize_3d
+
+    model = build_model(tokenizer, variant)
+    lm = model.model.language_model
+    linear_bytes = sum(m.weight.numel() * 2 for n, m in lm.named_modules() if q.quantizable(n, m))
+    ids = torch.randint(10, len(tokenizer), (2, 48))
+    turned_back = copy.deepcopy(model)
+    q.quantize_model(model, "int4")
+    same = turned_back.model.language_model
+    with torch.no_grad():
+        for name, m in lm.named_modules():
+            if isinstance(m, Int4Linear):
+                same.get_submodule(name).weight.copy_(_dequant_linear(m.q, m.s, m.dtype))
+            elif type(m).__name__ == "Gemma4TextExperts":
+                for w in ("gate_up_proj", "down_proj"):
+                    getattr(same.get_submodule(name), w).copy_(
+                        dequantize_3d(getattr(m, f"{w}_q"), getattr(m, f"{w}_s"), "int4", torch.float32))
+        got = model(input_ids=ids).logits[:, -1]
+        want = turned_back(input_ids=ids).logits[:, -1]
+    assert torch.isfinite(got).all() and _cosine(got, want) > 0.9999
+    assert q.active_mode(model) == "int4"
+    packed = [m for m in lm.modules() if isinstance(m, Int4Linear)]
+    assert packed and not any(q.quantizable(n, m) for n, m in lm.named_modules())
+    assert sum(m.q.numel() + 2 * m.s.numel() for m in packed) < 0.3 * linear_bytes
+    assert all(type(m.weight) is torch.nn.Parameter for n, m in lm.named_modules() if "router.proj" in n)
+
+
 @pytest.mark.parametrize("mode,bound", [("fp8", 0.07), ("int8", 0.01), ("int4", 0.15)])
 def test_expert_weights_round_trip_within_the_modes_precision(mode, bound):
     import torch
@@ -119,7 +156,7 @@ def test_expert_weights_round_trip_within_the_modes_precision(mode, bound):
 @pytest.mark.parametrize("mode", ["int8", "int4"])
 def test_quantized_experts_forward_is_the_reference_loop_over_the_stored_weights(tokenizer, mode):
     """The grouped forward over quantized experts computes transformers' own per-expert loop with the weights the
-    storage gives back (int4 experts run on a CPU too: only their Linear layers need the GPU kernel)."""
+    storage gives back (on a CPU int4 experts take the bf16 path; test_gemma_int4_kernel.py runs the kernel)."""
     import copy
 
     import torch
@@ -144,13 +181,13 @@ def test_quantized_experts_forward_is_the_reference_loop_over_the_stored_weights
     assert torch.allclose(got, want, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("mode", ["fp8", "int4"])
+@pytest.mark.parametrize("mode", ["fp8"])
 def test_gpu_only_modes_refused_on_a_cpu_with_the_reason(monkeypatch, tmp_path, moe_folder, mode):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     choose_model.cache_clear()
     why = GemmaEngine.unavailable_reason(EngineOptions(model=str(moe_folder), extra={"quantize": mode}))
-    assert why and f"--quantize {mode} needs a CUDA GPU" in why and "int8" in why
+    assert why and f"--quantize {mode} needs a CUDA GPU" in why and "int8, int4" in why
     res = CliRunner().invoke(app, ["ingest", str(ROOT / "samples" / "receipt_en_harbor_bean.png"), "--engine",
                                    "gemma", "--model", str(moe_folder), "--quantize", mode,
                                    "--db", str(tmp_path / "x.duckdb"), "--quiet"])
@@ -169,7 +206,8 @@ def _extractions(db: Path) -> list:
         return s.query("SELECT status, data FROM extractions")[1]
 
 
-def test_ingest_with_int8_weights_stores_schema_valid_rows(monkeypatch, tmp_path, moe_folder):
+@pytest.mark.parametrize("mode", ["int8", "int4"])
+def test_ingest_with_quantized_weights_stores_schema_valid_rows(monkeypatch, tmp_path, moe_folder, mode):
     from docpipe.schemas import resolve
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -178,7 +216,7 @@ def test_ingest_with_int8_weights_stores_schema_valid_rows(monkeypatch, tmp_path
     db = tmp_path / "q.duckdb"
     res = CliRunner().invoke(app, ["ingest", str(ROOT / "samples" / "receipt_en_harbor_bean.png"),
                                    str(ROOT / "samples" / "invoice_en_2page_globex.pdf"), "--engine", "gemma",
-                                   "--model", str(moe_folder), "--quantize", "int8", "--image-tokens", "70",
+                                   "--model", str(moe_folder), "--quantize", mode, "--image-tokens", "70",
                                    "--db", str(db), "--quiet"])
     assert res.exit_code == 0, res.output + repr(res.exception)
     got = _extractions(db)
@@ -205,7 +243,7 @@ def test_auto_takes_bf16_with_room_for_rows_else_fp8_else_the_most_precise_mode_
     assert q.auto_mode(e4b, 12 * GiB, (8, 6)) == "int4"
     assert q.auto_mode(p26, None) == "none"  # no GPU
     table = {(m, mode): v for m, mode, v in q.fits_table(24 * GiB, (8, 9))}
-    assert table["gemma-4-26B-A4B-it", "int4"] == "14.6 GiB: fits (auto)"
+    assert table["gemma-4-26B-A4B-it", "int4"] == "14.2 GiB: fits (auto)"
     assert table["gemma-4-E4B-it", "none"] == "14.8 GiB: fits"
     assert table["gemma-4-E4B-it", "fp8"] == "8.5 GiB: fits (auto)"  # bf16 would fill 62% of the card
     h100 = {(m, mode): v for m, mode, v in q.fits_table(80 * GiB, (9, 0))}
@@ -215,6 +253,7 @@ def test_auto_takes_bf16_with_room_for_rows_else_fp8_else_the_most_precise_mode_
     cpu = {(m, mode): v for m, mode, v in q.fits_table(None, None)}
     assert cpu["gemma-4-E2B-it", "fp8"].endswith("needs a GPU")
     assert cpu["gemma-4-E2B-it", "int8"].endswith("on the CPU (no GPU here)")
+    assert cpu["gemma-4-E2B-it", "int4"].endswith("on the CPU (no GPU here)")
 
 
 def test_engines_command_lists_models_by_mode():

@@ -3,14 +3,16 @@ quantizing itself.
 
 Why: bf16 weights of 26B-A4B (48 GiB) and 31B (58 GiB) fit no 24 GB card, and on a big card every decode step reads
 all of them. What goes where:
-- the text decoder's ``nn.Linear`` layers: torchao (fp8: per-row fp8 activations x per-row fp8 weights through
-  ``torch._scaled_mm``; int8: weight-only, per-row scales; int4: weight-only, groups of 128 (64, 32 where a width
-  needs it), torchao's tinygemm layout, run by PyTorch's own ``_weight_int4pack_mm``: no extra kernel package);
+- the text decoder's ``nn.Linear`` layers: torchao for fp8 (per-row fp8 activations x per-row fp8 weights through
+  ``torch._scaled_mm``) and int8 (weight-only, per-row scales); int4 (weight-only, a bf16 scale per group of 128
+  inputs, 64 or 32 where a width needs it) as ``kernels/quantized.Int4Linear``: torchao's int4 layouts either need
+  kernel packages PyPI's torch lacks or (tinygemm) cannot be turned back into bf16 for a prefill;
 - the MoE experts of 26B-A4B (3D tensors, not ``nn.Linear``, so torchao leaves them alone; they are 88% of its
-  bytes): ``kernels/quantized.py``, with the same scales; fp8 through ``torch._scaled_grouped_mm``, int8/int4
-  stored packed and turned back into bf16 a layer at a time for the grouped GEMM (a memory saving, not a speed-up);
-- prefills (many rows) of fp8 and int8 layers: the weight turned back into bf16 a layer at a time
-  (``kernels/quantized.bf16_for_many_rows``), the quantized kernels for decode steps;
+  bytes): ``kernels/quantized.py``, with the same scales; fp8 through ``torch._scaled_grouped_mm``, int8 stored
+  as it is and int4 packed, both turned back into bf16 a layer at a time for a prefill's grouped GEMM; a decode
+  step multiplies int4 experts straight from the packed bytes (``kernels/int4_mm.py``, Triton);
+- prefills (many rows) of fp8, int8 and int4 layers: the weight turned back into bf16 a layer at a time
+  (``kernels/quantized.bf16_for_many_rows``, ``Int4Linear``), the quantized kernels for decode steps;
 - the per-layer embeddings of the E models (2.3-2.8 B parameters of lookups): int8 rows (``kernels/quantized.py``);
 - bf16 in every mode: the vision and audio towers, the router, norms, and the embedding that is also the lm_head.
 Checkpoints that are already quantized (a ``quantization_config`` in config.json: compressed-tensors, FP8, torchao)
@@ -32,8 +34,8 @@ log = logging.getLogger(__name__)
 MODES = ("none", "fp8", "int8", "int4")
 #: ``quantize`` setting values; auto: the fastest mode measured for the card's size (``auto_mode``)
 CHOICES = (*MODES, "auto")
-#: bytes a quantized weight takes with its scales (int4: a bf16 scale and zero point per group of 128)
-WEIGHT_BYTES = {"none": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5 + 4 / 128}
+#: bytes a quantized weight takes with its scales (int4: a bf16 scale per group of 128)
+WEIGHT_BYTES = {"none": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5 + 2 / 128}
 #: int4 group sizes tried in order: the first that divides a layer's input width (26B-A4B's 2,112 and 704 take 64)
 INT4_GROUPS = (128, 64, 32)
 INSTALL_HINT = "pip install 'docpipe[quantize]' (torchao)"
@@ -117,21 +119,20 @@ def prequantized(folder: Any) -> str | None:
 
 def gpu_problem(mode: str, device: str, capability: tuple[int, int] | None = None) -> str | None:
     """Why ``mode`` cannot run on ``device`` (None when it can): fp8 needs a CUDA GPU of compute capability 8.9+
-    (Ada, Hopper, Blackwell), int4 a CUDA GPU (tinygemm); none and int8 run on a CPU too."""
-    if mode not in ("fp8", "int4"):  # none, int8 and auto (which picks what runs here) run anywhere
+    (Ada, Hopper, Blackwell); none, int8 and int4 run on a CPU too (int4 there through bf16 weights a layer at a
+    time: a memory saving, not a speed-up)."""
+    if mode != "fp8":  # none, int8, int4 and auto (which picks what runs here) run anywhere
         return None
     if device != "cuda":
-        return (f"--quantize {mode} needs a CUDA GPU ("
-                f"{'fp8 matmuls: compute capability 8.9 or newer' if mode == 'fp8' else 'tinygemm int4 kernels'}); "
-                f"this run is on the {device or 'CPU'}: use --quantize int8 or none")
-    if mode == "fp8":
-        if capability is None:
-            import torch
+        return (f"--quantize fp8 needs a CUDA GPU (fp8 matmuls: compute capability 8.9 or newer); this run is on "
+                f"the {device or 'CPU'}: use --quantize int8, int4 or none")
+    if capability is None:
+        import torch
 
-            capability = torch.cuda.get_device_capability()
-        if tuple(capability) < (8, 9):
-            return (f"--quantize fp8 needs a GPU of compute capability 8.9 or newer (this one is "
-                    f"{capability[0]}.{capability[1]}): use --quantize int8 or int4")
+        capability = torch.cuda.get_device_capability()
+    if tuple(capability) < (8, 9):
+        return (f"--quantize fp8 needs a GPU of compute capability 8.9 or newer (this one is "
+                f"{capability[0]}.{capability[1]}): use --quantize int8 or int4")
     return None
 
 
@@ -142,7 +143,7 @@ def check(mode: str, device: str) -> None:
     problem = gpu_problem(mode, device)
     if problem:
         raise EngineUnavailable(problem)
-    if mode != "none":
+    if mode in ("fp8", "int8"):  # int4 is docpipe's own storage (Int4Linear)
         import importlib.util
 
         if importlib.util.find_spec("torchao") is None:
@@ -275,16 +276,20 @@ def quantize_model(model: Any, mode: str, device: str | None = None) -> Params:
     if mode == "none":
         return before
     import torch
-    from torchao.quantization import quantize_
 
-    from .kernels.quantized import Int8Embedding, bf16_for_many_rows, convert_experts
+    from .kernels.quantized import Int4Linear, Int8Embedding, bf16_for_many_rows, convert_experts
 
     lm = _language_model(model)
     for cfg, keep in _torchao_configs(mode):
+        from torchao.quantization import quantize_
+
         quantize_(lm, cfg, filter_fn=lambda m, fqn, keep=keep: quantizable(fqn, m) and keep(m) and
                   not _done(m), device=device)
     for name, module in list(lm.named_modules()):
-        if type(module).__name__ == "Gemma4TextExperts" and hasattr(module, "gate_up_proj"):
+        if mode == "int4" and quantizable(name, module) and not _done(module):
+            parent = lm.get_submodule(name.rsplit(".", 1)[0]) if "." in name else lm
+            setattr(parent, name.rsplit(".", 1)[-1], Int4Linear.of(module, device))
+        elif type(module).__name__ == "Gemma4TextExperts" and hasattr(module, "gate_up_proj"):
             if device is not None:
                 module.to(device)
             convert_experts(module, mode)
@@ -299,7 +304,7 @@ def quantize_model(model: Any, mode: str, device: str | None = None) -> Params:
 
 
 def _done(m: Any) -> bool:
-    """Already quantized by an earlier pass (int4's group sizes go in turn)."""
+    """Already quantized (a torchao weight; Int4Linear has none)."""
     import torch
 
     return type(m.weight) is not torch.nn.Parameter and type(m.weight) is not torch.Tensor
@@ -316,10 +321,7 @@ def _torchao_configs(mode: str) -> list[tuple[Any, Any]]:
                                                            set_inductor_config=False), lambda m: True)]
     if mode == "int8":
         return [(Int8WeightOnlyConfig(set_inductor_config=False), lambda m: True)]
-    from torchao.quantization import Int4WeightOnlyConfig
-
-    return [(Int4WeightOnlyConfig(group_size=g, int4_packing_format="tile_packed_to_4d", set_inductor_config=False),
-             lambda m, g=g: m.in_features % g == 0) for g in INT4_GROUPS]
+    return []  # int4: Int4Linear (see the module's docstring)
 
 
 def active_mode(model: Any) -> str:

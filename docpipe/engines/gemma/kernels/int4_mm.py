@@ -1,5 +1,6 @@
-"""A grouped GEMM over int4 experts as kernels/quantized.py stores them (two values a byte, low nibble first, a bf16
-scale per group of the input), reading the packed weights directly: one Triton kernel, for decode steps.
+"""Products with int4 weights as kernels/quantized.py stores them (two values a byte, low nibble first, a bf16 scale
+per group of the input), reading the packed weights directly: Triton kernels for decode steps, a grouped one for MoE
+experts and a split-K one for Linear layers.
 
 Why: a decode step of 26B-A4B touches most of its 128 experts with a few rows each. Turning a layer's experts back
 into bf16 before a grouped GEMM writes and reads again 8x the bytes the int4 weights take, for experts no row was
@@ -7,6 +8,9 @@ routed to as well, so the step ran at a fraction of what its int4 bytes allow. H
 a block of its output columns, unpacks that block's weights in registers and multiplies the expert's rows by them;
 experts without rows read nothing. Prefills (thousands of rows a layer) keep the bf16 path: they are bound by
 arithmetic, where cuBLAS's bf16 GEMM is the better kernel.
+
+A Linear layer at a decode step's few rows has too few output blocks to keep the card busy, so its programs also
+split the input (K) and a sum adds their float32 parts.
 
 ``TRITON_INTERPRET=1`` runs the kernel on a CPU (the tests do, in a child process).
 """
@@ -22,6 +26,8 @@ BLOCK_N = 64
 BLOCK_M = 16
 NUM_WARPS = 4
 NUM_STAGES = 3
+#: programs a Linear layer's product aims for, per multiprocessor (it splits K until there are this many)
+PROGRAMS_PER_SM = 4
 
 
 @functools.cache
@@ -84,3 +90,69 @@ def int4_grouped_mm(x: Any, q: Any, s: Any, offs: Any, out_dtype: Any = None) ->
     _kernel()[grid](x, q, s, offs, out, n, k, x.stride(0), q.stride(0), q.stride(1), s.stride(0), s.stride(1),
                     out.stride(0), BM=BLOCK_M, BN=BLOCK_N, G=group, num_warps=NUM_WARPS, num_stages=NUM_STAGES)
     return out
+
+
+@functools.cache
+def _linear_kernel() -> Any:
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def int4_linear_kernel(x_ptr, q_ptr, s_ptr, out_ptr, M, N, K, k_per_split, stride_xm, stride_qn, stride_sn,
+                           stride_os, stride_om,
+                           BM: tl.constexpr, BN: tl.constexpr, G: tl.constexpr):  # pragma: no cover (Triton)
+        pid_n = tl.program_id(0)
+        pid_k = tl.program_id(1)
+        pid_m = tl.program_id(2)
+        rm = pid_m * BM + tl.arange(0, BM)
+        rn = pid_n * BN + tl.arange(0, BN)
+        rk = tl.arange(0, G)
+        rkh = tl.arange(0, G // 2)
+        m_ok = rm < M
+        n_ok = rn < N
+        acc = tl.zeros((BM, BN), dtype=tl.float32)
+        k_lo = pid_k * k_per_split
+        for k0 in range(k_lo, tl.minimum(k_lo + k_per_split, K), G):
+            xt = tl.load(x_ptr + rm[:, None] * stride_xm + (k0 + rk)[None, :], mask=m_ok[:, None], other=0.0)
+            packed = tl.load(q_ptr + rn[:, None] * stride_qn + (k0 // 2 + rkh)[None, :], mask=n_ok[:, None], other=0)
+            lo = (packed & 15).to(tl.float32) - 8.0
+            hi = (packed >> 4).to(tl.float32) - 8.0
+            sc = tl.load(s_ptr + rn * stride_sn + k0 // G, mask=n_ok, other=0.0)
+            w = (tl.join(lo, hi).reshape(BN, G) * sc.to(tl.float32)[:, None]).to(xt.dtype)
+            acc = tl.dot(xt, tl.trans(w), acc)
+        tl.store(out_ptr + pid_k * stride_os + rm[:, None] * stride_om + rn[None, :], acc,
+                 mask=m_ok[:, None] & n_ok[None, :])
+
+    return int4_linear_kernel
+
+
+@functools.cache
+def _multiprocessors(device: Any) -> int:
+    import torch
+
+    return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 1
+
+
+def int4_linear(x: Any, q: Any, s: Any) -> Any:
+    """x (rows, K) times a Linear layer's int4 weight (N, K // 2) with scales (N, K // g): (rows, N) in x's dtype."""
+    import torch
+
+    m, k = x.shape
+    n, half = q.shape
+    if half * 2 != k:
+        raise ValueError(f"int4_linear: x {tuple(x.shape)}, weight {tuple(q.shape)}")
+    group = k // s.shape[-1]
+    x = x.contiguous()
+    if m == 0:
+        return torch.empty((0, n), dtype=x.dtype, device=x.device)
+    bm = 16 if m <= 16 else 32 if m <= 32 else 64
+    blocks = -(-n // BLOCK_N) * -(-m // bm)
+    groups = k // group
+    split = max(1, min(groups, -(-PROGRAMS_PER_SM * _multiprocessors(x.device) // blocks)))
+    per = -(-groups // split) * group
+    split = -(-k // per)
+    part = torch.empty((split, m, n), dtype=torch.float32, device=x.device)
+    grid = (-(-n // BLOCK_N), split, -(-m // bm))
+    _linear_kernel()[grid](x, q, s, part, m, n, k, per, x.stride(0), q.stride(0), s.stride(0), part.stride(0),
+                           part.stride(1), BM=bm, BN=BLOCK_N, G=group, num_warps=NUM_WARPS, num_stages=NUM_STAGES)
+    return (part.sum(0) if split > 1 else part[0]).to(x.dtype)

@@ -86,7 +86,7 @@ def attention_shapes(model: Any) -> list[tuple[str, int, int, bool]]:
     out = []
     for i, layer in enumerate(layers):
         k = getattr(layer.self_attn, "k_proj", None)  # kv-shared layers (E models) have none
-        out.append((tc.layer_types[i], layer.self_attn.q_proj.weight.shape[0], k.weight.shape[0] if k else 0,
+        out.append((tc.layer_types[i], layer.self_attn.q_proj.out_features, k.out_features if k else 0,
                     i < n_own and k is not None))
     return out
 

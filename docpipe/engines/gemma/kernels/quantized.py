@@ -1,17 +1,18 @@
-"""Quantized storage for what torchao leaves alone: Gemma 4's MoE experts (3D weights, not nn.Linear) and the E
-models' per-layer embeddings, with the forwards that run over them (quantize.py decides what goes here).
+"""Quantized storage for what torchao does not quantize here: Gemma 4's MoE experts (3D weights, not nn.Linear),
+int4 Linear layers (``Int4Linear``) and the E models' per-layer embeddings, with the forwards that run over them
+(quantize.py decides what goes where).
 
 Experts: fp8 weights and per-row fp8 activations multiplied by ``torch._scaled_grouped_mm`` where this torch and
 card have it; int8 and int4 (and fp8 elsewhere) turned back into bf16 one layer at a time, in one compiled kernel on
 CUDA, for kernels/moe.py's grouped GEMM; int4 experts with the rows of a decode step are multiplied straight from
 their packed weights instead (kernels/int4_mm.py). Embeddings: int8 rows, one scale each (a lookup reads a few rows).
 
-Many rows (a prefill): fp8 and int8 layers, torchao's Linear layers and the experts alike, multiply by their weight
-turned back into bf16, one layer at a time (``BF16_FROM_ROWS``). Why: a prefill's GEMMs are bound by arithmetic, not by
+Many rows (a prefill): fp8, int8 and int4 layers, Linear layers and experts alike, multiply by their weight turned
+back into bf16, one layer at a time (``BF16_FROM_ROWS``). Why: a prefill's GEMMs are bound by arithmetic, not by
 reading the weight, so fp8 saves little there, while quantizing every activation row first (torchao's and the
 experts' per-row scales, separate kernels over tens of thousands of rows a layer) cost more than it saved
-(docs/performance.md). A decode step (a few hundred rows) keeps fp8's kernels, which halve the bytes it reads;
-int8 Linears take the bf16 path at every size (``BF16_FROM_ROWS``).
+(docs/performance.md). A decode step (a few hundred rows) keeps the quantized kernels, which read a half or a
+quarter of the bytes; int8 Linears take the bf16 path at every size (``BF16_FROM_ROWS``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ FP8_MAX = 448.0  # largest float8_e4m3fn
 #: its weight in bf16; a decode step has at most a few hundred tokens (256 rows x 8 experts = 2,048 routed rows).
 #: int8 Linears from the first row: torchao's int8 weight-only matmul ran decode steps far slower than one fused cast
 #: to bf16 and cuBLAS (docs/performance.md, prefill_bf16)
-BF16_FROM_ROWS = {"linear": 1024, "experts": 4096, "int8_linear": 1}
+#: int4 Linears (Int4Linear) take Triton's kernel below this many rows, the bf16 path from it
+BF16_FROM_ROWS = {"linear": 1024, "experts": 4096, "int8_linear": 1, "int4_linear": 512}
 
 
 def _dequant_rows(q: Any, s: Any, dtype: Any) -> Any:
@@ -68,8 +70,8 @@ def _linear_forward(self: Any, x: Any) -> Any:
 
 def bf16_for_many_rows(model: Any, mode: str, on: bool = True) -> int:
     """Give the quantized Linear and experts modules of ``model`` (quantized to ``mode``) the bf16 path for many
-    rows (``on``), or take it away; returns how many modules were set. int4 keeps its kernels: torchao's packed int4
-    weight has no way back to bf16."""
+    rows (``on``), or take it away; returns how many modules were set. int4 modules choose for themselves
+    (``Int4Linear``, ``_experts_mm``)."""
     n = 0
     if mode not in ("fp8", "int8"):
         return n
@@ -83,6 +85,53 @@ def bf16_for_many_rows(model: Any, mode: str, on: bool = True) -> int:
             module._docpipe_bf16_from = BF16_FROM_ROWS["experts"] if on else 0
             n += 1
     return n
+
+
+def _dequant_linear(q: Any, s: Any, dtype: Any) -> Any:
+    return dequantize_3d(q.unsqueeze(0), s.unsqueeze(0), "int4", dtype).squeeze(0)
+
+
+class Int4Linear(torch.nn.Module):
+    """An ``nn.Linear`` with its weight in int4, stored as the experts' (``quantize_3d``): a decode step's few rows
+    multiply the packed weight in Triton's kernel (kernels/int4_mm.py), a prefill's many rows (or any rows where
+    Triton cannot run) the weight turned back into bf16, in one compiled kernel on CUDA, and one GEMM. Why not
+    torchao's int4: its tinygemm layout cannot be turned back into bf16, and its kernel ran a prefill's thousands of
+    rows at a few percent of the card's bf16 rate; its other layouts need kernel packages PyPI's torch lacks."""
+
+    def __init__(self, q: Any, s: Any, bias: Any, dtype: Any) -> None:
+        super().__init__()
+        self.register_buffer("q", q)
+        self.register_buffer("s", s)
+        self.bias = bias
+        self.dtype = dtype
+        self.out_features, self.in_features = q.shape[0], 2 * q.shape[1]
+
+    @classmethod
+    def of(cls, linear: Any, device: str | None = None) -> Int4Linear:
+        w = linear.weight.detach()
+        if device is not None:
+            w = w.to(device)
+        stored = quantize_3d(w.unsqueeze(0), "int4")
+        bias = linear.bias
+        if bias is not None:
+            bias = torch.nn.Parameter(bias.detach().to(w.device), requires_grad=False)
+        return cls(stored["q"].squeeze(0), stored["s"].squeeze(0), bias, w.dtype)
+
+    def forward(self, x: Any) -> Any:
+        rows = x.numel() // x.shape[-1]
+        if rows < BF16_FROM_ROWS["int4_linear"] and _int4_kernel_runs(x):
+            out = int4_mm.int4_linear(x.reshape(rows, -1).to(self.dtype), self.q, self.s)
+            out = out.view(*x.shape[:-1], self.out_features)
+            return out if self.bias is None else out + self.bias
+        fn = _dequant_linear
+        if self.q.is_cuda and not torch.compiler.is_compiling():
+            if "linear" not in _COMPILED_DEQUANT:  # one compile for every layer's shape
+                _COMPILED_DEQUANT["linear"] = torch.compile(_dequant_linear, dynamic=True)
+            fn = _COMPILED_DEQUANT["linear"]
+        return torch.nn.functional.linear(x, fn(self.q, self.s, x.dtype), self.bias)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, int4"
 
 
 class Int8Embedding(torch.nn.Module):

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""One layer's int4 experts at 26B-A4B's shapes, at a decode step's rows: kernels/int4_mm.py's Triton kernel (reads
-the packed weights) against turning the layer back into bf16 and a grouped GEMM (what every row count took before).
+"""int4 products alone, at the checkpoints' shapes: kernels/int4_mm.py's Triton kernels (they read the packed
+weights) against turning the weight back into bf16 and one GEMM (cuBLAS; a grouped GEMM for experts).
 
-Why apart from bench_gemma.py: a decode step of 26B-A4B in int4 is two of these per layer, 30 layers; this times
-them in seconds without building the model. GB/s counts the int4 weights and scales of the experts that got rows
-(what bounds the step); "err" is the largest difference from the bf16 path, relative to its largest value.
-Routing is uniform at random, 8 experts a token, like a random-weight model's router.
+Why apart from bench_gemma.py: it times one layer's products in seconds without building a model, at each row
+count, so the rows where Int4Linear switches to the bf16 path (``BF16_FROM_ROWS["int4_linear"]``) can be read off.
+Experts: 26B-A4B's two expert weights at a decode step's tokens (8 experts each, routed uniformly at random like a
+random-weight model's router). Linear: 31B's MLP and 26B-A4B's attention widths at 1 to 1,024 rows. GB/s counts the
+int4 weights and scales read (experts: those that got rows); "err" is the largest difference from the bf16 path,
+relative to its largest value.
 
-    python scripts/bench_int4_experts.py --tokens 9 72 256 --block-n 32 64 128
+    python scripts/bench_int4.py --tokens 9 72 256 --rows 1 9 64 256 512 1024
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 #: 26B-A4B: (name, experts, out, in) of the two expert weights
 SHAPES = [("gate_up", 128, 2 * 704, 2816), ("down", 128, 2816, 704)]
+#: (name, out, in) of Linear layers: 31B's MLP, 26B-A4B's query projection
+LINEARS = [("31b up", 21504, 5376), ("31b down", 5376, 21504), ("26b-a4b q", 8192, 2816)]
 
 
 def main() -> None:
@@ -30,12 +34,13 @@ def main() -> None:
     ap.add_argument("--top-k", type=int, default=8)
     ap.add_argument("--block-n", type=int, nargs="+", default=[64])
     ap.add_argument("--warps", type=int, nargs="+", default=[4])
+    ap.add_argument("--rows", type=int, nargs="+", default=[1, 9, 64, 256, 512, 1024], help="Linear rows")
     a = ap.parse_args()
     import torch
 
     from docpipe.engines.gemma.kernels import int4_mm
     from docpipe.engines.gemma.kernels.moe import _grouped_mm
-    from docpipe.engines.gemma.kernels.quantized import _dequant_fn, quantize_3d
+    from docpipe.engines.gemma.kernels.quantized import Int4Linear, _dequant_fn, _dequant_linear, quantize_3d
 
     dev = "cuda"
     print(f"card: {torch.cuda.get_device_name(0)}; torch {torch.__version__}; host {platform.node()}", flush=True)
@@ -80,6 +85,25 @@ def main() -> None:
                     ms = timed(lambda: int4_mm.int4_grouped_mm(x, q, s, offs))
                     print(f"| {name} | {tokens} | {idx.numel()} | {touched} | {bn} | {warps} | {ms:.3f} | "
                           f"{nbytes / ms / 1e6:.0f} | {base:.3f} | {base / ms:.1f}x | {err:.1e} |", flush=True)
+    int4_mm.BLOCK_N, int4_mm.NUM_WARPS = 64, 4
+    print("\n| Linear | rows | kernel ms | GB/s | bf16 path ms | speed-up | err |\n|---|---|---|---|---|---|---|")
+    dequant = torch.compile(_dequant_linear, dynamic=True)  # as Int4Linear's bf16 path compiles it
+    for name, n, k in LINEARS:
+        layer = Int4Linear.of(torch.nn.Linear(k, n, bias=False, device=dev, dtype=torch.bfloat16))
+        nbytes = layer.q.numel() + layer.s.numel() * 2
+        for rows in a.rows:
+            x = torch.randn(rows, k, device=dev, dtype=torch.bfloat16)
+
+            def bf16_path():
+                return torch.nn.functional.linear(x, dequant(layer.q, layer.s, torch.bfloat16))
+
+            ref = bf16_path().float()
+            base = timed(bf16_path)
+            got = int4_mm.int4_linear(x, layer.q, layer.s)
+            err = float((got.float() - ref).abs().max() / ref.abs().max())
+            ms = timed(lambda: int4_mm.int4_linear(x, layer.q, layer.s))
+            print(f"| {name} | {rows} | {ms:.3f} | {nbytes / ms / 1e6:.0f} | {base:.3f} | {base / ms:.1f}x | "
+                  f"{err:.1e} |", flush=True)
 
 
 if __name__ == "__main__":
