@@ -40,7 +40,7 @@ def main() -> None:
 
     from docpipe.engines.gemma.kernels import int4_mm
     from docpipe.engines.gemma.kernels.moe import _grouped_mm
-    from docpipe.engines.gemma.kernels.quantized import Int4Linear, _dequant_fn, _dequant_linear, quantize_3d
+    from docpipe.engines.gemma.kernels.quantized import Int4Linear, _dequant_fn, quantize_3d
 
     dev = "cuda"
     print(f"card: {torch.cuda.get_device_name(0)}; torch {torch.__version__}; host {platform.node()}", flush=True)
@@ -87,7 +87,6 @@ def main() -> None:
                           f"{nbytes / ms / 1e6:.0f} | {base:.3f} | {base / ms:.1f}x | {err:.1e} |", flush=True)
     int4_mm.BLOCK_N, int4_mm.NUM_WARPS = 64, 4
     print("\n| Linear | rows | kernel ms | GB/s | bf16 path ms | speed-up | err |\n|---|---|---|---|---|---|---|")
-    dequant = torch.compile(_dequant_linear, dynamic=True)  # as Int4Linear's bf16 path compiles it
     for name, n, k in LINEARS:
         layer = Int4Linear.of(torch.nn.Linear(k, n, bias=False, device=dev, dtype=torch.bfloat16))
         nbytes = layer.q.numel() + layer.s.numel() * 2
@@ -95,7 +94,7 @@ def main() -> None:
             x = torch.randn(rows, k, device=dev, dtype=torch.bfloat16)
 
             def bf16_path():
-                return torch.nn.functional.linear(x, dequant(layer.q, layer.s, torch.bfloat16))
+                return torch.nn.functional.linear(x, int4_mm.dequantize(layer.q, layer.s, torch.bfloat16))
 
             ref = bf16_path().float()
             base = timed(bf16_path)

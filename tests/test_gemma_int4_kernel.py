@@ -68,6 +68,11 @@ CHILD = textwrap.dedent("""
         int4_mm.PROGRAMS_PER_SM = per_sm
         got = packed(x)
         assert got.shape == (3, 7, 96) and torch.allclose(got, want, atol=1e-3, rtol=1e-3), (got - want).abs().max()
+    x = torch.randn(600, 256)  # a prefill's rows: the weight turned back into bf16 by Triton, then one GEMM
+    want = torch.nn.functional.linear(x, _dequant_linear(packed.q, packed.s, torch.float32), linear.bias)
+    assert torch.allclose(packed(x), want, atol=1e-3, rtol=1e-3)
+    assert torch.equal(int4_mm.dequantize(packed.q, packed.s, torch.float32),
+                       _dequant_linear(packed.q, packed.s, torch.float32))
     print("ok")
 """)
 

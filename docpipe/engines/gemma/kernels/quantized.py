@@ -94,7 +94,7 @@ def _dequant_linear(q: Any, s: Any, dtype: Any) -> Any:
 class Int4Linear(torch.nn.Module):
     """An ``nn.Linear`` with its weight in int4, stored as the experts' (``quantize_3d``): a decode step's few rows
     multiply the packed weight in Triton's kernel (kernels/int4_mm.py), a prefill's many rows (or any rows where
-    Triton cannot run) the weight turned back into bf16, in one compiled kernel on CUDA, and one GEMM. Why not
+    Triton cannot run) the weight turned back into bf16 (one Triton pass where Triton runs) and one GEMM. Why not
     torchao's int4: its tinygemm layout cannot be turned back into bf16, and its kernel ran a prefill's thousands of
     rows at a few percent of the card's bf16 rate; its other layouts need kernel packages PyPI's torch lacks."""
 
@@ -123,12 +123,11 @@ class Int4Linear(torch.nn.Module):
             out = int4_mm.int4_linear(x.reshape(rows, -1).to(self.dtype), self.q, self.s)
             out = out.view(*x.shape[:-1], self.out_features)
             return out if self.bias is None else out + self.bias
-        fn = _dequant_linear
-        if self.q.is_cuda and not torch.compiler.is_compiling():
-            if "linear" not in _COMPILED_DEQUANT:  # one compile for every layer's shape
-                _COMPILED_DEQUANT["linear"] = torch.compile(_dequant_linear, dynamic=True)
-            fn = _COMPILED_DEQUANT["linear"]
-        return torch.nn.functional.linear(x, fn(self.q, self.s, x.dtype), self.bias)
+        if _int4_kernel_runs(x):  # one Triton pass; eager it is five passes over the weight
+            w = int4_mm.dequantize(self.q, self.s, x.dtype)
+        else:
+            w = _dequant_linear(self.q, self.s, x.dtype)
+        return torch.nn.functional.linear(x, w, self.bias)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, int4"
