@@ -73,7 +73,8 @@ class GemmaSettings(BaseModel):
                           "the most precise mode that fits; quantize.py).")
     prefill_bf16: bool = Field(True, description="fp8 and int8 weights: prefills (and int8 Linears in decode "
                                "steps too) multiply by each layer's weight turned back into bf16 (a layer at a time), "
-                               "fp8 decode steps keep the quantized kernels; false: the quantized kernels for both.")
+                               "fp8 decode steps keep the quantized kernels; false: the quantized kernels for both. "
+                               "int4 always prefills through bf16 weights.")
 
     @model_validator(mode="after")
     def _one_of_choices(self) -> GemmaSettings:
