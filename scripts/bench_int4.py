@@ -35,6 +35,8 @@ def main() -> None:
     ap.add_argument("--block-n", type=int, nargs="+", default=[64])
     ap.add_argument("--warps", type=int, nargs="+", default=[4])
     ap.add_argument("--rows", type=int, nargs="+", default=[1, 9, 64, 256, 512, 1024], help="Linear rows")
+    ap.add_argument("--per-sm", type=int, nargs="+", default=[0],
+                    help="Linear: programs per multiprocessor the K split aims for (0: int4_mm.PROGRAMS_PER_SM)")
     a = ap.parse_args()
     import torch
 
@@ -86,7 +88,9 @@ def main() -> None:
                     print(f"| {name} | {tokens} | {idx.numel()} | {touched} | {bn} | {warps} | {ms:.3f} | "
                           f"{nbytes / ms / 1e6:.0f} | {base:.3f} | {base / ms:.1f}x | {err:.1e} |", flush=True)
     int4_mm.BLOCK_N, int4_mm.NUM_WARPS = 64, 4
-    print("\n| Linear | rows | kernel ms | GB/s | bf16 path ms | speed-up | err |\n|---|---|---|---|---|---|---|")
+    print("\n| Linear | rows | programs per SM | kernel ms | GB/s | bf16 path ms | speed-up | err |\n"
+          "|---|---|---|---|---|---|---|---|")
+    default_per_sm = int4_mm.PROGRAMS_PER_SM
     for name, n, k in LINEARS:
         layer = Int4Linear.of(torch.nn.Linear(k, n, bias=False, device=dev, dtype=torch.bfloat16))
         nbytes = layer.q.numel() + layer.s.numel() * 2
@@ -98,11 +102,13 @@ def main() -> None:
 
             ref = bf16_path().float()
             base = timed(bf16_path)
-            got = int4_mm.int4_linear(x, layer.q, layer.s)
-            err = float((got.float() - ref).abs().max() / ref.abs().max())
-            ms = timed(lambda: int4_mm.int4_linear(x, layer.q, layer.s))
-            print(f"| {name} | {rows} | {ms:.3f} | {nbytes / ms / 1e6:.0f} | {base:.3f} | {base / ms:.1f}x | "
-                  f"{err:.1e} |", flush=True)
+            for per_sm in a.per_sm:
+                int4_mm.PROGRAMS_PER_SM = per_sm or default_per_sm
+                got = int4_mm.int4_linear(x, layer.q, layer.s)
+                err = float((got.float() - ref).abs().max() / ref.abs().max())
+                ms = timed(lambda: int4_mm.int4_linear(x, layer.q, layer.s))
+                print(f"| {name} | {rows} | {int4_mm.PROGRAMS_PER_SM} | {ms:.3f} | {nbytes / ms / 1e6:.0f} | "
+                      f"{base:.3f} | {base / ms:.1f}x | {err:.1e} |", flush=True)
 
 
 if __name__ == "__main__":
