@@ -34,8 +34,9 @@ FP8_MAX = 448.0  # largest float8_e4m3fn
 #: its weight in bf16; a decode step has at most a few hundred tokens (256 rows x 8 experts = 2,048 routed rows).
 #: int8 Linears from the first row: torchao's int8 weight-only matmul ran decode steps far slower than one fused cast
 #: to bf16 and cuBLAS (docs/performance.md, prefill_bf16)
-#: int4 Linears (Int4Linear) take Triton's kernel below this many rows, the bf16 path from it
-BF16_FROM_ROWS = {"linear": 1024, "experts": 4096, "int8_linear": 1, "int4_linear": 512}
+#: int4 Linears (Int4Linear) take Triton's kernel below this many rows, the bf16 path from it: on 31B's MLP the
+#: kernel took half the bf16 path's time at 64 rows and twice it at 512 (scripts/bench_int4.py)
+BF16_FROM_ROWS = {"linear": 1024, "experts": 4096, "int8_linear": 1, "int4_linear": 128}
 
 
 def _dequant_rows(q: Any, s: Any, dtype: Any) -> Any:
