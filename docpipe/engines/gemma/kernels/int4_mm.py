@@ -1,6 +1,6 @@
 """Products with int4 weights as kernels/quantized.py stores them (two values a byte, low nibble first, a bf16 scale
 per group of the input), reading the packed weights directly: Triton kernels for decode steps, a grouped one for MoE
-experts and a split-K one for Linear layers.
+experts and a split-K one for Linear layers, and a one-pass dequantize for a prefill's bf16 GEMM.
 
 Why: a decode step of 26B-A4B touches most of its 128 experts with a few rows each. Turning a layer's experts back
 into bf16 before a grouped GEMM writes and reads again 8x the bytes the int4 weights take, for experts no row was
@@ -12,7 +12,8 @@ arithmetic, where cuBLAS's bf16 GEMM is the better kernel.
 A Linear layer at a decode step's few rows has too few output blocks to keep the card busy, so its programs also
 split the input (K) and a sum adds their float32 parts.
 
-``TRITON_INTERPRET=1`` runs the kernel on a CPU (the tests do, in a child process).
+``TRITON_INTERPRET=1`` runs the kernels on a CPU (the tests do, in a child process); scripts/bench_int4.py times
+them against the bf16 path.
 """
 
 from __future__ import annotations
