@@ -132,10 +132,13 @@ def docpipe_logits(model, proc, inputs, row_pages, image_tokens: int, steps: int
     b = eng.backend
     b.decoder.generate(inputs, 1, b.stops, b.pad_id, processor=capture, row_pages=row_pages)
     step_ms = float("nan")
-    for _ in range(2 if steps else 0):  # the first run records the graph (and compiles what is compiled)
-        b.decoder.clock.settle()
-        b.decoder.generate(inputs, steps, None, b.pad_id, row_pages=row_pages)
-        step_ms = 1e3 * b.decoder.clock.settle().get("decode", 0.0) / (steps - 1)
+    if steps:  # the first run compiles; each run records its CUDA graph: the steps alone are two lengths' difference
+        took = {}
+        for n in (steps, steps, 2 * steps):
+            b.decoder.clock.settle()
+            b.decoder.generate(inputs, n, None, b.pad_id, row_pages=row_pages)
+            took[n] = b.decoder.clock.settle().get("decode", 0.0)
+        step_ms = 1e3 * (took[2 * steps] - took[steps]) / steps
     eng.close()
     return seen[0], step_ms
 
