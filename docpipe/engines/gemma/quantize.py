@@ -287,20 +287,24 @@ def quantize_model(model: Any, mode: str, device: str | None = None) -> Params:
                   not _done(m), device=device)
     for name, module in list(lm.named_modules()):
         if mode == "int4" and quantizable(name, module) and not _done(module):
-            parent = lm.get_submodule(name.rsplit(".", 1)[0]) if "." in name else lm
-            setattr(parent, name.rsplit(".", 1)[-1], Int4Linear.of(module, device))
+            _replace(lm, name, Int4Linear.of(module, device))
         elif type(module).__name__ == "Gemma4TextExperts" and hasattr(module, "gate_up_proj"):
             if device is not None:
                 module.to(device)
             convert_experts(module, mode)
         elif name.endswith("embed_tokens_per_layer") and isinstance(module, torch.nn.Embedding):
-            parent = lm.get_submodule(name.rsplit(".", 1)[0]) if "." in name else lm
-            setattr(parent, name.rsplit(".", 1)[-1], Int8Embedding.of(module, device))
+            _replace(lm, name, Int8Embedding.of(module, device))
     if device is not None:
         model.to(device)
     bf16_for_many_rows(lm, mode)
     model._docpipe_quantize = mode
     return before
+
+
+def _replace(root: Any, name: str, module: Any) -> None:
+    """Put ``module`` where ``root``'s submodule ``name`` (dotted) is."""
+    parent = root.get_submodule(name.rsplit(".", 1)[0]) if "." in name else root
+    setattr(parent, name.rsplit(".", 1)[-1], module)
 
 
 def _done(m: Any) -> bool:

@@ -9,6 +9,7 @@ free memory after the weights, less a reserve for the prefill's activations, is 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,12 +184,12 @@ def plan(model: Any, free_bytes: float, prompt: int, new_tokens: int, prefill_ro
     if prefill_rows is not None:
         return rows_that_fit(model, free_bytes, prompt, new_tokens, prefill_rows, slack, image_tokens,
                              vision_pages), prefill_rows
-    def best(chunks: range) -> tuple[int, int]:  # ties: the bigger chunk
+    def best(chunks: Iterable[int]) -> tuple[int, int]:  # ties: the bigger chunk
         return max((rows_that_fit(model, free_bytes, prompt, new_tokens, c, slack, image_tokens, vision_pages), c)
                    for c in chunks)
 
     if getattr(model.config.get_text_config(), "enable_moe_block", False):
-        return best(range(MOE_PREFILL_ROWS, MOE_PREFILL_ROWS - 1, -1))
+        return best([MOE_PREFILL_ROWS])
     fewest = min(MOE_PREFILL_ROWS, max(1, -(-DENSE_PREFILL_TOKENS // max(1, prompt))))
     rows, chunk = best(range(MOE_PREFILL_ROWS, fewest - 1, -1))
     if rows < MOE_PREFILL_ROWS and fewest > 1:  # a small card: down to one row a prefill forward

@@ -120,14 +120,13 @@ class Int4Linear(torch.nn.Module):
 
     def forward(self, x: Any) -> Any:
         rows = x.numel() // x.shape[-1]
-        if rows < BF16_FROM_ROWS["int4_linear"] and _int4_kernel_runs(x):
+        triton = _int4_kernel_runs(x)
+        if triton and rows < BF16_FROM_ROWS["int4_linear"]:
             out = int4_mm.int4_linear(x.reshape(rows, -1).to(self.dtype), self.q, self.s)
             out = out.view(*x.shape[:-1], self.out_features)
             return out if self.bias is None else out + self.bias
-        if _int4_kernel_runs(x):  # one Triton pass; eager it is five passes over the weight
-            w = int4_mm.dequantize(self.q, self.s, x.dtype)
-        else:
-            w = _dequant_linear(self.q, self.s, x.dtype)
+        # the weight back in bf16: one Triton pass where Triton runs (eager it is five passes over the weight)
+        w = int4_mm.dequantize(self.q, self.s, x.dtype) if triton else _dequant_linear(self.q, self.s, x.dtype)
         return torch.nn.functional.linear(x, w, self.bias)
 
     def extra_repr(self) -> str:
