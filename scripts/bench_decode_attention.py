@@ -12,6 +12,9 @@ seconds, without building a model:
            softmax, @ V (a second GEMM): each key and value read once by cuBLAS
   matmul-bf16  the same with the scores rounded to bf16 by the first GEMM (for comparison)
   mmsplitN matmul with the P @ V GEMM split along the keys into N GEMMs, summed in float32 (CUDA: bmm out_dtype)
+  fp8      kernels/kv_fp8.attention: keys and values cached in fp8 (e4m3), one Triton kernel that reads each
+           byte once (``kv_cache="fp8"``); fp8-bn32 / fp8-w8: 32-slot tiles / 8 warps for the 256-wide heads.
+           Its max diff includes the rounding of keys and values to fp8
   flex     compiled flex attention (its decoding kernel splits the keys across blocks), GQA, the boolean mask as a
            BlockMask (gemma_flex.block_mask); compiles once per shape
 
@@ -89,8 +92,22 @@ def variants() -> dict:
                                               enable_gqa=True)
         return out.view(b, h, g, d)
 
+    def fp8(block: int | None = None, warps: int | None = None):
+        """kv_fp8.attention over fp8 keys and values, with the 256-wide heads' tile or warps changed for the call."""
+        from docpipe.engines.gemma.kernels import kv_fp8
+
+        def fn(q, k, v, mask, scale):
+            saved = kv_fp8.BLOCK_N[256], kv_fp8.NUM_WARPS[256]
+            kv_fp8.BLOCK_N[256], kv_fp8.NUM_WARPS[256] = block or saved[0], warps or saved[1]
+            try:
+                return kv_fp8.attention(q, k, v, mask, scale)
+            finally:
+                kv_fp8.BLOCK_N[256], kv_fp8.NUM_WARPS[256] = saved
+        return fn
+
     return {"sdpa": sdpa, "matmul": grouped_matmul_attention, "matmul-bf16": matmul_bf16, "flex": flex,
-            "mmsplit2": matmul_split(2), "mmsplit4": matmul_split(4), "mmsplit8": matmul_split(8)}
+            "mmsplit2": matmul_split(2), "mmsplit4": matmul_split(4), "mmsplit8": matmul_split(8),
+            "fp8": fp8(), "fp8-bn32": fp8(32), "fp8-w8": fp8(None, 8)}
 
 
 def main() -> None:
@@ -143,20 +160,26 @@ def main() -> None:
                 mask[..., 0] = True
                 scale = d ** -0.5
                 mb = 2 * k.numel() * k.element_size() / 1e6
-                ref = fns["sdpa"](q.float(), k.float(), v.float(), mask, scale)
+                ref = variants()["sdpa"](q.float(), k.float(), v.float(), mask, scale)
+                k8 = v8 = None
+                if any(name.startswith("fp8") for name in fns):
+                    from docpipe.engines.gemma.kernels.kv_fp8 import to_fp8
+
+                    k8, v8 = to_fp8(k), to_fp8(v)
                 cells = []
                 for name, fn in fns.items():
+                    kv, read = ((k8, v8), mb / 2) if name.startswith("fp8") else ((k, v), mb)
                     try:
-                        us = timed(lambda fn=fn: fn(q, k, v, mask, scale))
-                        diff = (fn(q, k, v, mask, scale).float() - ref).abs().max().item()
+                        us = timed(lambda fn=fn, kv=kv: fn(q, *kv, mask, scale))
+                        diff = (fn(q, *kv, mask, scale).float() - ref).abs().max().item()
                     except Exception as e:  # e.g. a flex kernel that does not fit the card's shared memory
                         cells.append(f"failed: {type(e).__name__}")
                         print(f"{name}: {type(e).__name__}: {str(e)[:300]}", file=sys.stderr)
                         continue
-                    cells.append(f"{us:.0f} ({mb / us * 1e3:.0f}; {diff:.0e})" if us == us else f"- ({diff:.0e})")
+                    cells.append(f"{us:.0f} ({read / us * 1e3:.0f}; {diff:.0e})" if us == us else f"- ({diff:.0e})")
                 print(f"| {model} | {kind} | {b} | {hkv} x {g} x {d} | {n} | {mb:.0f} | " + " | ".join(cells)
                       + " |", flush=True)
-                q = k = v = ref = None  # free before the next shape
+                q = k = v = k8 = v8 = ref = None  # free before the next shape
 
 
 if __name__ == "__main__":

@@ -150,9 +150,13 @@ def measure_card() -> dict:
 
 # -- roofline from the config -----------------------------------------------------------------------------------
 def param_groups(model) -> dict:
+    import torch
+
     g = {"vision": 0, "audio": 0, "experts": 0, "embed": 0, "ple": 0, "text": 0}
-    for name, p in model.named_parameters():
-        n = p.numel()
+    # quantized weights kept as buffers (docpipe's int4 Linear and experts: two values a byte) count as parameters
+    stored = [(name, t.numel() * (2 if t.dtype == torch.uint8 else 1)) for name, t in model.named_buffers()
+              if name.endswith((".q", "_q"))]
+    for name, n in [(name, p.numel()) for name, p in model.named_parameters()] + stored:
         if "vision" in name:
             g["vision"] += n
         elif "audio" in name:
@@ -185,7 +189,7 @@ def kv_read_row(model):
 
 
 def roofline(model, card: dict, prompt_tokens: float, patches: float, batch: int, new_tokens: int,
-             quant: str = "none") -> dict:
+             quant: str = "none", kv_bytes: int = 2) -> dict:
     from docpipe.engines.gemma.kernels.memory import attention_shapes
 
     tc = model.config.get_text_config()
@@ -207,7 +211,7 @@ def roofline(model, card: dict, prompt_tokens: float, patches: float, batch: int
     # the text layers' and experts' weights in the mode's bytes (norms and the router counted so too: <0.1%)
     weights = WEIGHT_BYTES[quant] * (g["text"] + g["experts"] * touched) + 2 * g["embed"]
     read = kv_read_row(model)
-    kv = sum(read(int(prompt_tokens + s)) for s in range(0, new_tokens, 16)) * 16 / new_tokens
+    kv = sum(read(int(prompt_tokens + s)) for s in range(0, new_tokens, 16)) * 16 / new_tokens * kv_bytes / 2
     step_bytes = weights + batch * kv
     t_prefill = prefill_flops / (card["bf16_TFLOPs"] * 1e12)
     t_decode = new_tokens * step_bytes / (card["copy_GBps"] * 1e9) / batch
@@ -557,7 +561,9 @@ def _runs(a, model, proc, card: dict, quant: str, results: list) -> None:
                                vision_ahead_ms_page=1e3 * ahead_s / pages,
                                text_prefill_ms_page=1e3 * (pre["prefill_s"] - pre.get("vision_s", 0.0)) / pages,
                                decode_ms_page=1e3 * full.get("decode_s", 0.0) / pages)
-                row.update(roofline(model, card, prompt, it * 9, b, a.new_tokens, quant))
+                row["kv_cache"] = full.get("kv_cache", "bf16")
+                row.update(roofline(model, card, prompt, it * 9, b, a.new_tokens, quant,
+                                    1 if row["kv_cache"] == "fp8" else 2))
                 row["of_roofline"] = row["pages_s"] / row["roof_pages_s"]
                 results.append(row)
                 print(json.dumps(row, default=str), flush=True)
@@ -581,7 +587,8 @@ def table(results: list) -> None:
         if "error" in r or "pages_s" not in r:
             continue
         cap = f" ({r['cap_gib']:g})" if r["cap_gib"] else ""
-        head = (f"| {r['model']} | {r['card']} | {r['quantize']}{cap} | {r['weights_GiB']:.1f} | {r['decode']} | "
+        kv = " + fp8 KV" if r.get("kv_cache") == "fp8" else ""
+        head = (f"| {r['model']} | {r['card']} | {r['quantize']}{kv}{cap} | {r['weights_GiB']:.1f} | {r['decode']} | "
                 f"{r['image_tokens']} | {r['batch']} | {r['pages_s']:.2f} |")
         if r.get("generate_only"):
             print(f"{head} | | | | | | {r['peak_GiB']:.1f} | | | {r['wall_s']:.1f} ({r['wait_s']:.1f}) | | "

@@ -39,6 +39,7 @@ class GemmaStats:
     planned_rows: int = 0
     prefill_rows: int = 0
     prefix_tokens: int = 0  # prompt tokens taken from a batch's shared prefix instead of prefilled again
+    kv_cache: str = "bf16"  # how the decode loop keeps keys and values (kernels/kv_fp8.py)
     stages: dict[str, float] = field(default_factory=dict)  # vision, prefill, decode, vision_ahead
 
     def as_dict(self) -> dict[str, float]:
@@ -107,6 +108,7 @@ class GemmaBackend:
         if choice is None:
             raise EngineUnavailable(f"engine 'gemma' cannot run: {why}")
         self._choice, self.device = choice, device
+        self._kv_cache(device)  # an fp8 cache this GPU cannot keep: refused before minutes of loading weights
         mode, device_map = load_plan(choice, str(self.cfg["quantize"]), device)
         small = choice.weight_bytes < 2 * 2**30
         dtype = torch.bfloat16 if device == "cuda" or not small or mode != "none" else torch.float32
@@ -139,12 +141,13 @@ class GemmaBackend:
         self.dtype = next(self.model.parameters()).dtype
         self.input_device = self.model.get_input_embeddings().weight.device
         self.kv_row = KVRow.of(self.model)  # KV-cache bytes of one row at a padded length (prompt + new tokens)
+        self.kv_cache = self._kv_cache(self.device)
         planned_rows, prefill_rows = self.plan_rows()
         self.planned_batch = max(1, int(self.cfg["batch_size"] or planned_rows))
         self.max_pages = int(self.cfg["max_pages_in_memory"] or 2 * self.planned_batch + 8)
         self.group_pages = max(1, self.max_pages // 2)  # pages per context at most: two groups in memory at once
         self.prep_workers = max(1, int(self.cfg["prep_workers"] or 1))
-        self.stats = GemmaStats(planned_rows=planned_rows, prefill_rows=prefill_rows)
+        self.stats = GemmaStats(planned_rows=planned_rows, prefill_rows=prefill_rows, kv_cache=self.kv_cache)
         vision = None
         if self.cfg["vision_chunk"]:  # on a CPU too (tests, small models), compiled on CUDA only
             from .kernels.vision import install as install_vision
@@ -186,10 +189,21 @@ class GemmaBackend:
                                    prefill_tokens=prefill_rows * self.planned_prompt(),
                                    prefill_attention=self._prefill_attention(),
                                    decode_kernel=str(self.cfg["decode_attention"]),
-                                   shared_prefix=bool(self.cfg["shared_prefix"]))
+                                   shared_prefix=bool(self.cfg["shared_prefix"]), kv_cache=self.kv_cache)
             if vision is not None:
                 vision.clock = self.decoder.clock
         torch.set_grad_enabled(False)
+
+    def _kv_cache(self, device: str) -> str:
+        """The decode loop's cache, "bf16" or "fp8" (kv_fp8.choose; EngineUnavailable where fp8 cannot run)."""
+        from .kernels.kv_fp8 import choose
+
+        capability = None
+        if device == "cuda":
+            import torch
+
+            capability = tuple(torch.cuda.get_device_capability(self.input_device if self.model is not None else 0))
+        return choose(str(self.cfg["kv_cache"]), device, capability, str(self.cfg["decode"]))
 
     def _prefill_attention(self) -> str:
         mode = str(self.cfg["prefill_attention"])
@@ -209,7 +223,7 @@ class GemmaBackend:
         slack = SLACK_EXPANDABLE if expandable_segments(self.input_device) else SLACK
         return plan(self.model, free, self.planned_prompt(), self.answer_cap(int(self.cfg["max_new_tokens"])),
                     None if rows is None else int(rows), slack, self.options.image_tokens,
-                    int(self.cfg["vision_chunk"]) or 16)
+                    int(self.cfg["vision_chunk"]) or 16, 1 if self.kv_cache == "fp8" else 2)
 
     def answer_cap(self, budget: int) -> int:
         """New tokens one batch decodes for a request with ``budget`` left: at most answer_segment, plus the thought

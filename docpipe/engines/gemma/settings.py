@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ...errors import EngineUnavailable
 from .kernels.generate import DECODE_KERNELS
+from .kernels.kv_fp8 import CHOICES as KV_CHOICES
 from .quantize import CHOICES as QUANTIZE_CHOICES
 
 if TYPE_CHECKING:
@@ -71,6 +72,9 @@ class GemmaSettings(BaseModel):
     quantize: str = Field("auto", description="Weights at load time: none (bf16), fp8, int8, int4, or auto (bf16 "
                           "where its weights take at most half the GPU, else fp8 where the GPU has fp8 matmuls, else "
                           "the most precise mode that fits; quantize.py).")
+    kv_cache: str = Field("bf16", description="How decode steps keep keys and values: bf16 (as computed), fp8 (one "
+                          "byte: half the cache a step reads, about twice the rows; GPUs of compute capability 8.9+) "
+                          "or auto (fp8 where it runs); kernels/kv_fp8.py.")
     prefill_bf16: bool = Field(True, description="fp8 and int8 weights: prefills (and int8 Linears in decode "
                                "steps too) multiply by each layer's weight turned back into bf16 (a layer at a time), "
                                "fp8 decode steps keep the quantized kernels; false: the quantized kernels for both. "
@@ -89,7 +93,8 @@ class GemmaSettings(BaseModel):
 #: settings that take one of a few values
 CHOICES: dict[str, tuple[Any, ...]] = {"decode": ("loop", "generate"), "prefill_attention": ("auto", "flex", "sdpa"),
                                        "decode_attention": DECODE_KERNELS,
-                                       "vision_overlap": (False, True, "auto"), "quantize": QUANTIZE_CHOICES}
+                                       "vision_overlap": (False, True, "auto"), "quantize": QUANTIZE_CHOICES,
+                                       "kv_cache": KV_CHOICES}
 #: every setting's default, by name
 DEFAULTS: dict[str, Any] = GemmaSettings().model_dump()
 #: JSON object of settings, for tuning without flags, e.g. DOCPIPE_GEMMA='{"batch_size": 32}'

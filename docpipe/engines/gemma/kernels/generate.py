@@ -30,6 +30,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from . import kv_fp8
 from .fusion import _InStep, compile_layers  # noqa: F401  (compile_layers: imported from here too)
 from .prefix import MIN_PREFIX, SharedPrefix
 from .timing import StageClock
@@ -43,8 +44,16 @@ CHECK_EVERY = 16
 def _ring_update(self: Any, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> Any:
     """A sliding-window cache layer's update during the decode loop: one token written at slot t % window."""
     slot = self._docpipe_ring_t.to(self.keys.device).remainder(self.max_cache_len)  # no-op on one device
-    self.keys.index_copy_(2, slot, key_states)
-    self.values.index_copy_(2, slot, value_states)
+    kv_fp8.index_copy(self.keys, slot, key_states)
+    kv_fp8.index_copy(self.values, slot, value_states)
+    return self.keys, self.values
+
+
+def _slot_update(self: Any, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> Any:
+    """A full-attention layer's update during the decode loop when its cache is fp8: one token written at slot t."""
+    slot = self._docpipe_ring_t.to(self.keys.device)
+    kv_fp8.index_copy(self.keys, slot, key_states)
+    kv_fp8.index_copy(self.values, slot, value_states)
     return self.keys, self.values
 
 
@@ -61,6 +70,8 @@ DECODE_KERNELS = ("auto", "sdpa", "matmul")
 #: MB: 152 against 97; 31B's at 11 rows, 185 MB: 187 against 142). For the 512-wide heads neither wins on both cards
 #: (26B-A4B at 72 rows: 189 against 224 µs on an H100, 281 against 205 on an H200), so they stay with SDPA.
 MATMUL_FROM_BYTES = 300e6
+#: how the decode loop stores keys and values: as the model computes them, or in fp8 (kv_fp8.py)
+KV_CACHES = ("bf16", "fp8")
 MATMUL_MAX_DIM = 256
 
 
@@ -93,6 +104,8 @@ def decode_attention(original: Callable[..., Any], kernel: str = "auto") -> Call
         q = query.reshape(b, hkv, hq // hkv, d)  # query head h uses key/value head h // group
         mask = attention_mask[:, :, :, :n]
         scale = d**-0.5 if scaling is None else scaling
+        if kv_fp8.is_fp8(key):
+            return kv_fp8.attention(q, key, value, mask, scale).reshape(b, 1, hq, d), None
         big = 2 * key.numel() * key.element_size() >= MATMUL_FROM_BYTES
         if kernel == "matmul" or (kernel == "auto" and big and d <= MATMUL_MAX_DIM):
             out = grouped_matmul_attention(q, key, value, mask, scale)
@@ -151,13 +164,15 @@ def _decode_attention_once(original: Callable[..., Any], kernel: str) -> Callabl
     return _WRAPPED[original, kernel]
 
 
-_RING_CLASSES: dict[type, type] = {}
+_RING_CLASSES: dict[tuple[type, bool], type] = {}
 
 
-def _ring_class(base: type) -> type:
-    if base not in _RING_CLASSES:
-        _RING_CLASSES[base] = type(f"Ring{base.__name__}", (base,), {"update": _ring_update})
-    return _RING_CLASSES[base]
+def _ring_class(base: type, ring: bool = True) -> type:
+    """``base`` with the decode loop's update: at slot t % window (ring) or at slot t (a full layer's fp8 cache)."""
+    if (base, ring) not in _RING_CLASSES:
+        name = ("Ring" if ring else "Slot") + base.__name__
+        _RING_CLASSES[base, ring] = type(name, (base,), {"update": _ring_update if ring else _slot_update})
+    return _RING_CLASSES[base, ring]
 
 
 class Decoder:
@@ -165,13 +180,21 @@ class Decoder:
 
     def __init__(self, model: Any, graphs: bool = True, attention: str = "docpipe", compile: bool | str = False,
                  prefill_rows: int = 0, prefill_tokens: int = 0, prefill_attention: str = "sdpa",
-                 compile_scope: str = "model", decode_kernel: str = "auto", shared_prefix: bool = False) -> None:
+                 compile_scope: str = "model", decode_kernel: str = "auto", shared_prefix: bool = False,
+                 kv_cache: str = "bf16") -> None:
         if attention not in ("docpipe", "sdpa"):
             raise ValueError(f"decode attention must be 'docpipe' or 'sdpa', not {attention!r}")
         if compile_scope not in ("model", "layers"):
             raise ValueError(f"compile scope must be 'model' or 'layers', not {compile_scope!r}")
         if prefill_attention not in ("flex", "sdpa"):
             raise ValueError(f"prefill attention must be 'flex' or 'sdpa', not {prefill_attention!r}")
+        if kv_cache not in KV_CACHES:
+            raise ValueError(f"kv cache must be one of {', '.join(KV_CACHES)}, not {kv_cache!r}")
+        if kv_cache == "fp8" and attention != "docpipe":
+            raise ValueError("an fp8 KV cache needs docpipe's decode attention (attention='docpipe')")
+        # "fp8": the batch's cache holds keys and values in one byte (kv_fp8.py); prefills compute in the model's
+        # dtype on their chunk's rows and store them in fp8, decode steps attend the fp8 cache
+        self.kv_fp8 = kv_cache == "fp8"
         self.model = model
         self.attention = attention
         self.decode_kernel = check_decode_kernel(decode_kernel)  # with attention "docpipe"
@@ -213,7 +236,7 @@ class Decoder:
         # a batch's common prompt prefix prefilled once and shared by its rows (prefix.py); one device only
         self.shared = None
         if shared_prefix and len(devices) <= 1 and SharedPrefix.supported(model):
-            self.shared = SharedPrefix(model, self.window, self.cache_kw, self._cache)
+            self.shared = SharedPrefix(model, self.window, self.cache_kw, self._cache, self._stored)
         self.stats = {"graph_steps": 0, "eager_steps": 0, "captures": 0}
         self.clock = StageClock()  # GPU seconds of prefill and decode (and the vision tower, when it shares it)
 
@@ -231,19 +254,29 @@ class Decoder:
 
         return StaticCache(config=self.model.config.get_text_config(decoder=True), max_cache_len=max_len)
 
+    def _stored(self, t: Any) -> Any:
+        """``t`` (keys or values) in the batch cache's dtype: fp8 with ``kv_cache="fp8"``, else as computed."""
+        return kv_fp8.to_fp8(t) if self.kv_fp8 else t
+
     def _to_rings(self, cache: Any, prompt_len: int, t: Any) -> None:
-        """After prefill: every sliding layer becomes a ring indexed by position % window."""
+        """After prefill: every sliding layer becomes a ring indexed by position % window; with an fp8 cache every
+        layer is fp8 (a whole-batch prefill's bf16 cache is converted a layer at a time) and writes at slot t."""
         from transformers.cache_utils import StaticSlidingWindowLayer
 
         for layer in cache.layers:
-            if not isinstance(layer, StaticSlidingWindowLayer) or not layer.is_initialized:
+            if not layer.is_initialized or getattr(layer, "keys", None) is None:
+                continue
+            if self.kv_fp8 and not kv_fp8.is_fp8(layer.keys):
+                layer.keys, layer.values = kv_fp8.to_fp8(layer.keys), kv_fp8.to_fp8(layer.values)
+            ring = isinstance(layer, StaticSlidingWindowLayer)
+            if not ring and not self.kv_fp8:
                 continue
             w = layer.max_cache_len
-            if prompt_len > w and prompt_len % w:
+            if ring and prompt_len > w and prompt_len % w:
                 # prefill kept the last w positions in order at slots 0..w-1; position p belongs at slot p % w
-                layer.keys.copy_(layer.keys.roll(prompt_len % w, dims=2))
-                layer.values.copy_(layer.values.roll(prompt_len % w, dims=2))
-            layer.__class__ = _ring_class(type(layer))
+                kv_fp8.roll_(layer.keys, prompt_len % w)
+                kv_fp8.roll_(layer.values, prompt_len % w)
+            layer.__class__ = _ring_class(type(layer), ring)
             layer._docpipe_ring_t = t
 
     # -- one batch -----------------------------------------------------------------------------------------------
@@ -269,7 +302,7 @@ class Decoder:
         step = rows_a_forward(p)
         if shared:
             return self.shared.prefill(inputs, pos0, length, row_pages, prefix, (rows_a_forward(p - prefix), step),
-                                       self._rows_of, prefix_rows)
+                                       (self._rows_of, self._rows_back), prefix_rows)
         if step >= b:
             cache = self._cache(length)
             out = self.model(**inputs, position_ids=pos0, use_cache=True, logits_to_keep=1,
@@ -293,15 +326,17 @@ class Decoder:
                              **{self.cache_kw: part})
             logits.append(out.logits[:, -1].float())
             del out
+            if r0 > 0:
+                self._rows_back(big, part, r0, r1)
             for whole, piece in zip(big.layers, part.layers):
                 if not getattr(piece, "is_initialized", False) or getattr(piece, "keys", None) is None:
                     continue  # kv-shared layers (E models) hold nothing of their own
                 if not whole.is_initialized:  # allocates (b, heads, len, dim) from the shapes it is shown
-                    whole.lazy_initialization(piece.keys[:1].expand(b, -1, -1, -1),
-                                              piece.values[:1].expand(b, -1, -1, -1))
+                    whole.lazy_initialization(self._stored(piece.keys[:1]).expand(b, -1, -1, -1),
+                                              self._stored(piece.values[:1]).expand(b, -1, -1, -1))
                 if r0 == 0:
-                    whole.keys[r0:r1].copy_(piece.keys)
-                    whole.values[r0:r1].copy_(piece.values)
+                    whole.keys[r0:r1].copy_(self._stored(piece.keys))
+                    whole.values[r0:r1].copy_(self._stored(piece.values))
                     # free the chunk's own layer now: the batch's cache grows as the chunk's shrinks, instead of
                     # both whole at once (4 GiB more at 31B's peak, measured: a row and a half of its cache)
                     piece.keys = piece.values = None
@@ -312,17 +347,30 @@ class Decoder:
             del part
         return big, torch.cat(logits)
 
-    @staticmethod
-    def _rows_of(big: Any, part: Any, r0: int, r1: int) -> None:
+    def _rows_of(self, big: Any, part: Any, r0: int, r1: int) -> None:
         """Make part's layers views of rows r0:r1 of big's (initialized) layers, so a chunk's prefill writes its
-        keys and values in place: no second cache of the chunk's size beside the big one, and no copy."""
+        keys and values in place: no second cache of the chunk's size beside the big one, and no copy. An fp8
+        cache gives the chunk a copy of its rows in the model's dtype instead, stored back by ``_rows_back``."""
         for whole, piece in zip(big.layers, part.layers):
             if not getattr(whole, "is_initialized", False) or getattr(whole, "keys", None) is None:
                 continue
+            keys, values = whole.keys[r0:r1], whole.values[r0:r1]
+            if self.kv_fp8:
+                keys, values = keys.to(self.model.dtype), values.to(self.model.dtype)
             # the layer's own set-up (device, head counts, lengths, flags), shown zero-length rows of the big cache;
             # its own buffers are then replaced by the views
-            piece.lazy_initialization(whole.keys[r0:r1, :, :0], whole.values[r0:r1, :, :0])
-            piece.keys, piece.values = whole.keys[r0:r1], whole.values[r0:r1]
+            piece.lazy_initialization(keys[:, :, :0], values[:, :, :0])
+            piece.keys, piece.values = keys, values
+
+    def _rows_back(self, big: Any, part: Any, r0: int, r1: int) -> None:
+        """After a chunk's forward: its rows into the fp8 cache (nothing to do where they were views)."""
+        if not self.kv_fp8:
+            return
+        for whole, piece in zip(big.layers, part.layers):
+            if getattr(whole, "keys", None) is None or getattr(piece, "keys", None) is None:
+                continue
+            whole.keys[r0:r1].copy_(kv_fp8.to_fp8(piece.keys))
+            whole.values[r0:r1].copy_(kv_fp8.to_fp8(piece.values))
 
     def generate(self, inputs: dict[str, Any], max_new: int, stops: list[int] | None, pad_id: int,
                  processor: Callable[[Any, Any], Any] | None = None, row_pages: list[int] | None = None,

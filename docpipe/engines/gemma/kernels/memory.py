@@ -159,13 +159,15 @@ def expandable_segments(device: Any) -> bool:
 
 
 def rows_that_fit(model: Any, free_bytes: float, prompt: int, new_tokens: int, prefill_rows: int,
-                  slack: float = SLACK, image_tokens: int = 0, vision_pages: int = 16) -> int:
+                  slack: float = SLACK, image_tokens: int = 0, vision_pages: int = 16, kv_bytes: int = 2) -> int:
     """Requests of ``prompt`` + ``new_tokens`` tokens whose caches fit in ``free_bytes`` beside a prefill of
     ``prefill_rows`` requests (0: all; fewer when fewer fit) and a reserve (CUDA graphs, logits, the vision tower's
     batch of up to ``vision_pages`` pages of ``image_tokens``, cuBLAS workspaces; ``RESERVE`` when ``image_tokens``
-    is 0), with the allocator's ``slack`` on the caches (SLACK or SLACK_EXPANDABLE)."""
-    per_row = slack * kv_bytes_per_row(model, prompt + new_tokens) + 262_144 * 4  # + a row of float32 logits
-    act = prefill_bytes_per_row(model, prompt)
+    is 0), with the allocator's ``slack`` on the caches (SLACK or SLACK_EXPANDABLE). ``kv_bytes``: 1 for an fp8
+    cache, whose prefill chunk computes on a bf16 copy of its rows beside it."""
+    row = kv_bytes_per_row(model, prompt + new_tokens)
+    per_row = slack * row * kv_bytes / 2 + 262_144 * 4  # + a row of float32 logits
+    act = prefill_bytes_per_row(model, prompt) + (row if kv_bytes < 2 else 0)
     chunk = prefill_rows if prefill_rows > 0 else MAX_ROWS  # 0: the whole batch in one prefill forward
 
     def need(rows: int) -> float:
@@ -176,17 +178,17 @@ def rows_that_fit(model: Any, free_bytes: float, prompt: int, new_tokens: int, p
 
 
 def plan(model: Any, free_bytes: float, prompt: int, new_tokens: int, prefill_rows: int | None,
-         slack: float = SLACK, image_tokens: int = 0, vision_pages: int = 16) -> tuple[int, int]:
+         slack: float = SLACK, image_tokens: int = 0, vision_pages: int = 16, kv_bytes: int = 2) -> tuple[int, int]:
     """(requests per batch, rows per prefill forward). ``prefill_rows`` None chooses it: MoE models keep
     ``MOE_PREFILL_ROWS``; a dense model whose caches do not all fit takes the prefill chunk, down to
     ``DENSE_PREFILL_TOKENS`` tokens, that lets the most rows fit, and down to one row where even then fewer than
     ``MOE_PREFILL_ROWS`` rows fit (a small card: each row's prefill activations cost several rows of cache)."""
     if prefill_rows is not None:
         return rows_that_fit(model, free_bytes, prompt, new_tokens, prefill_rows, slack, image_tokens,
-                             vision_pages), prefill_rows
+                             vision_pages, kv_bytes), prefill_rows
     def best(chunks: Iterable[int]) -> tuple[int, int]:  # ties: the bigger chunk
-        return max((rows_that_fit(model, free_bytes, prompt, new_tokens, c, slack, image_tokens, vision_pages), c)
-                   for c in chunks)
+        return max((rows_that_fit(model, free_bytes, prompt, new_tokens, c, slack, image_tokens, vision_pages,
+                                  kv_bytes), c) for c in chunks)
 
     if getattr(model.config.get_text_config(), "enable_moe_block", False):
         return best([MOE_PREFILL_ROWS])

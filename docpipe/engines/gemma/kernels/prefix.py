@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import kv_fp8
+
 #: shortest common prefix worth a forward of its own (summary prompts share only the turn markers)
 MIN_PREFIX = 32
 
@@ -138,8 +140,9 @@ class SharedPrefix:
     """One model's prefix keys and values (the last prefix computed) and the prefill of a batch that starts with it.
     ``cache_kw``: the forward's name for the cache; ``cache_of(length)``: a new StaticCache (both the Decoder's)."""
 
-    def __init__(self, model: Any, window: int, cache_kw: str, cache_of: Any) -> None:
+    def __init__(self, model: Any, window: int, cache_kw: str, cache_of: Any, stored: Any = None) -> None:
         self.model, self.window, self.cache_kw, self.cache_of = model, window, cache_kw, cache_of
+        self.stored = stored or (lambda t: t)  # keys or values in the batch cache's dtype (Decoder._stored)
         text = model.config.get_text_config()
         self.bidirectional = getattr(text, "use_bidirectional_attention", None) == "vision"
         self.ids: tuple[int, ...] = ()
@@ -175,11 +178,12 @@ class SharedPrefix:
         return self.kv
 
     def prefill(self, inputs: dict[str, Any], pos0: Any, length: int, row_pages: list[int] | None, n: int,
-                steps: tuple[int, int], rows_of: Any, sharing: int | None = None) -> tuple[Any, Any]:
+                steps: tuple[int, int], rows: tuple[Any, Any], sharing: int | None = None) -> tuple[Any, Any]:
         """(filled static cache of ``length`` slots, last-position logits in float32) for a batch whose first
         ``sharing`` rows (None: all) begin with the prefix of ``n`` tokens; rows go through the model ``steps[0]`` at a
         time (the others, prefilled whole by the model's own path, ``steps[1]``), each chunk writing into its rows of
-        the batch's cache (``rows_of``: Decoder._rows_of)."""
+        the batch's cache (``rows``: Decoder._rows_of, which gives a chunk its rows of the cache, and
+        Decoder._rows_back, which stores them back where they were a copy)."""
         import torch
 
         ids, mask = inputs["input_ids"], inputs["attention_mask"].bool()
@@ -192,6 +196,7 @@ class SharedPrefix:
         big = self.cache_of(length)
         win = self.window
         k0 = max(0, n - win + 1) if win else 0  # first slot a sliding layer's queries (slots n..) can see
+        rows_of, rows_back = rows
         rows = torch.arange(k_rows, device=dev)[:, None]
         # (rows, n): where each sharing row's prefix lies (a row padded past slot n recomputes all of it)
         prefix_slots = pads[:k_rows, None] + torch.arange(n, device=dev)[None]
@@ -201,10 +206,10 @@ class SharedPrefix:
             if got is None:
                 continue  # kv-shared layers (E models) hold nothing of their own
             k, v = got
-            layer.lazy_initialization(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1))
+            layer.lazy_initialization(self.stored(k).expand(b, -1, -1, -1), self.stored(v).expand(b, -1, -1, -1))
             if layer.keys.shape[2] == length:  # holds every slot: the prefix goes into each row's own slots
-                layer.keys[rows, :, prefix_slots] = k[0].transpose(0, 1)[None]
-                layer.values[rows, :, prefix_slots] = v[0].transpose(0, 1)[None]
+                kv_fp8.put(layer.keys, (rows, slice(None), prefix_slots), k[0].transpose(0, 1)[None])
+                kv_fp8.put(layer.values, (rows, slice(None), prefix_slots), v[0].transpose(0, 1)[None])
             else:
                 span = True
         blocks = block_ids(inputs["mm_token_type_ids"]) if self.bidirectional and "mm_token_type_ids" in inputs \
@@ -233,6 +238,7 @@ class SharedPrefix:
                 out = self.model(**sub, attention_mask=inputs["attention_mask"][r0:r1], position_ids=pos0[r0:r1],
                                  use_cache=True, logits_to_keep=1, **{self.cache_kw: part})
                 logits.append(out.logits[:, -1].float())
+                rows_back(big, part, r0, r1)
                 del out, part
                 continue
             src = (before_slots[None] - pads[r0:r1, None])  # (rows, slots before n): index in the prefix, <0: padding
@@ -254,6 +260,7 @@ class SharedPrefix:
                              attention_mask={"full_attention": full, "sliding_attention": sliding}, use_cache=True,
                              logits_to_keep=1, **{self.cache_kw: part})
             logits.append(out.logits[:, -1].float())
+            rows_back(big, part, r0, r1)
             del out, part, full, sliding
         for layer, got in zip(big.layers, kv):
             if got is None:
