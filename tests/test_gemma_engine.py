@@ -485,6 +485,7 @@ def test_transformers_generate_path_gives_schema_valid_rows(monkeypatch, tmp_pat
 @pytest.mark.parametrize("key,good,bad,variant", [
     ("prefill_attention", "flex", "fast", "moe"),  # the CUDA default; forced here, so flex's CPU reference runs
     ("decode_attention", "matmul", "flash", "dense"),  # what "auto" picks for big caches on a GPU; forced here
+    ("kv_cache", "fp8", "int8", "e"),  # what "auto" keeps on a GPU with fp8 (kv-shared layers read it too)
 ])
 def test_attention_setting_end_to_end_and_a_bad_value_is_named(monkeypatch, tmp_path, tiny_models, key, good, bad,
                                                                variant):

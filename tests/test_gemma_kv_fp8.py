@@ -129,6 +129,23 @@ def test_unknown_cache_types_and_sdpa_decoding_are_refused(tokenizer):
         Decoder(model, attention="sdpa", kv_cache="fp8")
 
 
+def test_auto_keeps_fp8_where_the_gpu_converts_it_and_fp8_where_it_cannot_run_is_refused_with_the_reason():
+    from docpipe.engines.gemma.kernels.kv_fp8 import choose
+    from docpipe.engines.gemma.settings import engine_settings
+    from docpipe.errors import EngineUnavailable
+
+    assert engine_settings({})["kv_cache"] == "auto"
+    assert choose("auto", "cuda", (9, 0)) == "fp8" and choose("auto", "cuda", (8, 9)) == "fp8"
+    assert choose("auto", "cuda", (8, 0)) == "bf16"  # an A100: no fp8 conversion in Triton
+    assert choose("auto", "cpu") == "bf16" and choose("fp8", "cpu") == "fp8"  # PyTorch's path: tests, small models
+    assert choose("auto", "cuda", (9, 0), decode="generate") == "bf16" and choose("bf16", "cuda", (9, 0)) == "bf16"
+    with pytest.raises(EngineUnavailable, match=r"kv_cache fp8 needs a GPU of compute capability 8.9 or later .* "
+                                                r"this one is 8.0; use kv_cache bf16"):
+        choose("fp8", "cuda", (8, 0))
+    with pytest.raises(EngineUnavailable, match="kv_cache fp8 needs docpipe's decode loop"):
+        choose("fp8", "cpu", decode="generate")
+
+
 def test_the_planner_holds_more_rows_when_the_cache_is_fp8(tokenizer):
     """Half the bytes a row, less the chunk a prefill computes in bf16 beside the fp8 cache (a long context, where
     the cache is most of a row, as a page's is on a real model)."""

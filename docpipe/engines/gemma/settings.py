@@ -72,9 +72,9 @@ class GemmaSettings(BaseModel):
     quantize: str = Field("auto", description="Weights at load time: none (bf16), fp8, int8, int4, or auto (bf16 "
                           "where its weights take at most half the GPU, else fp8 where the GPU has fp8 matmuls, else "
                           "the most precise mode that fits; quantize.py).")
-    kv_cache: str = Field("bf16", description="How decode steps keep keys and values: bf16 (as computed), fp8 (one "
+    kv_cache: str = Field("auto", description="How decode steps keep keys and values: bf16 (as computed), fp8 (one "
                           "byte: half the cache a step reads, about twice the rows; GPUs of compute capability 8.9+) "
-                          "or auto (fp8 where it runs); kernels/kv_fp8.py.")
+                          "or auto (fp8 on such a GPU, else bf16); kernels/kv_fp8.py.")
     prefill_bf16: bool = Field(True, description="fp8 and int8 weights: prefills (and int8 Linears in decode "
                                "steps too) multiply by each layer's weight turned back into bf16 (a layer at a time), "
                                "fp8 decode steps keep the quantized kernels; false: the quantized kernels for both. "
