@@ -112,10 +112,11 @@ def _kernel() -> Any:
             vt = tl.load(v_ptr + b * sv_b + h * sv_h + rn[:, None] * sv_n + rd[None, :], mask=ok[:, None], other=0.0)
             acc = acc * alpha[:, None] + tl.dot(p.to(q.dtype), vt.to(q.dtype))
             m_i = m_new
-        out = (bh * splits + split) * GP
-        tl.store(acc_ptr + (out + rg[:, None]) * D + rd[None, :], acc)
-        tl.store(ml_ptr + (out + rg) * 2, m_i)
-        tl.store(ml_ptr + (out + rg) * 2 + 1, l_i)
+        out = (bh * splits + split) * G  # the group's real rows only (GP pads them to tl.dot's tile)
+        real = rg < G
+        tl.store(acc_ptr + (out + rg[:, None]) * D + rd[None, :], acc, mask=real[:, None])
+        tl.store(ml_ptr + (out + rg) * 2, m_i, mask=real)
+        tl.store(ml_ptr + (out + rg) * 2 + 1, l_i, mask=real)
 
     return fp8_decode_kernel
 
@@ -156,14 +157,14 @@ def attention(q: Any, key: Any, value: Any, mask: Any, scale: float) -> Any:
     per = -(-slice_len // bn) * bn  # slots a split reads, whole tiles
     splits = -(-n // per)
     held = mask.reshape(b, -1).view(torch.uint8)
-    acc = torch.empty((b * h * splits * gp, d), dtype=torch.float32, device=q.device)
-    ml = torch.empty((b * h * splits * gp, 2), dtype=torch.float32, device=q.device)
+    acc = torch.empty((b * h * splits * g, d), dtype=torch.float32, device=q.device)
+    ml = torch.empty((b * h * splits * g, 2), dtype=torch.float32, device=q.device)
     _kernel()[(b * h, splits)](q, key, value, held, acc, ml, h, n, g, per,
                                q.stride(0), q.stride(1), q.stride(2), key.stride(0), key.stride(1), key.stride(2),
                                value.stride(0), value.stride(1), value.stride(2), held.stride(0), float(scale),
                                GP=gp, D=d, BN=bn, num_warps=NUM_WARPS[d], num_stages=2)
-    acc = acc.view(b, h, splits, gp, d)[:, :, :, :g]
-    ml = ml.view(b, h, splits, gp, 2)[:, :, :, :g]
+    acc = acc.view(b, h, splits, g, d)
+    ml = ml.view(b, h, splits, g, 2)
     top, total = ml[..., 0], ml[..., 1]  # each split's running maximum and sum of exponentials
     w = (top - top.amax(2, keepdim=True)).exp()  # (b, h, splits, g)
     out = (acc * w[..., None]).sum(2) / (total * w).sum(2)[..., None]
