@@ -27,7 +27,11 @@ weights their last-token logits are close (cosine 0.9998 between pages on E4B cu
 as a control, and each row's error against the distance from its reference to the nearest other page's ("vs
 pages": below 1, the row is nearer its own page's answer than any other's).
 
+``--kv-steps N`` also decodes N tokens with the fp8 KV cache (``kv_cache``), fed the bf16 cache's tokens, and
+compares each step's logits with the bf16 cache's: what storing keys and values in one byte costs.
+
     python scripts/check_gemma_numerics.py --model 26b-a4b --pages 8 --modes none fp8 int8 int4
+    python scripts/check_gemma_numerics.py --model 31b --pages 8 --modes none --steps 0 --kv-steps 16
 """
 
 from __future__ import annotations
@@ -143,6 +147,34 @@ def docpipe_logits(model, proc, inputs, row_pages, image_tokens: int, steps: int
     return seen[0], step_ms
 
 
+def decode_logits(model, proc, inputs, row_pages, image_tokens: int, steps: int, settings: dict,
+                  forced: Any = None) -> tuple[Any, Any]:
+    """(float32 logits of each of ``steps`` tokens of docpipe's decode loop, (steps, rows, vocab) on the host; the
+    tokens (rows, steps)). ``forced``: tokens to feed instead of the loop's own picks, so that two runs (a bf16 and
+    an fp8 KV cache) are compared on the same inputs at every step."""
+    import torch
+
+    from docpipe.engines import EngineOptions
+    from docpipe.engines.gemma.engine import GemmaEngine
+
+    eng = GemmaEngine.from_loaded(model, proc, EngineOptions(
+        image_tokens=image_tokens, extra={"page_text": False, "grammar": False, **settings}))
+    seen = []
+
+    def capture(ids, scores):
+        seen.append(scores.float().cpu())
+        if forced is None:
+            return scores
+        only = torch.full_like(scores, float("-inf"))
+        only[torch.arange(len(only)), forced[:, len(seen) - 1].to(scores.device)] = 0
+        return only
+
+    b = eng.backend
+    tokens = b.decoder.generate(inputs, steps, None, b.pad_id, processor=capture, row_pages=row_pages)
+    eng.close()
+    return torch.stack(seen), tokens
+
+
 def compare(got, ref) -> dict:
     import torch
 
@@ -214,6 +246,9 @@ def main() -> None:
     ap.add_argument("--eager-experts-ref", action="store_true",
                     help="MoE models: also transformers' bf16 forward with its eager experts (one expert at a time) "
                          "against its grouped GEMM: how far a reordering of bf16 sums alone moves these logits")
+    ap.add_argument("--kv-steps", type=int, default=0,
+                    help="bf16 weights: also this many decode steps with an fp8 KV cache, fed the bf16 cache's "
+                         "tokens, each step's logits against the bf16 cache's (0: not run)")
     ap.add_argument("--layers", type=int, default=0,
                     help="CPU dry run: the checkpoint's widths cut to this many layers, bf16 (0: full size, GPU)")
     ap.add_argument("--post-norm", type=float, default=POST_NORM_SCALE,
@@ -301,6 +336,20 @@ def main() -> None:
                     key = "error_" + next(iter(settings)) if settings else "error"
                     row[key] = f"{type(e).__name__}: {str(e)[:300]}"
                     torch.cuda.empty_cache()
+            if mode == "none" and a.kv_steps > 1:  # the fp8 KV cache against the bf16 one, step by step
+                try:
+                    plain, tokens = decode_logits(model, proc, inputs, row_pages, a.image_tokens, a.kv_steps,
+                                                  {"kv_cache": "bf16"})
+                    fp8, _ = decode_logits(model, proc, inputs, row_pages, a.image_tokens, a.kv_steps,
+                                           {"kv_cache": "fp8"}, forced=tokens)
+                    # step 0 is the prefill's (the same cache-free logits); the steps after it read the cache
+                    kv = {"model": key, "mode": f"fp8 KV cache vs bf16 cache, decode steps 2-{a.kv_steps}",
+                          **compare(fp8[1:].flatten(0, 1), plain[1:].flatten(0, 1))}
+                    kv.pop("err_vs_pages_max", None)  # rows of one page at several steps: no other page to be near
+                except Exception as e:  # noqa: BLE001  (a check: say what broke, report the rest)
+                    kv = {"model": key, "mode": "fp8 KV cache", "error": f"{type(e).__name__}: {str(e)[:300]}"}
+                results.append(kv)
+                print(json.dumps(kv), flush=True)
             if mode == "none" and "cos_min" in row:
                 row["pass"] = row["cos_min"] >= BF16_MIN_COSINE
                 floors = [r["cos_min"] for r in results if r["model"] == key and r["mode"].startswith("transformers")]

@@ -13,6 +13,8 @@ What this does instead:
   ``t % window``. Attention does not care about the order of keys (RoPE is applied before caching), only the mask
   does, so the masks are built inside the step from a device counter ``t`` and the prompt's padding mask: a full
   layer sees slots ``<= t`` that are not padding; a ring slot ``k`` holds position ``t - ((t - k) % window)``.
+- With ``kv_cache="fp8"`` the batch's cache holds keys and values in one byte (kv_fp8.py): prefill chunks compute on
+  a copy of their rows in the model's dtype and store them in fp8; full layers then also write slot ``t``.
 - Nothing in a step reads a Python number that changes or syncs with the host, so on CUDA the whole step (forward,
   greedy pick, stop bookkeeping, counters) is captured once per batch and replayed. Without a logits processor the
   loop only looks at the host every ``CHECK_EVERY`` steps to stop early when every row is done. With one (the JSON
@@ -70,9 +72,9 @@ DECODE_KERNELS = ("auto", "sdpa", "matmul")
 #: MB: 152 against 97; 31B's at 11 rows, 185 MB: 187 against 142). For the 512-wide heads neither wins on both cards
 #: (26B-A4B at 72 rows: 189 against 224 µs on an H100, 281 against 205 on an H200), so they stay with SDPA.
 MATMUL_FROM_BYTES = 300e6
+MATMUL_MAX_DIM = 256
 #: how the decode loop stores keys and values: as the model computes them, or in fp8 (kv_fp8.py)
 KV_CACHES = ("bf16", "fp8")
-MATMUL_MAX_DIM = 256
 
 
 def check_decode_kernel(kernel: str) -> str:
