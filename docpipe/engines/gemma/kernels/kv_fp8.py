@@ -2,7 +2,7 @@
 bytes once and multiplies in bf16, and the plain PyTorch path where Triton cannot run.
 
 Why: at a big batch a decode step reads far more cache than weights (26B-A4B at 231 rows: ~56 GB of keys and values
-against ~8 GB of int4 weights a step), so storing them in one byte instead of two halves what the step reads and
+against ~14 GB of int4 weights a step), so storing them in one byte instead of two halves what the step reads and
 doubles the rows the card holds. PyTorch's attention kernels take no fp8 keys (SDPA, flex) and casting the cache
 back to bf16 each step writes and reads more than it saves; this kernel casts a tile at a time in registers.
 
