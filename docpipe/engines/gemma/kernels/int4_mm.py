@@ -22,6 +22,8 @@ import functools
 import importlib.util
 from typing import Any
 
+from .launch import on_device_of
+
 #: output columns a program computes; rows go 16 at a time (the smallest tile tl.dot takes)
 BLOCK_N = 64
 BLOCK_M = 16
@@ -88,8 +90,9 @@ def int4_grouped_mm(x: Any, q: Any, s: Any, offs: Any, out_dtype: Any = None) ->
     if rows == 0:
         return out
     grid = ((n + BLOCK_N - 1) // BLOCK_N, e)
-    _kernel()[grid](x, q, s, offs, out, n, k, x.stride(0), q.stride(0), q.stride(1), s.stride(0), s.stride(1),
-                    out.stride(0), BM=BLOCK_M, BN=BLOCK_N, G=group, num_warps=NUM_WARPS, num_stages=NUM_STAGES)
+    with on_device_of(x):
+        _kernel()[grid](x, q, s, offs, out, n, k, x.stride(0), q.stride(0), q.stride(1), s.stride(0), s.stride(1),
+                        out.stride(0), BM=BLOCK_M, BN=BLOCK_N, G=group, num_warps=NUM_WARPS, num_stages=NUM_STAGES)
     return out
 
 
@@ -154,8 +157,9 @@ def int4_linear(x: Any, q: Any, s: Any) -> Any:
     split = -(-k // per)
     part = torch.empty((split, m, n), dtype=torch.float32, device=x.device)
     grid = (-(-n // BLOCK_N), split, -(-m // bm))
-    _linear_kernel()[grid](x, q, s, part, m, n, k, per, x.stride(0), q.stride(0), s.stride(0), part.stride(0),
-                           part.stride(1), BM=bm, BN=BLOCK_N, G=group, num_warps=NUM_WARPS, num_stages=NUM_STAGES)
+    with on_device_of(x):
+        _linear_kernel()[grid](x, q, s, part, m, n, k, per, x.stride(0), q.stride(0), s.stride(0), part.stride(0),
+                               part.stride(1), BM=bm, BN=BLOCK_N, G=group, num_warps=NUM_WARPS, num_stages=NUM_STAGES)
     return (part.sum(0) if split > 1 else part[0]).to(x.dtype)
 
 
@@ -190,6 +194,7 @@ def dequantize(q: Any, s: Any, dtype: Any) -> Any:
     n, half = q.shape
     group = 2 * half // s.shape[-1]
     out = torch.empty((n, 2 * half), dtype=dtype, device=q.device)
-    _dequant_kernel()[(-(-n // BLOCK_N), s.shape[-1])](q, s, out, n, q.stride(0), s.stride(0), out.stride(0),
-                                                       BN=BLOCK_N, G=group)
+    with on_device_of(q):
+        _dequant_kernel()[(-(-n // BLOCK_N), s.shape[-1])](q, s, out, n, q.stride(0), s.stride(0), out.stride(0),
+                                                           BN=BLOCK_N, G=group)
     return out

@@ -21,6 +21,7 @@ import importlib.util
 from typing import Any
 
 from ....errors import EngineUnavailable
+from .launch import on_device_of
 
 #: e4m3 without infinities (torch.float8_e4m3fn): the format Hopper and Ada tensor cores read; largest value 448
 FP8_MAX = 448.0
@@ -159,10 +160,11 @@ def attention(q: Any, key: Any, value: Any, mask: Any, scale: float) -> Any:
     held = mask.reshape(b, -1).view(torch.uint8)
     acc = torch.empty((b * h * splits * g, d), dtype=torch.float32, device=q.device)
     ml = torch.empty((b * h * splits * g, 2), dtype=torch.float32, device=q.device)
-    _kernel()[(b * h, splits)](q, key, value, held, acc, ml, h, n, g, per,
-                               q.stride(0), q.stride(1), q.stride(2), key.stride(0), key.stride(1), key.stride(2),
-                               value.stride(0), value.stride(1), value.stride(2), held.stride(0), float(scale),
-                               GP=gp, D=d, BN=bn, num_warps=NUM_WARPS[d], num_stages=2)
+    with on_device_of(q):
+        _kernel()[(b * h, splits)](q, key, value, held, acc, ml, h, n, g, per,
+                                   q.stride(0), q.stride(1), q.stride(2), key.stride(0), key.stride(1), key.stride(2),
+                                   value.stride(0), value.stride(1), value.stride(2), held.stride(0), float(scale),
+                                   GP=gp, D=d, BN=bn, num_warps=NUM_WARPS[d], num_stages=2)
     acc = acc.view(b, h, splits, g, d)
     ml = ml.view(b, h, splits, g, 2)
     top, total = ml[..., 0], ml[..., 1]  # each split's running maximum and sum of exponentials

@@ -1,0 +1,20 @@
+"""Where docpipe's Triton kernels run: on the GPU that holds their tensors.
+
+Why: Triton launches a kernel on the current CUDA device, not on its arguments' device. A model split over GPUs
+(``device_map``) runs layers on cuda:1 while cuda:0 stays current, and a kernel launched there would read another
+card's addresses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+
+def on_device_of(t: Any) -> Any:
+    """A context in which ``t``'s CUDA device is the current one (nothing to do for CPU tensors: the interpreter)."""
+    if getattr(t, "is_cuda", False):
+        import torch
+
+        return torch.cuda.device(t.device)
+    return contextlib.nullcontext()
