@@ -44,16 +44,10 @@ CHECK_EVERY = 16
 
 
 def _ring_update(self: Any, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> Any:
-    """A sliding-window cache layer's update during the decode loop: one token written at slot t % window."""
+    """A cache layer's update during the decode loop: one token written at slot t % length, a ring for a
+    sliding-window layer, slot t itself for a full layer (which holds every position; it takes this update only
+    when its cache is fp8, which transformers' own update cannot write)."""
     slot = self._docpipe_ring_t.to(self.keys.device).remainder(self.max_cache_len)  # no-op on one device
-    kv_fp8.index_copy(self.keys, slot, key_states)
-    kv_fp8.index_copy(self.values, slot, value_states)
-    return self.keys, self.values
-
-
-def _slot_update(self: Any, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> Any:
-    """A full-attention layer's update during the decode loop when its cache is fp8: one token written at slot t."""
-    slot = self._docpipe_ring_t.to(self.keys.device)
     kv_fp8.index_copy(self.keys, slot, key_states)
     kv_fp8.index_copy(self.values, slot, value_states)
     return self.keys, self.values
@@ -74,7 +68,7 @@ DECODE_KERNELS = ("auto", "sdpa", "matmul")
 MATMUL_FROM_BYTES = 300e6
 MATMUL_MAX_DIM = 256
 #: how the decode loop stores keys and values: as the model computes them, or in fp8 (kv_fp8.py)
-KV_CACHES = ("bf16", "fp8")
+KV_CACHES = tuple(c for c in kv_fp8.CHOICES if c != "auto")
 
 
 def check_decode_kernel(kernel: str) -> str:
@@ -166,15 +160,13 @@ def _decode_attention_once(original: Callable[..., Any], kernel: str) -> Callabl
     return _WRAPPED[original, kernel]
 
 
-_RING_CLASSES: dict[tuple[type, bool], type] = {}
+_RING_CLASSES: dict[type, type] = {}
 
 
-def _ring_class(base: type, ring: bool = True) -> type:
-    """``base`` with the decode loop's update: at slot t % window (ring) or at slot t (a full layer's fp8 cache)."""
-    if (base, ring) not in _RING_CLASSES:
-        name = ("Ring" if ring else "Slot") + base.__name__
-        _RING_CLASSES[base, ring] = type(name, (base,), {"update": _ring_update if ring else _slot_update})
-    return _RING_CLASSES[base, ring]
+def _ring_class(base: type) -> type:
+    if base not in _RING_CLASSES:
+        _RING_CLASSES[base] = type(f"Ring{base.__name__}", (base,), {"update": _ring_update})
+    return _RING_CLASSES[base]
 
 
 class Decoder:
@@ -278,7 +270,7 @@ class Decoder:
                 # prefill kept the last w positions in order at slots 0..w-1; position p belongs at slot p % w
                 kv_fp8.roll_(layer.keys, prompt_len % w)
                 kv_fp8.roll_(layer.values, prompt_len % w)
-            layer.__class__ = _ring_class(type(layer), ring)
+            layer.__class__ = _ring_class(type(layer))
             layer._docpipe_ring_t = t
 
     # -- one batch -----------------------------------------------------------------------------------------------

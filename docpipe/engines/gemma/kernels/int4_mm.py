@@ -22,7 +22,7 @@ import functools
 import importlib.util
 from typing import Any
 
-from .launch import on_device_of
+from .launch import multiprocessors, on_device_of
 
 #: output columns a program computes; rows go 16 at a time (the smallest tile tl.dot takes)
 BLOCK_N = 64
@@ -130,13 +130,6 @@ def _linear_kernel() -> Any:
     return int4_linear_kernel
 
 
-@functools.cache
-def _multiprocessors(device: Any) -> int:
-    import torch
-
-    return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 1
-
-
 def int4_linear(x: Any, q: Any, s: Any) -> Any:
     """x (rows, K) times a Linear layer's int4 weight (N, K // 2) with scales (N, K // g): (rows, N) in x's dtype."""
     import torch
@@ -152,7 +145,7 @@ def int4_linear(x: Any, q: Any, s: Any) -> Any:
     bm = 16 if m <= 16 else 32 if m <= 32 else 64
     blocks = -(-n // BLOCK_N) * -(-m // bm)
     groups = k // group
-    split = max(1, min(groups, -(-PROGRAMS_PER_SM * _multiprocessors(x.device) // blocks)))
+    split = max(1, min(groups, -(-PROGRAMS_PER_SM * multiprocessors(x.device) // blocks)))
     per = -(-groups // split) * group
     split = -(-k // per)
     part = torch.empty((split, m, n), dtype=torch.float32, device=x.device)

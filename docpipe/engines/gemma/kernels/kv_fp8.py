@@ -21,7 +21,7 @@ import importlib.util
 from typing import Any
 
 from ....errors import EngineUnavailable
-from .launch import on_device_of
+from .launch import multiprocessors, on_device_of
 
 #: e4m3 without infinities (torch.float8_e4m3fn): the format Hopper and Ada tensor cores read; largest value 448
 FP8_MAX = 448.0
@@ -122,13 +122,6 @@ def _kernel() -> Any:
     return fp8_decode_kernel
 
 
-@functools.cache
-def _multiprocessors(index: int) -> int:
-    import torch
-
-    return torch.cuda.get_device_properties(index).multi_processor_count
-
-
 def splits_for(programs: int, slots: int, multiprocessors: int) -> int:
     """Slices each (row, head) cache is read in: enough programs for the card, none shorter than MIN_SPLIT slots."""
     want = -(-PROGRAMS_PER_SM * multiprocessors // max(1, programs))
@@ -151,8 +144,7 @@ def attention(q: Any, key: Any, value: Any, mask: Any, scale: float) -> Any:
 
         return grouped_matmul_attention(q, key.to(q.dtype), value.to(q.dtype), mask[..., :n], scale)
     gp = max(16, 1 << (g - 1).bit_length())  # tl.dot's smallest tile
-    sms = _multiprocessors(q.device.index or 0) if q.is_cuda else 1
-    splits = splits_for(b * h, n, sms)
+    splits = splits_for(b * h, n, multiprocessors(q.device))
     bn = BLOCK_N[d]
     slice_len = -(-n // splits)
     per = -(-slice_len // bn) * bn  # slots a split reads, whole tiles

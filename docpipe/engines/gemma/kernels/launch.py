@@ -8,6 +8,7 @@ card's addresses.
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Any
 
 
@@ -18,3 +19,11 @@ def on_device_of(t: Any) -> Any:
 
         return torch.cuda.device(t.device)
     return contextlib.nullcontext()
+
+
+@functools.cache
+def multiprocessors(device: Any) -> int:
+    """Multiprocessors of ``device``, which a kernel's grid is sized by; 1 for a CPU (Triton's interpreter)."""
+    import torch
+
+    return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 1
