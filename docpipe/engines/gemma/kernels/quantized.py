@@ -25,11 +25,11 @@ import torch
 
 from ..quantize import INT4_GROUPS
 from . import int4_mm
+from .kv_fp8 import FP8_MAX  # largest float8_e4m3fn, one definition for weights and the KV cache
 from .moe import _grouped_mm, grouped_experts_forward
 
 log = logging.getLogger(__name__)
 
-FP8_MAX = 448.0  # largest float8_e4m3fn
 #: activation rows from which a quantized Linear (tokens) or experts module (routed rows: tokens x top-k) multiplies by
 #: its weight in bf16; a decode step has at most a few hundred tokens (256 rows x 8 experts = 2,048 routed rows).
 #: int8 Linears from the first row: torchao's int8 weight-only matmul ran decode steps far slower than one fused cast
