@@ -9,7 +9,8 @@ left out when no rule finds it: a missing value is cheaper downstream than a wro
 
 Modules, in import order (each imports only from modules listed before it):
 
-- ``text``, ``language``, ``dates``, ``numbers``: leaf helpers; ``labels``: the label vocabularies, as data.
+- ``text``, ``language``, ``dates``, ``numbers``: leaf helpers; ``labels``: the label vocabularies, as data;
+  ``browser_print``: a saved web page's header and footer, taken out, its title and print date kept.
 - ``layout``: ``Doc``, pages -> lines -> cells; ``lookup``: label -> value; ``amount_labels``: label -> field.
 - ``names``, ``parties``, ``tax_id``, ``invoice_number``, ``totals``, ``line_items``: one field group each.
 - ``invoice``, ``receipt``, ``document_type`` + ``document``, ``generic``: one extractor per kind of schema.

@@ -24,6 +24,7 @@ from .parties import (
     envelope_recipient,
     labelled_party,
     letterhead_vendor,
+    title_vendor,
     top_line_name,
 )
 from .tax_id import vendor_tax_id
@@ -91,7 +92,8 @@ def _invoice_parties(doc: Doc, reads_as_invoice: bool) -> dict[str, str]:
     """Customer first (its block is then off limits for the vendor), then vendor and the vendor's tax ID.
 
     Customer: 'Bill to'-style block > name under an envelope sender line > delivery block > the same labels
-    with other text beside them. Vendor: seller block > sender line > letterhead company > first line.
+    with other text beside them. Vendor: seller block > sender line > letterhead company > a saved web page's
+    title > first line.
     """
     out: dict[str, str] = {}
     buyer = labelled_party(doc, BUYER_RE, prefer_company=True, strictness=(True,))
@@ -106,7 +108,8 @@ def _invoice_parties(doc: Doc, reads_as_invoice: bool) -> dict[str, str]:
     buyer_name = buyer.name if buyer else None
     seller = labelled_party(doc, SELLER_RE, prefer_company=False)
     sender = next((n for _, n in senders if fold_name(n) != fold_name(buyer_name or "\0")), None)
-    vendor = (seller.name if seller else None) or sender or letterhead_vendor(doc, exclude, buyer_name)
+    vendor = ((seller.name if seller else None) or sender or letterhead_vendor(doc, exclude, buyer_name)
+              or title_vendor(doc, buyer_name))
     if vendor is None and reads_as_invoice:
         vendor = top_line_name(doc, exclude)
     if vendor:

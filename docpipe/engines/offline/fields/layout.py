@@ -6,6 +6,7 @@ once, filed by line.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import unicodedata
 from bisect import bisect_right
@@ -13,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
+from .browser_print import strip_pages
 from .dates import DateHit, blank_dates, find_dates
 from .language import detect_language, guess_day_first, guess_decimal_mark
 from .numbers import Amount, find_amounts
@@ -53,10 +55,16 @@ class Line:
         return " ".join(s.text for s in self.segs)
 
 
+def _any_after(text: str, day_first: bool, day: dt.date) -> bool:
+    return any(h.value > day for h in find_dates(text, day_first))
+
+
 class Doc:
-    """Pages split into lines and segments, plus document-wide cues (language, decimal mark, date order)."""
+    """Pages split into lines and segments, plus document-wide cues (language, decimal mark, date order, and what
+    a browser printed around a saved web page: ``print_cues``, its lines left out)."""
 
     def __init__(self, pages: list[str]) -> None:
+        pages, self.print_cues = strip_pages(pages)
         self.lines: list[Line] = []
         for pno, page in enumerate(pages):
             for raw in unicodedata.normalize("NFC", page or "").splitlines():
@@ -67,6 +75,9 @@ class Doc:
         self.text = "\n".join(ln.text for ln in self.lines)
         self.lang = detect_language(self.text)
         self.dmy = guess_day_first(self.text, self.lang)
+        printed = self.print_cues.printed
+        if printed and _any_after(self.text, self.dmy, printed) and not _any_after(self.text, not self.dmy, printed):
+            self.dmy = not self.dmy  # nothing is dated after the day it was printed: the other order is right
         self.decimal = guess_decimal_mark(self.text, self.lang)
         self._dates: dict[int, list[DateHit]] | None = None
         self._amounts: dict[int, list[Amount]] | None = None

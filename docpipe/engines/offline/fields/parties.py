@@ -228,3 +228,27 @@ def top_line_name(doc: Doc, exclude: set[tuple[int, int]]) -> str | None:
             if looks_like_name(t) and len(t.split()) <= 5 and t[:1].isupper():
                 return t
     return None
+
+
+_TITLE_SPLIT_RE = re.compile(r"\s+[|·•–—-]\s+|:\s+")
+_DOMAIN_RE = re.compile(r"(?i)(?:@|://|\bwww\.)(?:[\w-]+\.)*?([\w-]+)\.[a-z]{2,}\b")
+
+
+def title_vendor(doc: Doc, customer: str | None) -> str | None:
+    """The issuer a saved web page's title names ('Invoice | Brightloop'), when the page names it too: as a cell
+    of its own or as the domain of an e-mail or web address (a title alone may name a portal or a product)."""
+    title = doc.print_cues.title
+    if not title:
+        return None
+    cells = {fold_name(s.text) for ln in doc.head_tail() for s in ln.segs}
+    domains = {fold_name(m.group(1)) for m in _DOMAIN_RE.finditer(doc.text)}
+    cust = fold_name(customer) if customer else None
+    for part in _TITLE_SPLIT_RE.split(title):
+        part = part.strip()
+        key = fold_name(part)
+        if (not key or key == cust or re.search(rf"\b{DOC_WORDS}\b", fold(part)) or re.search(r"[\d#]", part)
+                or not looks_like_name(part)):
+            continue
+        if key in cells or key in domains:
+            return part
+    return None
