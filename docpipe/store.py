@@ -2,7 +2,7 @@
 
 Tables (one row per thing, keyed so that re-runs replace rather than duplicate):
     documents    doc_id (sha256 of the bytes), path, size, mime, page_count, status, reason, updated_at
-    files        every path seen for a doc_id
+    files        every place (path or URL) a doc_id was seen at, one row a place however a run spelled it
     pages        doc_id, page_no, geometry, render DPI, text and where it came from
     extractions  doc_id x schema_name x engine: status, data JSON, validation errors, model, timings
     summaries    doc_id x engine: summary text
@@ -81,6 +81,8 @@ _ADDED_COLUMNS = [
     # the raw bytes of a path whose name is not UTF-8 (path holds it with those bytes written \xNN)
     "ALTER TABLE documents ADD COLUMN IF NOT EXISTS path_bytes BLOB",
     "ALTER TABLE files ADD COLUMN IF NOT EXISTS path_bytes BLOB",
+    # where the file is however a run spelled it ("inbox/a.pdf", "./a.pdf", "/srv/inbox/a.pdf"): absolute or URL
+    "ALTER TABLE files ADD COLUMN IF NOT EXISTS location VARCHAR",
 ]
 
 # every path whose bytes are also at another path: one row per copy, the first one seen first
@@ -102,6 +104,11 @@ WHERE e.status <> 'ok'
 UNION ALL
 SELECT s.path, NULL, NULL, NULL, s.status, s.reason, NULL, s.seen_at FROM skipped_paths s
 """
+
+
+def _location(path: Any) -> str:
+    """A local path made absolute (not resolved: a link is a place of its own); a URL as it is."""
+    return path_text(path if isinstance(path, str) else os.path.abspath(path))
 
 
 def _now() -> dt.datetime:
@@ -232,13 +239,17 @@ class Store:
             return
         now = _now()
         rows = [{"path": path_text(s.path), "doc_id": s.sha256, "size": s.size, "seen_at": now, "first_seen": now,
-                 "path_bytes": _raw_if_needed(s.path)} for s in sources]
+                 "path_bytes": _raw_if_needed(s.path), "location": _location(s.path)} for s in sources]
+        marks = ",".join("?" * len(rows))
         with self.transaction():
-            known = {(p, d): f for p, d, f in self.con.execute(
-                f"SELECT path, doc_id, first_seen FROM files WHERE path IN ({','.join('?' * len(rows))})",
-                [r["path"] for r in rows]).fetchall()}
-            for r in rows:  # the same bytes at the same path keep the time they were first seen
-                r["first_seen"] = known.get((r["path"], r["doc_id"])) or now
+            known = {(loc, d): f for loc, d, f in self.con.execute(
+                f"SELECT coalesce(location, path), doc_id, first_seen FROM files WHERE path IN ({marks}) "
+                f"OR location IN ({marks})", [r["path"] for r in rows] + [r["location"] for r in rows]).fetchall()}
+            for r in rows:  # the same bytes at the same place keep the time they were first seen
+                r["first_seen"] = known.get((r["location"], r["doc_id"])) or known.get((r["path"], r["doc_id"])) or now
+            # one row a place: an earlier run's other spelling of it gives way (it is no second copy)
+            self.con.execute(f"DELETE FROM files WHERE location IN ({marks}) AND path NOT IN ({marks})",
+                             [r["location"] for r in rows] + [r["path"] for r in rows])
             self._bulk("files", rows, replace_keys=("path",))
             self._bulk("skipped_paths", [{"path": r["path"]} for r in rows], replace_keys=("path",), insert=False)
 

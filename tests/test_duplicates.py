@@ -44,3 +44,22 @@ def test_identical_copies_are_listed_and_read_once(tmp_path: Path, db: Path) -> 
     assert con.execute("SELECT count(*), any_value(copies) FROM duplicates").fetchone() == (3, 3)
     again = dict(con.execute("SELECT path, first_seen FROM files").fetchall())
     assert all(again[p] == f for p, f in first.items())  # seeing a path again keeps when it was first seen
+
+
+def test_one_file_named_two_ways_is_one_place_not_a_copy(tmp_path: Path, db: Path, monkeypatch) -> None:
+    # a scheduled job names the inbox by its absolute path; a person runs the same ingest from inside it
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    a = make_pdf(inbox / "a.pdf", [INVOICE_TEXT])
+    code, out = cli("ingest", str(inbox), "--db", str(db), "-e", "offline", "-w", "1")
+    assert code == 0, out
+    con = duckdb.connect(str(db), read_only=True)
+    first_seen = con.execute("SELECT first_seen FROM files").fetchall()
+    con.close()
+    monkeypatch.chdir(inbox)
+    code, out = cli("ingest", ".", "--db", str(db), "-e", "offline", "-w", "1")
+    assert code == 0 and "1 already done" in out, out
+    con = duckdb.connect(str(db), read_only=True)
+    files = con.execute("SELECT path, location, first_seen FROM files").fetchall()
+    assert [(f[1], f[2]) for f in files] == [(str(a), first_seen[0][0])]  # still the time it was first seen
+    assert con.execute("SELECT count(*) FROM duplicates").fetchone() == (0,)
