@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import EmptyDocumentError, EncryptedError, InputError, TooLargeError
+from .layer_text import layer_text
 from .models import PageInfo, SourceFile
 from .reading import read_verified
 
@@ -208,7 +209,7 @@ class Document:
                 raise InputError(f"page {i + 1} cannot be read: {_one_line(e)}") from e
             content_bytes, invisible = _scan_contents(self.pdf, page)  # before anything interprets the page
             try:
-                text = _layer_text(page)
+                text = layer_text(page)
             except Exception as e:
                 raise InputError(f"page {i + 1} cannot be read: {_one_line(e)}") from e
             coverage = _image_coverage(page)
@@ -414,33 +415,6 @@ def _page_tree_is_empty(doc: Any) -> bool:
         return count.strip() == "0" and kids.replace(" ", "") == "[]"
     except Exception:
         return False
-
-
-def _layer_text(page: Any) -> str:
-    """The text layer in reading order. ``sort=True`` sorts by unrotated coordinates, which on a /Rotate page are
-    the reader's columns, not lines: such pages are sorted here as the reader sees them."""
-    if not page.rotation:
-        return page.get_text("text", sort=True)
-    rows: list[tuple[float, float, str]] = []
-    for block in page.get_text("dict").get("blocks", []):
-        for line in block.get("lines", []):
-            box = _shown(line["bbox"], page.rotation_matrix)
-            rows.append((box[3], box[0], "".join(s["text"] for s in line.get("spans", []))))
-    rows.sort(key=lambda t: (t[0], t[1]))
-    out: list[list[tuple[float, float, str]]] = []
-    for row in rows:  # lines whose baselines are within 3 pt share a row, left to right
-        if out and abs(out[-1][0][0] - row[0]) < 3:
-            out[-1].append(row)
-        else:
-            out.append([row])
-    return "".join(" ".join(t for _, _, t in sorted(r, key=lambda t: t[1])) + "\n" for r in out)
-
-
-def _shown(bbox: Any, matrix: Any) -> tuple[float, float, float, float]:
-    import pymupdf
-
-    r = pymupdf.Rect(bbox) * matrix
-    return (r.x0, r.y0, r.x1, r.y1)
 
 
 def _visible_text(page: Any) -> str:

@@ -112,3 +112,29 @@ def test_invisible_text_without_an_image_is_not_content(tmp_path: Path) -> None:
     with open_document(describe(tmp_path / "inv.pdf")) as d:
         text = next(d.pages()).info.text
     assert "Visible words" in text and "Hidden" not in text
+
+
+def test_a_tall_title_beside_an_address_keeps_every_line_whole(tmp_path: Path) -> None:
+    # MuPDF's own sort joins rows that a tall heading overlaps: two address lines came out with their words
+    # interleaved ("YorkUnitedYO1Kingdom7HH") and the invoice number read as that
+    import pymupdf
+
+    from docpipe.engines.offline.fields import extract_fields
+    from docpipe.schemas import resolve
+
+    doc = pymupdf.open()
+    page = doc.new_page(width=595, height=842)
+    page.insert_text((40, 112), "TAX INVOICE", fontsize=26)
+    for x, y, text in ((265, 84, "Invoice Date"), (265, 97, "14 Feb 2025"), (265, 111, "Invoice Number"),
+                       (265, 124, "INV-0042"), (385, 70, "Oakline Joinery Limited"), (385, 83.5, "Unit 4, Mill Yard"),
+                       (385, 97, "York YO1 7HH"), (385, 110.5, "United Kingdom"), (40, 160, "Total GBP   936.00")):
+        page.insert_text((x, y), text, fontsize=11)
+    pdf = tmp_path / "tall.pdf"
+    doc.save(pdf)
+    (info, _), = _pages(pdf)
+    rows = [r.split() for r in info.text.splitlines()]
+    assert ["York", "YO1", "7HH"] in [r[-3:] for r in rows] and ["United", "Kingdom"] in [r[-2:] for r in rows]
+    title = next(r for r in info.text.splitlines() if "TAX INVOICE" in r)
+    assert "Invoice Number" in title and "United Kingdom" in title  # one row, each piece a cell of its own
+    fields = extract_fields([info.text], resolve("invoice"))
+    assert fields["invoice_number"] == "INV-0042" and fields["invoice_date"] == "2025-02-14"

@@ -52,7 +52,10 @@ def _below(lines: list[Line], name_seg: Seg) -> str | None:
     for ln in lines:
         cell = next((s for s in ln.segs if _overlaps(s, name_seg.col, name_seg.end)), None)
         if cell is None:
-            break
+            skipped += 1  # a logo's letters or a title beside the name's column, before its address
+            if out or skipped > 2:
+                break
+            continue
         t = cell.text.strip()
         if _STOP_RE.search(fold(t)) or CONTACT_RE.search(t) or len(_SEPARATORS_RE.split(t)) > 1:
             if out:
