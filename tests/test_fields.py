@@ -546,3 +546,29 @@ def test_label_ending_in_hash_takes_glued_number_and_totals_row_is_no_vendor() -
     r = run(INVOICE, "Facture N°F-88\nMontant HT   1\u202f000,00\nTVA (20%)   200,00\nNet à payer   1\u202f200,00")
     assert r["invoice_number"] == "F-88" and r["total"] == "1200.00"
     assert "vendor_name" not in r
+
+
+def test_a_customer_named_after_a_street_is_the_name_above_its_address() -> None:
+    # "Maple Street Dental" has a street word but no number, and a street line under it: it is the name; the
+    # table header after the block ("ACTIVITY") is not
+    text = """\
+Redwood Plumbing & Heating LLC                                   INVOICE
+2231 Alder Ave
+Sacramento, CA 95816
+
+BILL TO                  SHIP TO                   INVOICE # 1023
+Maple Street Dental      Maple Street Dental       DATE 01/15/2025
+410 Maple St             410 Maple St              DUE DATE 02/14/2025
+Davis, CA 95616          Davis, CA 95616           TERMS Net 30
+
+DATE         ACTIVITY    DESCRIPTION                  QTY    RATE      AMOUNT
+01/10/2025   Labor       Water heater replacement    4     95.00          380.00
+
+                                            TOTAL                         380.00
+"""
+    r = run(INVOICE, text)
+    assert r["customer_name"] == "Maple Street Dental" and r["customer_address"] == "410 Maple St, Davis, CA 95616"
+    assert r["vendor_name"] == "Redwood Plumbing & Heating LLC"
+    # a street line is still no name
+    r2 = run(INVOICE, text.replace("Maple Street Dental      Maple Street Dental", ""))
+    assert r2.get("customer_name") not in ("410 Maple St", "Davis, CA 95616")

@@ -32,12 +32,15 @@ def clean_name(name: str) -> str:
     return name.strip(" ,;")
 
 
-def looks_like_name(text: str) -> bool:
+def looks_like_name(text: str, street_words: bool = False) -> bool:
+    """``street_words``: a street word without a number may be part of a name ("Maple Street Dental"), as it is in
+    the line above a street address."""
     t = text.strip()
     f = fold(t).strip(" .,:")
     if len(re.findall(r"[^\W\d_]", t)) < 2 or f in _COUNTRIES or f in _SALUTATIONS:
         return False
-    if CONTACT_RE.search(t) or (ADDRESS_HINT_RE.search(t) and not LEGAL_RE.search(t)):
+    addressy = ADDRESS_HINT_RE.search(t) and not (street_words and not re.search(r"\d", t))
+    if CONTACT_RE.search(t) or (addressy and not LEGAL_RE.search(t)):
         return False
     if re.fullmatch(r"[\W\d]*", t) or len(t) > 80 or (t[:1].isdigit() and not LEGAL_RE.search(t)):
         return False

@@ -112,7 +112,8 @@ def _party_from_block(doc: Doc, cells: list[tuple[int, Seg]], prefer_company: bo
                 continue  # "Nummer: 549910", "GLN: ..."
             if re.fullmatch(r"(?i)(?:herrn?|frau|mr|mrs|ms|m|mme|monsieur|madame|firma|attn)\.?", t.strip()):
                 continue
-            if looks_like_name(t):
+            street_next = i + 1 < len(texts) and re.match(r"\d+[a-z]?\s+\w", texts[i + 1].strip())
+            if looks_like_name(t, street_words=bool(street_next)):
                 party.name, name_i = t.strip(), i
                 break
             if i >= 3:
