@@ -572,3 +572,46 @@ DATE         ACTIVITY    DESCRIPTION                  QTY    RATE      AMOUNT
     # a street line is still no name
     r2 = run(INVOICE, text.replace("Maple Street Dental      Maple Street Dental", ""))
     assert r2.get("customer_name") not in ("410 Maple St", "Davis, CA 95616")
+
+
+MARKETPLACE_INVOICE = """\
+Invoice                                                                Page 1 of 1
+
+Sold by Brixton Home Goods Ltd           Invoice date / Delivery date 28.08.2025
+Unit 12, Canal Works                     Invoice # GB5QWERT12AB
+Birmingham B7 4RT, GB                    Total payable £86.97
+VAT # GB 412 8890 17
+
+Billing address       Delivery address
+Priya Raman           Priya Raman
+5 Elm Court           5 Elm Court
+Reading RG1 2AB       Reading RG1 2AB
+
+Description                Qty   Unit price   VAT rate   Item subtotal
+Cotton bath towels          1    £29.99       20%        £29.99
+Bamboo bathroom shelf       2    £28.49       20%        £56.98
+                                                        Total £86.97
+
+VAT summary
+
+ VAT rate  Item subtotal (excl. VAT)  VAT subtotal
+ 20%       £72.47                     £14.50
+ Total     £72.47                     £14.50
+"""
+
+
+def test_a_vat_summary_table_gives_net_and_vat_and_its_total_row_is_no_invoice_total() -> None:
+    r = run(INVOICE, MARKETPLACE_INVOICE)
+    assert (r["subtotal"], r["tax"], r["total"], r["currency"]) == ("72.47", "14.50", "86.97", "GBP")
+    assert r["vendor_name"] == "Brixton Home Goods Ltd"  # "Sold by" with the name beside it, no colon
+
+
+def test_a_summary_total_row_without_its_header_still_sums_to_the_total() -> None:
+    # the header's cells ran together: the row "Total  72.47  14.50" is read as net and VAT only because their
+    # sum is printed as a total
+    text = MARKETPLACE_INVOICE.replace(" VAT rate  Item subtotal (excl. VAT)  VAT subtotal",
+                                       "VAT rate Item subtotal (excl. VAT) VAT subtotal")
+    r = run(INVOICE, text)
+    assert (r["subtotal"], r["tax"], r["total"]) == ("72.47", "14.50", "86.97")
+    r2 = run(INVOICE, text.replace("£14.50", "£13.50"))  # no sum fits: the weak reading is not taken
+    assert r2.get("tax") != "13.50"

@@ -38,7 +38,8 @@ AMOUNT_LABELS: dict[str, tuple[tuple[str, int], ...]] = {
         (r"positionssumme|items total|summe positionen", 1),
     ),
     "tax": (
-        (r"(?:total |sales |vat |value added )?(?:tax|taxes|vat)(?: total| amount)?|total (?:vat|tax|taxes)|"
+        (r"(?:total |sales |vat |value added )?(?:tax|taxes|vat)(?: total| amount| sub ?total)?|"
+         r"total (?:vat|tax|taxes)|"
          r"(?:mwst|ust|umsatzsteuer|mehrwertsteuer|steuer)(?: ?betrag)?|summe (?:umsatzsteuer|mwst|ust|steuern?)|"
          r"(?:gesamt|total) (?:mwst|ust)|steuerbetrag gesamt|tva|total tva|montant (?:de la )?tva|total taxes|"
          r"taxe|taxes|iva|btw|gst|hst|imposta|importe iva|cuota iva|btw bedrag|iva importo", 3),

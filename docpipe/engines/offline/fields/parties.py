@@ -139,6 +139,8 @@ def labelled_party(doc: Doc, label_re: re.Pattern[str], prefer_company: bool,
                 if not m:
                     continue
                 rest = seg.text[m.start("rest"):] if strict and m.group("rest") else None
+                if not strict and LEGAL_RE.search(after := seg.text[m.start("after"):]):
+                    rest = after  # "Sold by Brixton Home Goods Ltd": the name beside its label, no colon
                 cells = _block(doc, ln.idx, seg, rest)
                 party = _party_from_block(doc, cells, prefer_company, inline=bool(rest and rest.strip()))
                 if party.name:

@@ -24,6 +24,7 @@ class Cand:
     score: float
     line: int
     currency: str | None
+    pair_only: bool = False  # taken only as part of a triple that adds up, never alone
 
 
 def amount_candidates(doc: Doc, lines: Iterable[Line] | None = None,
@@ -44,12 +45,17 @@ def amount_candidates(doc: Doc, lines: Iterable[Line] | None = None,
                 header = _label_row(ln, classify)
             continue
         if over and _values_row(ln, amounts):
-            # "Subtotal   VAT 20%   Total" over "100.00   20.00   120.00": each value under its label
+            # "Subtotal   VAT 20%   Total" over "100.00   20.00   120.00": each value under its label; the rows
+            # after it too while they are rows of values ("20%  72.47  14.50", "Total  72.47  14.50" of a VAT
+            # summary, whose "Total" names the row, not the columns)
             for a in amounts:  # the label nearest by centre or right edge (centred or right-aligned columns)
+                if not a.is_money:
+                    continue
                 mid = (a.start + a.end) / 2
                 _, _, cls = min(over, key=lambda h: min(abs((h[0] + h[1]) / 2 - mid), abs(h[1] - a.end)))
                 if cls is not None:
                     cands[cls[0]].append(Cand(a.value, cls[1] - 0.5, ln.idx, a.currency))
+            header = over
             continue
         if below and _stacked_value(doc, ln, amounts, below[0]):
             # "Balance Due" on one line, "$1,035.67" alone on the next: a little less sure than side by side
@@ -78,6 +84,11 @@ def amount_candidates(doc: Doc, lines: Iterable[Line] | None = None,
             if cls is None:
                 continue
             fname, score = cls
+            if fname == "total" and len(money) == 2 and money[0].value > money[1].value > 0:
+                # "Total   72.47   14.50" closing a VAT summary: net and VAT, the total printed elsewhere
+                # (weak: only a sum that some total candidate equals makes them the answer)
+                cands["subtotal"].append(Cand(money[0].value, 0.5, ln.idx, money[0].currency, pair_only=True))
+                cands["tax"].append(Cand(money[1].value, 0.5, ln.idx, money[1].currency, pair_only=True))
             pref = len(money) - 1 if (fname == "tax" and has_rate and len(money) > 1) else 0
             for i, a in enumerate(money):
                 cands[fname].append(Cand(a.value, score - (0 if i == pref else 1.5), ln.idx, a.currency))
@@ -91,12 +102,19 @@ def _label_row(ln: Line, classify: Callable[[str], tuple[str, int] | None]
     return row if len({cls[0] for _, _, cls in row if cls}) >= 2 else []
 
 
+_ROW_NAME_RE = re.compile(r"^\W*(?:totals?|sum|summe|gesamt|totaux|totale|totaal)\W*$")
+
+
 def _values_row(ln: Line, amounts: list[Amount]) -> bool:
-    """A row of money amounts and nothing else (no words): the values under a row of labels."""
+    """A row of money amounts under a row of labels: no words, or only a total's name at its start; a rate
+    ("20%") may stand in it."""
     rest = blank_dates(ln.text, [])
     for a in reversed(amounts):
         rest = rest[:a.start] + rest[a.end:]
-    return len(amounts) >= 2 and all(a.is_money for a in amounts) and not re.search(r"[^\W\d_]{2,}", rest)
+    money = [a for a in amounts if a.is_money]
+    if len(money) < 2 or (len(money) < len(amounts) and not _RATE_RE.search(ln.text)):
+        return False
+    return not re.search(r"[^\W\d_]{2,}", rest) or bool(_ROW_NAME_RE.match(fold(rest)))
 
 
 def _stacked_value(doc: Doc, ln: Line, amounts: list[Amount], label_line: int) -> bool:
@@ -131,7 +149,8 @@ def pick_totals(cands: dict[str, list[Cand]], printed: set[Decimal]) -> dict[str
                         best = (score, {"subtotal": s, "tax": t, "total": T})
     if best:
         return best[1]
-    out = {name: lst[0] for name, lst in (("subtotal", subs), ("tax", taxes), ("total", totals)) if lst}
+    alone = [[c for c in lst if not c.pair_only] for lst in (subs, taxes, totals)]
+    out = {name: lst[0] for name, lst in zip(("subtotal", "tax", "total"), alone, strict=True) if lst}
     s, t, T = out.get("subtotal"), out.get("tax"), out.get("total")
     if s and T and not t and abs(T.value - s.value) in printed | {Decimal(0)}:
         out["tax"] = Cand(T.value - s.value, 0, T.line, None)
