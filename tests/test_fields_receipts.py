@@ -94,3 +94,23 @@ FLAT WHITE                 3.20
 TOTAL                      3.20
 """
     assert extract_fields([text], RECEIPT)["date"] == "2024-03-05"
+
+
+def test_a_web_receipt_is_from_the_merchant_its_title_names() -> None:
+    # a web shop's receipt has headings where a till has its letterhead: "SUMMARY" is no merchant
+    text = """\
+        Receipt from Lumenfield, Inc.
+
+        Receipt #2041-9937
+
+        AMOUNT PAID             DATE PAID             PAYMENT METHOD
+        $49.00                  March 3, 2025         Visa – 4242
+
+        SUMMARY
+
+        Pro plan (× 1)                                                         $49.00
+        Amount paid                                                            $49.00
+"""
+    r = extract_fields([text], RECEIPT)
+    assert (r["merchant_name"], r["date"], r["total"], r["currency"]) == ("Lumenfield, Inc.", "2025-03-03", "49.00",
+                                                                          "USD")

@@ -85,9 +85,29 @@ def _name_score(ln: Line, pos: int) -> float:
     return score
 
 
+# "Receipt from Lumenfield, Inc.", "Your receipt from ... #2041-9937", "Quittung von ...": a web shop's title
+_FROM_RE = re.compile(r"^\W*(?:your\s+)?(?:receipt|invoice|order|payment|quittung|rechnung|beleg|re[çc]u|facture|"
+                      r"recibo|factura|ricevuta|fattura|bon)\s+(?:from|by|von|de|da|van)\s+(?P<name>[^#\n]{2,60}?)"
+                      r"\s*(?:#.*)?$", re.I)
+
+
+def _title_name(doc: Doc) -> tuple[Line | None, str] | None:
+    """The merchant a receipt's title names (its own first lines, or a saved web page's title)."""
+    first = [ln for ln in doc.nonempty() if ln.page == 0][:12]
+    for ln, text in [(ln, ln.flat) for ln in first] + [(None, doc.print_cues.title or "")]:
+        m = _FROM_RE.match(text.strip())
+        if m and _letters(m["name"]) >= 2:
+            return ln, m["name"].strip(" ,:")
+    return None
+
+
 def merchant_name_and_address(doc: Doc) -> tuple[Line | None, str | None, str | None]:
-    """(name line, name, address) from the header block; None where the header gives nothing."""
+    """(name line, name, address) from the header block; None where the header gives nothing. A title naming
+    the merchant ("Receipt from ...") comes first: a web receipt's header is headings, not a till's letterhead."""
     head = [ln for ln in header_lines(doc)]
+    titled = _title_name(doc)
+    if titled:
+        return titled[0], titled[1], None
     cands = [(ln, i) for i, ln in enumerate(head) if not _is_noise(ln)]
     if not cands:
         return None, None, None
