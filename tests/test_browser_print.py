@@ -85,3 +85,10 @@ def test_a_title_the_page_never_names_is_no_vendor() -> None:
     page = SCANNED_PRINT.replace("Invoice | Brightloop", "Invoice | Paydesk").replace("billing@brightloop.io", "")
     out = extract_fields([page], INVOICE)
     assert out.get("vendor_name") != "Paydesk"
+
+
+def test_a_title_the_pages_web_address_names_is_the_vendor() -> None:
+    page = (SCANNED_PRINT.replace("Invoice | Brightloop", "Invoice | Paydesk")
+            .replace("billing@brightloop.io", "https://help.paydesk.co.uk/billing")
+            .replace("Brightloop\n400 Market Street", "400 Market Street"))
+    assert extract_fields([page], INVOICE)["vendor_name"] == "Paydesk"

@@ -234,7 +234,15 @@ def top_line_name(doc: Doc, exclude: set[tuple[int, int]]) -> str | None:
 
 
 _TITLE_SPLIT_RE = re.compile(r"\s+[|·•–—-]\s+|:\s+")
-_DOMAIN_RE = re.compile(r"(?i)(?:@|://|\bwww\.)(?:[\w-]+\.)*?([\w-]+)\.[a-z]{2,}\b")
+_HOST_RE = re.compile(r"(?i)(?:@|://|\bwww\.)([\w-]+(?:\.[\w-]+)*\.[a-z]{2,})\b")
+_SECOND_LEVEL = frozenset("co com org net ac gov edu".split())  # "brightloop.co.uk": the name is before them
+
+
+def _domain_name(host: str) -> str:
+    """'app.brightloop.io' -> 'brightloop', 'shop.kaleido.co.uk' -> 'kaleido'."""
+    labels = host.lower().split(".")
+    i = -3 if len(labels) >= 3 and labels[-2] in _SECOND_LEVEL else -2
+    return labels[i] if len(labels) >= -i else labels[0]
 
 
 def title_vendor(doc: Doc, customer: str | None) -> str | None:
@@ -244,7 +252,7 @@ def title_vendor(doc: Doc, customer: str | None) -> str | None:
     if not title:
         return None
     cells = {fold_name(s.text) for ln in doc.head_tail() for s in ln.segs}
-    domains = {fold_name(m.group(1)) for m in _DOMAIN_RE.finditer(doc.text)}
+    domains = {fold_name(_domain_name(m.group(1))) for m in _HOST_RE.finditer(doc.text)}
     cust = fold_name(customer) if customer else None
     for part in _TITLE_SPLIT_RE.split(title):
         part = part.strip()
