@@ -168,3 +168,36 @@ Total: €1,230.00
 """
     assert run("invoice", text)["vendor_address"] == "Unit 5, Block B, Grand Canal Quay, Dublin 2, D02 X576, Ireland"
     assert run("invoice", ITALIAN)["vendor_address"] == "Via Roma 12, 20121 Milano"
+
+
+def test_national_tax_numbers_and_an_italian_payment_deadline() -> None:
+    # a Spanish CIF with its hyphen and an Italian partita IVA without the IT prefix; the buyer's is not taken
+    spanish = """Talleres Ibérica S.L.                                        FACTURA
+C/ Alcalá 145, 3º                                 Nº Factura: 2025/0417
+28009 Madrid                                      Fecha: 12/06/2025
+CIF: B-84512399
+
+Cliente
+Construcciones Duero S.A.
+NIF: A-47123456
+
+Base imponible     910,00 €
+IVA 21%            191,10 €
+TOTAL FACTURA    1.101,10 €
+"""
+    r = run("invoice", spanish)
+    assert r["vendor_tax_id"] == "B-84512399" and r["customer_name"] == "Construcciones Duero S.A."
+    italian = """Studio Grafico Lanterna S.r.l.
+Via dei Mille 18 - 40121 Bologna (BO)
+P.IVA 03398761204
+                                        Spett.le
+                                        Osteria Il Portico S.n.c.
+                                        P.IVA 02211430375
+Fattura n. 58/2025 del 03/03/2025
+Imponibile            € 1.450,00
+IVA 22%                 € 319,00
+Totale documento      € 1.769,00
+Scadenza pagamento: 02/04/2025
+"""
+    r = run("invoice", italian)
+    assert (r["vendor_tax_id"], r["due_date"], r["total"]) == ("03398761204", "2025-04-02", "1769.00")

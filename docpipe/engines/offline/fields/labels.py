@@ -105,7 +105,8 @@ DUE_DATE_LABELS = _labels(
     r"zahlungsziel", r"zahlungsfrist", r"(?:date\s*d\s*'?\s*)?echeance",
     r"date\s*limite\s*(?:de\s*)?(?:paiement|reglement)",
     r"a\s*payer\s*avant(?:\s*le)?", r"payable\s*le", r"zu\s*zahlen\s*bis",
-    r"(?:fecha\s*de\s*)?vencimiento", r"fecha\s*limite\s*de\s*pago", r"(?:data\s*(?:di\s*)?)?scadenza",
+    r"(?:fecha\s*de\s*)?vencimiento", r"fecha\s*limite\s*de\s*pago",
+    r"(?:data\s*(?:di\s*)?)?scadenza(?:\s*(?:del\s*)?pagamento)?",
     r"pagamento\s*entro(?:\s*il)?", r"vervaldatum", r"te\s*betalen\s*(?:voor|uiterlijk|op)",
     r"uiterste\s*betaaldatum", r"betalen\s*voor",
 ) + _labels(1, False, r"due", r"fallig", r"payable")

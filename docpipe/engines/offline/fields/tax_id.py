@@ -13,7 +13,8 @@ _VAT_ID_RE = re.compile(r"(?<![A-Z0-9])(?:ATU\d{8}|BE[01]?\d{9}|DE ?\d{3} ?\d{3}
                         r"(?:LU|DK|FI|HU|SI|MT)\d{8}|(?:PL|SK|HR|LT|PT|SE|CZ|EL|BG|RO|EE|LV|CY)[0-9A-Z]{8,12}|EU\d{9})"
                         r"(?![A-Z0-9])")
 _TAX_NO_LABEL_RE = re.compile(r"(?:steuer\s*-?\s*(?:nummer|nr\b\.?)|st\.?\s*-?\s*nr\b\.?|tax\s*(?:id|number|no\b\.?)|"
-                              r"siren|siret|n[°o]\s*tva|abn|ein\b)")
+                              r"siren|siret|n[°o]\s*tva|abn|ein\b|\bc\.?i\.?f\b\.?|\bn\.?i\.?f\b\.?|\bp\.?\s*iva\b|"
+                              r"partita\s*iva|btw\s*-?\s*(?:nummer|nr\b\.?))")
 _VAT_CONTEXT_RE = re.compile(r"(?:ust|vat|tva|mwst|uid|iva|btw|tax|steuer|siret|vies)")
 _BUYER_CONTEXT_RE = re.compile(r"(?:client|customer|kunde|ihre|your|buyer|acheteur|destinataire|empfanger|kaufer)")
 
@@ -40,7 +41,7 @@ def vendor_tax_id(doc: Doc, exclude: set[tuple[int, int]]) -> str | None:
                 if lm:
                     rest = seg.text[lm.end():].strip(" :.#") or next(
                         (s.text for s in ln.segs if s.col > seg.col), "")
-                    tm = re.match(r"[A-Z]{0,3}\s?[\d][\d /.\-]{5,18}\d", rest)
+                    tm = re.match(r"[A-Z]{0,3}[\s-]?\d[\d /.\-]{5,18}\d", rest)
                     if tm:
                         fallback = tm.group().strip()
     return fallback
