@@ -201,3 +201,35 @@ Scadenza pagamento: 02/04/2025
 """
     r = run("invoice", italian)
     assert (r["vendor_tax_id"], r["due_date"], r["total"]) == ("03398761204", "2025-04-02", "1769.00")
+
+
+def test_a_bare_number_sign_under_the_title_and_a_dutch_to_block() -> None:
+    french = """Atelier Verrier Moreau
+                                                                     Facture
+12 rue des Tanneurs
+69001 Lyon
+SIRET 812 345 678 00021                                             N° FA-2025-0093
+TVA intracom. FR 41 812345678                                     Date : 18 mars 2025
+
+Total HT        2 680,00 €
+TVA 20 %          536,00 €
+Total TTC       3 216,00 €
+"""
+    r = run("invoice", french)
+    assert (r["invoice_number"], r["invoice_date"], r["vendor_tax_id"]) == ("FA-2025-0093", "2025-03-18",
+                                                                            "FR 41 812345678")
+    dutch = """Bakkerij Van Dijk B.V.
+Kerkstraat 21
+3511 LX Utrecht
+
+Aan:
+Café De Zwaan
+Oudegracht 110
+3511 AX Utrecht
+
+Factuurnummer: 2025-1187
+Factuurdatum: 05-05-2025
+Totaal   € 295,39
+"""
+    r = run("invoice", dutch)
+    assert (r["customer_name"], r["vendor_name"]) == ("Café De Zwaan", "Bakkerij Van Dijk B.V.")

@@ -85,7 +85,8 @@ INVOICE_NUMBER_LABELS = _labels(
     r"fattura\s*(?:n[°ºr]?\.?|numero|num\.?)", r"numero\s*(?:della\s+)?fattura", r"n\.?\s*fattura",
     r"factuur\s*-?\s*(?:nummer|nr\.?|no\.?)", r"factuurnr\.?",
 ) + _labels(1, False, r"re\.?\s*-?\s*nr\b\.?", r"document\s*(?:no\b\.?|number|nr\b\.?)", r"belegnr\b\.?",
-                    r"n\.?\s*documento", r"reference", r"ref\.?\s*(?:no\.?)?")
+                    r"n\.?\s*documento", r"reference", r"ref\.?\s*(?:no\.?)?",
+                    r"n[°º]")  # "N° FA-2025-0093" under a "Facture" title: a bare number sign opening its cell
 
 INVOICE_DATE_LABELS = _labels(
     3, True,
@@ -126,7 +127,7 @@ BUYER_LABELS = (r"bill(?:ed)?\s+to", r"invoice(?:d)?\s+to", r"sold\s+to", r"cust
                 r"acheteur", r"billing\s+address", r"customer\s+details", r"client\s+factur[ée]",
                 r"facturar\s+a", r"facturado\s+a", r"cliente", r"datos\s+del\s+cliente", r"destinatario",
                 r"intestat[ao]\s+a", r"spett(?:\.?\s*le|abile)", r"committente", r"factuur\s+aan",
-                r"gefactureerd\s+aan", r"klant", r"afnemer")
+                r"gefactureerd\s+aan", r"klant", r"afnemer", r"aan")
 DELIVERY_LABELS = (r"ship(?:ped)?\s+to", r"deliver(?:y|ed)\s*(?:to|address)", r"lieferanschrift", r"lieferadresse",
                    r"warenempfanger", r"adresse\s+de\s+livraison", r"livre\s+a")
 
