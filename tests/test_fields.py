@@ -615,3 +615,22 @@ def test_a_summary_total_row_without_its_header_still_sums_to_the_total() -> Non
     assert (r["subtotal"], r["tax"], r["total"]) == ("72.47", "14.50", "86.97")
     r2 = run(INVOICE, text.replace("£14.50", "£13.50"))  # no sum fits: the weak reading is not taken
     assert r2.get("tax") != "13.50"
+
+
+def test_the_window_envelope_recipient_comes_with_its_address() -> None:
+    text = """\
+Elektro Schubert GmbH · Industriestraße 8 · 90431 Nürnberg
+Hotel Am Park KG
+Parkallee 2
+91054 Erlangen
+
+Gutschrift
+Gutschrift-Nr.: GS-2025-014
+Datum: 21.07.2025
+Summe netto        -320,40 €
+zzgl. 19% USt.      -60,88 €
+Gutschriftsbetrag  -381,28 €
+"""
+    r = run(INVOICE, text)
+    assert (r["customer_name"], r["customer_address"]) == ("Hotel Am Park KG", "Parkallee 2, 91054 Erlangen")
+    assert r["vendor_name"] == "Elektro Schubert GmbH" and r["total"] == "-381.28"

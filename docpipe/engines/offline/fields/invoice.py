@@ -19,7 +19,6 @@ from .parties import (
     BUYER_RE,
     DELIVERY_RE,
     SELLER_RE,
-    Party,
     bullet_senders,
     envelope_recipient,
     labelled_party,
@@ -99,8 +98,7 @@ def _invoice_parties(doc: Doc, reads_as_invoice: bool) -> dict[str, str]:
     buyer = labelled_party(doc, BUYER_RE, prefer_company=True, strictness=(True,))
     senders = bullet_senders(doc)
     if buyer is None:
-        recipient = envelope_recipient(doc, senders)
-        buyer = (Party(name=recipient) if recipient else
+        buyer = (envelope_recipient(doc, senders) or
                  labelled_party(doc, DELIVERY_RE, prefer_company=True, strictness=(True,))
                  or labelled_party(doc, BUYER_RE, prefer_company=True, strictness=(False,))
                  or labelled_party(doc, DELIVERY_RE, prefer_company=True, strictness=(False,)))

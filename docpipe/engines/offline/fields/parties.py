@@ -174,8 +174,9 @@ def bullet_senders(doc: Doc) -> list[tuple[Line, str]]:
     return out
 
 
-def envelope_recipient(doc: Doc, senders: list[tuple[Line, str]]) -> str | None:
-    """The name right under a sender line near the top of page 1 (window envelope): the customer."""
+def envelope_recipient(doc: Doc, senders: list[tuple[Line, str]]) -> Party | None:
+    """The name right under a sender line near the top of page 1 (window envelope): the customer, with the
+    address lines under it."""
     top = [ln.idx for ln in doc.nonempty() if ln.page == 0][:30]
     for ln, _ in senders:
         if ln.idx not in top:
@@ -183,7 +184,10 @@ def envelope_recipient(doc: Doc, senders: list[tuple[Line, str]]) -> str | None:
         for below in doc.nonempty(ln.idx + 1, ln.idx + 4):
             cell = cell_below(below, ln.segs[0].col, ln.segs[0].col + 20, slack=4)
             if cell and looks_like_name(cell.text):
-                return cell.text.strip()
+                under = [c.text for c in (cell_below(b, cell.col, cell.end, slack=4)
+                                          for b in doc.nonempty(below.idx + 1, below.idx + 6)) if c]
+                return Party(name=cell.text.strip(), address=find_address(under[:4]),
+                             lines=[(below.idx, cell)])
     return None
 
 
