@@ -634,3 +634,19 @@ Gutschriftsbetrag  -381,28 €
     r = run(INVOICE, text)
     assert (r["customer_name"], r["customer_address"]) == ("Hotel Am Park KG", "Parkallee 2, 91054 Erlangen")
     assert r["vendor_name"] == "Elektro Schubert GmbH" and r["total"] == "-381.28"
+
+
+def test_no_currency_printed_but_a_euro_countrys_iban_is_euro() -> None:
+    text = """\
+Sierra Alta Kitchen B.V.
+Dorpsweg 170, 2511 CV Den Haag
+FACTUUR
+Factuurnr.:   45457
+Factuurdatum: 11-01-2025
+                     Totaalbedrag       15.663,35
+IBAN NL91 ABNA 0417 1643 00
+"""
+    assert run(INVOICE, text)["currency"] == "EUR"
+    # a bank elsewhere, or none, says nothing: no currency is better than a guessed one
+    assert "currency" not in run(INVOICE, text.replace("IBAN NL91", "IBAN CH93"))
+    assert "currency" not in run(INVOICE, text.replace("IBAN NL91 ABNA 0417 1643 00", ""))

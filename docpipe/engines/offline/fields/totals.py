@@ -182,4 +182,12 @@ def document_currency(doc: Doc, total_line: int | None) -> str | None:
         if c:
             return c.most_common(1)[0][0]
     c = currency_counts(doc.text)
-    return c.most_common(1)[0][0] if c else None
+    if c:
+        return c.most_common(1)[0][0]
+    # no mark at all: the bank the invoice is paid to says euro when its IBAN is of a euro country
+    m = _IBAN_RE.search(doc.text)
+    return "EUR" if m and m.group(1) in _EURO_IBAN else None
+
+
+_IBAN_RE = re.compile(r"\bIBAN\W{0,3}([A-Z]{2})\s?\d{2}")
+_EURO_IBAN = frozenset("AT BE CY DE EE ES FI FR GR HR IE IT LT LU LV MC MT NL PT SI SK SM VA AD".split())
