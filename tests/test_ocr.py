@@ -50,3 +50,14 @@ def test_columns_stay_stacked_and_gaps_give_blank_lines() -> None:
 def test_empty_and_misread_middle_dot() -> None:
     assert rows_to_text([]) == ""
     assert rows_to_text([box(0, 0, "Brandt GmbH . Lindenstr. 14")]) == "Brandt GmbH · Lindenstr. 14"
+
+
+def test_an_italian_company_form_read_with_a_one_is_mended_so_the_vendor_is_found() -> None:
+    from docpipe.engines.offline.fields import extract_fields
+    from docpipe.schemas import resolve
+
+    items = [box(100, 100, "Belleville Hardware S.r.1."), box(100, 160, "FATTURA"),
+             box(100, 220, "Totale:"), box(600, 220, "29.693,38"), box(100, 280, "Version 1.1.2025 S.r.1.5")]
+    text = rows_to_text(items)
+    assert "Belleville Hardware S.r.l." in text and "S.r.1.5" in text  # a number after it is not a misread
+    assert extract_fields([text], resolve("invoice"))["vendor_name"] == "Belleville Hardware S.r.l."

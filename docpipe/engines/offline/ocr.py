@@ -102,6 +102,12 @@ BLANK_LINE_GAP = 1.8
 #: A lone full stop between words is a misread middle dot, the separator of letterhead sender lines
 #: ("Firma GmbH · Straße 1 · 12345 Ort"): parties read such lines by their dots.
 _LONE_DOT_RE = re.compile(r"(?<=\w) \. (?=\w)")
+#: An Italian company form read with a one for its l ("S.r.1."): parties find companies by their legal form.
+_SRL_RE = re.compile(r"\b([Ss])\.\s?([Rr])\.\s?1\.(?!\d)")
+
+
+def _fix_misreads(txt: str) -> str:
+    return _SRL_RE.sub(lambda m: f"{m[1]}.{m[2]}.{'L' if m[2].isupper() else 'l'}.", _LONE_DOT_RE.sub(" · ", txt))
 
 
 def _page_slope(items: list[tuple[Any, str, float]]) -> float:
@@ -141,7 +147,7 @@ def rows_to_text(items: list[tuple[Any, str, float]]) -> str:
         h = (abs(float(box[3][1]) - float(box[0][1])) + abs(float(box[2][1]) - float(box[1][1]))) / 2
         if h <= 0 or h > max(ys) - min(ys) + 1:  # not a regular polygon: fall back to the bounding box
             h = max(ys) - min(ys)
-        boxes.append(_Box(min(xs), max(xs), cy - slope * cx, max(h, 1.0), _LONE_DOT_RE.sub(" · ", txt.strip())))
+        boxes.append(_Box(min(xs), max(xs), cy - slope * cx, max(h, 1.0), _fix_misreads(txt.strip())))
     if not boxes:
         return ""
     boxes.sort(key=lambda b: (b.y, b.x0))
