@@ -650,3 +650,24 @@ IBAN NL91 ABNA 0417 1643 00
     # a bank elsewhere, or none, says nothing: no currency is better than a guessed one
     assert "currency" not in run(INVOICE, text.replace("IBAN NL91", "IBAN CH93"))
     assert "currency" not in run(INVOICE, text.replace("IBAN NL91 ABNA 0417 1643 00", ""))
+
+
+def test_a_vendor_name_wrapped_in_a_narrow_column_is_read_whole() -> None:
+    text = """\
+Invoice
+                                                                      Amazon Web
+Email or talk to us about your account or bill
+                                                                      Services, Inc.
+
+Bill to Address:            Invoice Summary
+ATTN: Finance               Invoice Number: 1623045771
+Quarry Labs Inc             Invoice Date: July 2, 2024
+77 Pine Street              TOTAL AMOUNT DUE ON July 2, 2024   $812.44
+Portland, OR, 97204, US
+"""
+    r = run(INVOICE, text)
+    assert (r["vendor_name"], r["customer_name"], r["total"]) == ("Amazon Web Services, Inc.", "Quarry Labs Inc",
+                                                                  "812.44")
+    # a heading above a one-line name is no part of it
+    heading = text.replace("Amazon Web\n", "Billing\n").replace("Services, Inc.", "Amazon Web Services, Inc.")
+    assert run(INVOICE, heading)["vendor_name"] == "Amazon Web Services, Inc."

@@ -198,6 +198,7 @@ def letterhead_vendor(doc: Doc, exclude: set[tuple[int, int]], customer: str | N
     top = {ln.idx for ln in first_page[:12]}
     cust = fold_name(customer) if customer else None
     prev: Line | None = None
+    earlier: list[Line] = []
     for rank, ln in enumerate(doc.head_tail(head=1)):
         for seg in ln.segs:
             if (ln.idx, seg.col) in exclude:
@@ -208,6 +209,8 @@ def letterhead_vendor(doc: Doc, exclude: set[tuple[int, int]], customer: str | N
             above = cell_below(prev, seg.col, seg.end, slack=4) if prev is not None else None
             if LEGAL_RE.fullmatch(text.strip()) and above is not None and looks_like_name(above.text):
                 text = above.text + " " + text  # "Northwind Creative" / "Ltd" on two lines
+            elif (start := _wrapped_start(earlier[-2:], seg)) is not None:
+                text = start + " " + text  # "Amazon Web" / "Services, Inc.": a name wrapped in a narrow column
             for name, whole in company_names(text):
                 fn = fold_name(name)
                 if cust and (fn in cust or cust in fn) or _BANK_RE.search(name):
@@ -217,7 +220,29 @@ def letterhead_vendor(doc: Doc, exclude: set[tuple[int, int]], customer: str | N
                 if best is None or score > best[0]:
                     best = (score, name)
         prev = ln
+        earlier.append(ln)
     return best[1] if best else None
+
+
+def _wrapped_start(above: list[Line], seg: Seg) -> str | None:
+    """The first line of a company name that wrapped: a cell starting in seg's column on one of the lines just
+    above, of at most three capitalised words ending without punctuation, when seg opens with a capital too and
+    its first word would not have fitted on that line (else a heading sits above a whole name)."""
+    if not seg.text[:1].isupper():
+        return None
+    first_word = seg.text.split()[0]
+    for ln in reversed(above):
+        cell = next((s for s in ln.segs if abs(s.col - seg.col) <= 1), None)
+        if cell is None:
+            continue
+        words = cell.text.split()
+        if (len(words) <= 3 and all(w[:1].isupper() for w in words) and re.search(r"\w$", cell.text)
+                and not re.search(r"\d", cell.text) and looks_like_name(cell.text)
+                and not re.search(rf"\b{DOC_WORDS}\b", cell.folded) and not LEGAL_RE.search(cell.text)
+                and len(cell.text) + 1 + len(first_word) > len(seg.text)):
+            return cell.text.strip()
+        return None
+    return None
 
 
 def top_line_name(doc: Doc, exclude: set[tuple[int, int]]) -> str | None:
