@@ -114,3 +114,22 @@ def test_a_web_receipt_is_from_the_merchant_its_title_names() -> None:
     r = extract_fields([text], RECEIPT)
     assert (r["merchant_name"], r["date"], r["total"], r["currency"]) == ("Lumenfield, Inc.", "2025-03-03", "49.00",
                                                                           "USD")
+
+
+def test_a_merchant_name_on_two_lines_ends_with_its_business_word() -> None:
+    text = """\
+31803039
+       TSH POWER HARDWARE
+               TRADING
+                002458685-T
+            13-1, Jalan PJU 5/10,
+        47810, Petaling Jaya, Selangor
+             Tel:012-373 2096
+               TAX INVOICE
+  Date       10/10/2017 4:22:12 PM
+                Sub Total:       8.00
+          NET TOTAL :           8.00
+"""
+    r = extract_fields([text], RECEIPT)
+    assert r["merchant_name"] == "TSH POWER HARDWARE TRADING"
+    assert r["merchant_address"].startswith("13-1, Jalan PJU 5/10")

@@ -116,7 +116,11 @@ def merchant_name_and_address(doc: Doc) -> tuple[Line | None, str | None, str | 
         return None, None, None
     name, rest = _split_name(name_ln.flat)
     addr: list[str] = [rest] if rest else []
-    for ln in head[head.index(name_ln) + 1:]:
+    after = head[head.index(name_ln) + 1:]
+    if not rest and after and _continues_name(after[0]):
+        name = f"{name} {after[0].flat.strip()}"  # "TSH POWER HARDWARE" / "TRADING": a name on two lines
+        after = after[1:]
+    for ln in after:
         t = ln.flat.strip()
         if _is_noise(ln):
             if addr and _IDENT_RE.search(fold(t)):
@@ -130,6 +134,13 @@ def merchant_name_and_address(doc: Doc) -> tuple[Line | None, str | None, str | 
             continue
         addr.append(t.rstrip(" ,"))
     return name_ln, name, ", ".join(addr) if addr else None
+
+
+def _continues_name(ln: Line) -> bool:
+    """A line of nothing but business words or a legal form ("TRADING", "SDN BHD", "ENTERPRISE")."""
+    f = fold(ln.flat).strip(" .,")
+    rest = _BUSINESS_RE.sub(" ", _LEGAL_EXTRA_RE.sub(" ", f))
+    return bool(f) and not rest.strip(" .,&") and len(f.split()) <= 3
 
 
 def _split_name(text: str) -> tuple[str, str]:
