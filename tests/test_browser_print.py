@@ -92,3 +92,14 @@ def test_a_title_the_pages_web_address_names_is_the_vendor() -> None:
             .replace("billing@brightloop.io", "https://help.paydesk.co.uk/billing")
             .replace("Brightloop\n400 Market Street", "400 Market Street"))
     assert extract_fields([page], INVOICE)["vendor_name"] == "Paydesk"
+
+
+def test_a_till_receipts_date_line_and_web_address_stay() -> None:
+    receipt = """15/07/2017 12:07
+KEDAI MAJU JAYA SDN BHD
+NO.32, JALAN SR 1/9, 43300 SERI KEMBANGAN
+MILO 1KG               1    18.90   18.90
+TOTAL                               18.90
+www.kedaimaju.my"""
+    out = extract_fields([receipt], resolve("receipt"))
+    assert out["date"] == "2017-07-15" and out["total"] == "18.90"

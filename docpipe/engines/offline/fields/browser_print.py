@@ -3,8 +3,8 @@
 Why: invoices of web services are often kept as "Print > Save as PDF" of the billing page. The header's date is
 the day it was printed, not the invoice's date, and its title ("Invoice | Brightloop") names the issuer, so
 these lines are taken out of the text the rules read, and the title and print date kept as cues. A page counts
-as browser-printed only when its first or last lines hold both a date-and-time stamp and a URL, so an ordinary
-letter keeps its dates and web addresses.
+as browser-printed only when its first or last lines hold a date-and-time stamp, a URL and a title or page
+counter, so an ordinary letter or a till receipt keeps its dates and web addresses.
 """
 
 from __future__ import annotations
@@ -65,7 +65,9 @@ def strip_print_furniture(page: str) -> tuple[str, PrintCues]:
     edge = filled[:EDGE] + [i for i in filled[-EDGE:] if i not in filled[:EDGE]]
     found = {i: cells for i in edge if (cells := _furniture(lines[i])) is not None}
     kinds = {k for cells in found.values() for k, _ in cells}
-    if not {"stamp", "url"} <= kinds:
+    # a browser prints a title or a page counter beside them too; a till receipt's date line and web address
+    # (first and last lines) have neither
+    if not {"stamp", "url"} <= kinds or not kinds & {"counter", "other"}:
         return page, PrintCues()
     title = next((c for cells in found.values() for k, c in cells if k == "other"), None)
     printed = next((d for cells in found.values() for k, c in cells if k == "stamp" and (d := _print_date(c))),
