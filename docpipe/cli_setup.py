@@ -8,6 +8,7 @@ schemas) stay in ``cli``.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -99,6 +100,8 @@ def eval_cmd(
                                              "truth, extracted.")] = False,
     bands: Annotated[bool, typer.Option("--bands", help="Also print accuracy by confidence band and what the "
                                         "cross-checks caught (always shown in table format).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Read every document again instead of scoring what an "
+                                        "earlier run stored (after an upgrade or a settings change).")] = False,
 ) -> None:
     """Per-field accuracy against ground truth (ingests what is not yet in the store first).
 
@@ -110,6 +113,7 @@ def eval_cmd(
     from .api import ingest_options
     from .errors import DocpipeError
     from .evaluate import evaluate
+    from .models import Status
     from .output import render_rows
     from .pipeline import ingest as run_ingest
 
@@ -120,7 +124,8 @@ def eval_cmd(
         raise _fail(f"no truth file at {truth}: pass --truth")
     try:
         opts = ingest_options([folder], settings=_settings(None, schema=schema, db=db, engine=engine, model=model,
-                                                           workers=None if workers is None else max(1, workers)))
+                                                           workers=None if workers is None else max(1, workers)),
+                              force=force)
         report = run_ingest(opts)
         result = evaluate(db, folder, truth, report.schema, report.engine)
     except DocpipeError as e:
@@ -135,6 +140,9 @@ def eval_cmd(
                      for f, n, t, p in result.mismatches], fmt.value, title="wrong fields")
     if bands or fmt is OutFormat.table:
         _print_calibration(db, folder, truth, report.schema, report.engine, fmt.value)
+    if earlier := report.counts.get(Status.SKIPPED.value, 0):
+        print(f"{earlier} document(s) scored as an earlier run in {db} stored them; --force reads them again",
+              file=sys.stderr)
     if result.missing:
         raise _fail(f"{len(result.missing)} truth file(s) without an ok/invalid extraction (scored as wrong): "
                     f"{', '.join(result.missing[:5])}")

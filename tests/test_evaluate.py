@@ -79,3 +79,20 @@ def test_fields_compare_by_their_schema_type() -> None:
     assert not match("merchant_address", addr, "JOHOR BAHRU", "address")
     assert not match("merchant_address", addr, "NO.53 55,57 & 59, JALAN SAGU 18", "address")
     assert match("merchant_name", "SAM SAM TRADING CO", "Sam Sam Trading Co.", "name")
+
+
+def test_eval_says_when_it_scores_an_earlier_runs_results_and_force_reads_again(tmp_path: Path, db: Path) -> None:
+    # after an upgrade or a settings change, the stored results are not what the current rules would give
+    make_pdf(tmp_path / "a.pdf", [INVOICE_TEXT])
+    _truth(tmp_path / "truth.jsonl", [{"file": "a.pdf", "doc_type": "invoice", "fields": {"total": 30.35}}])
+    args = ("eval", str(tmp_path), "--db", str(db), "-e", "offline", "-w", "1", "--format", "json")
+    code, out = cli(*args)
+    assert code == 0 and "earlier run" not in out, out
+    code, out = cli(*args)
+    assert code == 0 and "1 document(s) scored as an earlier run" in out and "--force" in out, out
+    code, out = cli(*args, "--force")
+    assert code == 0 and "earlier run" not in out, out
+    import duckdb
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM extraction_history").fetchone() == (2,)  # read twice, not thrice
