@@ -671,3 +671,32 @@ Portland, OR, 97204, US
     # a heading above a one-line name is no part of it
     heading = text.replace("Amazon Web\n", "Billing\n").replace("Services, Inc.", "Amazon Web Services, Inc.")
     assert run(INVOICE, heading)["vendor_name"] == "Amazon Web Services, Inc."
+
+
+XERO_STYLE = """\
+                                  Invoice Date        Oakline Joinery Limited
+                                  14 Feb 2025         Unit 4, Mill Yard
+                                                      York YO1 7HH
+TAX INVOICE
+                                  Invoice Number      United Kingdom
+                                  INV-0042
+Pinecrest Gardens Ltd
+Attention: Accounts               Reference
+7 Kings Road                      PO 1187
+Leeds LS1 4AP
+                                  VAT Number
+                                  GB 293 4471 08
+
+                                                      TOTAL GBP                936.00
+"""
+
+
+def test_an_unlabelled_block_under_the_title_with_the_letterhead_beside_it_is_the_customer() -> None:
+    r = run(INVOICE, XERO_STYLE)
+    assert (r["vendor_name"], r["customer_name"], r["customer_address"]) == (
+        "Oakline Joinery Limited", "Pinecrest Gardens Ltd", "7 Kings Road, Leeds LS1 4AP")
+    assert r["invoice_number"] == "INV-0042" and r["total"] == "936.00"
+    # the vendor's own letterhead under its title (nothing beside it) is no customer
+    own = "INVOICE\nOakline Joinery Limited\nUnit 4, Mill Yard\nYork YO1 7HH\n\nInvoice Number: INV-0042\nTotal  £936.00\n"
+    r = run(INVOICE, own)
+    assert r["vendor_name"] == "Oakline Joinery Limited" and "customer_name" not in r

@@ -25,6 +25,7 @@ from .parties import (
     letterhead_vendor,
     title_vendor,
     top_line_name,
+    under_title_party,
 )
 from .tax_id import vendor_tax_id
 from .text import fold
@@ -112,6 +113,9 @@ def _invoice_parties(doc: Doc, reads_as_invoice: bool) -> dict[str, str]:
         vendor = top_line_name(doc, exclude)
     if vendor:
         out["vendor_name"] = vendor
+    if buyer is None and vendor and (buyer := under_title_party(doc, vendor)):
+        buyer_name = buyer.name
+        exclude |= {(i, s.col) for i, s in buyer.lines}  # its tax number is not the vendor's
     if seller and seller.address:
         out["vendor_address"] = seller.address
     elif vendor and (addr := letterhead_address(doc, vendor)):

@@ -292,3 +292,22 @@ def title_vendor(doc: Doc, customer: str | None) -> str | None:
         if key in cells or key in domains:
             return part
     return None
+
+
+def under_title_party(doc: Doc, vendor: str) -> Party | None:
+    """The customer of a template that prints no label (Xero's): a name and address block right under the
+    document's title at the left, while the vendor's letterhead stands in a column to its right."""
+    first = [ln for ln in doc.nonempty() if ln.page == 0][:25]
+    want = fold_name(vendor)
+    vendor_cols = [s.col for ln in first for s in ln.segs if want and want in fold_name(s.text)]
+    for ln in first:
+        seg = ln.segs[0]
+        if not re.fullmatch(rf"\W*(?:tax\s+)?{DOC_WORDS}\W*", seg.folded):
+            continue
+        if not vendor_cols or min(vendor_cols) < seg.end + 10:
+            return None  # the letterhead is not beside the block: the block may be the vendor's own
+        party = _party_from_block(doc, _block(doc, ln.idx, seg, None), prefer_company=True)
+        if party.name and party.address and fold_name(party.name) != want:
+            return party
+        return None
+    return None
