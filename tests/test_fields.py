@@ -697,6 +697,7 @@ def test_an_unlabelled_block_under_the_title_with_the_letterhead_beside_it_is_th
         "Oakline Joinery Limited", "Pinecrest Gardens Ltd", "7 Kings Road, Leeds LS1 4AP")
     assert r["invoice_number"] == "INV-0042" and r["total"] == "936.00"
     # the vendor's own letterhead under its title (nothing beside it) is no customer
-    own = "INVOICE\nOakline Joinery Limited\nUnit 4, Mill Yard\nYork YO1 7HH\n\nInvoice Number: INV-0042\nTotal  £936.00\n"
+    own = ("INVOICE\nOakline Joinery Limited\nUnit 4, Mill Yard\nYork YO1 7HH\n\n"
+           "Invoice Number: INV-0042\nTotal  £936.00\n")
     r = run(INVOICE, own)
     assert r["vendor_name"] == "Oakline Joinery Limited" and "customer_name" not in r

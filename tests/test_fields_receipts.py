@@ -133,3 +133,23 @@ def test_a_merchant_name_on_two_lines_ends_with_its_business_word() -> None:
     r = extract_fields([text], RECEIPT)
     assert r["merchant_name"] == "TSH POWER HARDWARE TRADING"
     assert r["merchant_address"].startswith("13-1, Jalan PJU 5/10")
+
+
+def test_a_count_before_the_item_name_is_its_quantity() -> None:
+    text = """\
+THE COPPER KETTLE
+512 Main St
+Austin, TX 78701
+Check #4471   11/22/2025 7:48 PM
+2 Fish Tacos                25.00
+1 Caesar Salad              11.50
+7 Up Lemon                   2.50
+1 MAJESTA HSS  2   4.00      8.00
+Subtotal                    47.00
+Total                       47.00
+"""
+    items = extract_fields([text], RECEIPT)["items"]
+    got = [(i["description"], i.get("quantity"), i.get("unit_price"), i["amount"]) for i in items]
+    assert got[:2] == [("Fish Tacos", "2", "12.50", "25.00"), ("Caesar Salad", "1", "11.50", "11.50")]
+    assert got[2] == ("7 Up Lemon", None, None, "2.50")  # 2.50 is no multiple of 7: a name that starts with a number
+    assert got[3][1] != "1"  # a row number before a line with its own quantity column is no count
