@@ -60,4 +60,5 @@ def test_an_italian_company_form_read_with_a_one_is_mended_so_the_vendor_is_foun
              box(100, 220, "Totale:"), box(600, 220, "29.693,38"), box(100, 280, "Version 1.1.2025 S.r.1.5")]
     text = rows_to_text(items)
     assert "Belleville Hardware S.r.l." in text and "S.r.1.5" in text  # a number after it is not a misread
+    assert rows_to_text([box(100, 100, "Delta S.r.I.")]).strip() == "Delta S.r.l."  # an I for the l too
     assert extract_fields([text], resolve("invoice"))["vendor_name"] == "Belleville Hardware S.r.l."

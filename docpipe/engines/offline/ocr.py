@@ -102,8 +102,9 @@ BLANK_LINE_GAP = 1.8
 #: A lone full stop between words is a misread middle dot, the separator of letterhead sender lines
 #: ("Firma GmbH · Straße 1 · 12345 Ort"): parties read such lines by their dots.
 _LONE_DOT_RE = re.compile(r"(?<=\w) \. (?=\w)")
-#: An Italian company form read with a one for its l ("S.r.1."): parties find companies by their legal form.
-_SRL_RE = re.compile(r"\b([Ss])\.\s?([Rr])\.\s?1\.(?!\d)")
+#: An Italian company form read with a one or an I for its l ("S.r.1.", "S.r.I."): parties find companies by
+#: their legal form, and no company form ends so.
+_SRL_RE = re.compile(r"\b([Ss])\.\s?([Rr])\.\s?[1I]\.(?!\d)")
 
 
 def _fix_misreads(txt: str) -> str:
