@@ -701,3 +701,19 @@ def test_an_unlabelled_block_under_the_title_with_the_letterhead_beside_it_is_th
            "Invoice Number: INV-0042\nTotal  £936.00\n")
     r = run(INVOICE, own)
     assert r["vendor_name"] == "Oakline Joinery Limited" and "customer_name" not in r
+
+
+def test_a_contracts_parties_are_its_names_not_their_descriptions() -> None:
+    text = """\
+                         MASTER SERVICES AGREEMENT
+This Master Services Agreement is entered into as of March 1, 2025 by and between
+Harborview Analytics LLC, a Delaware limited liability company ("Provider"), and
+Tidewater Freight Inc., a Virginia corporation ("Client").
+"""
+    r = run(DOCUMENT, text)
+    assert r["parties"] == ["Harborview Analytics LLC", "Tidewater Freight Inc."]
+    # the lines wrapped elsewhere: a description must not become a party of its own
+    wrapped = text.replace("company (\"Provider\"), and\nTidewater Freight Inc.,",
+                           "company (\"Provider\"), and Tidewater Freight\nInc.,")
+    assert not any("Delaware" in p or "Virginia" in p for p in run(DOCUMENT, wrapped)["parties"])
+    assert r["date"] == "2025-03-01" and r["document_type"] == "contract"

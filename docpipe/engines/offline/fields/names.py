@@ -87,6 +87,8 @@ def company_names(text: str) -> list[tuple[str, bool]]:
             out.append((part, True))
             continue
         for m in LEGAL_RE.finditer(part):
+            if re.match(r"\s+(?:liability|partnership)\b", part[m.end():], re.I):
+                continue  # "a Delaware limited liability company": what kind, not whose name
             end = m.end()
             tail = re.match(r"\s*&\s*Co\.?(?:\s*KG)?", part[end:])
             if tail:
@@ -108,6 +110,9 @@ def company_names(text: str) -> list[tuple[str, bool]]:
                     break
             while name_words and name_words[0].lower() in ("&", "und", "and", "et", "de", "du", "des", "of", "the"):
                 name_words.pop(0)
+            before = words[len(words) - len(name_words) - 1] if len(words) > len(name_words) else ""
+            if before in ("a", "an") or any(w in ("a", "an") for w in name_words):
+                continue  # "a Virginia corporation": a description of the party named before it
             if not name_words or not re.search(r"[^\W\d_]{2}", " ".join(name_words)):
                 continue
             name = (" ".join(name_words) + " " + part[m.start():end]).strip()
