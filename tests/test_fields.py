@@ -717,3 +717,26 @@ Tidewater Freight Inc., a Virginia corporation ("Client").
                            "company (\"Provider\"), and Tidewater Freight\nInc.,")
     assert not any("Delaware" in p or "Virginia" in p for p in run(DOCUMENT, wrapped)["parties"])
     assert r["date"] == "2025-03-01" and r["document_type"] == "contract"
+
+
+def test_a_shops_invoice_for_an_order_is_numbered_by_the_order() -> None:
+    text = """\
+Fernwood Candle Co.                                        Invoice for Order #1047
+hello@fernwoodcandle.example                           Order date: October 14, 2025
+
+Bill to
+Nadia Okafor
+18 Birch Lane
+Asheville, NC 28801
+
+Subtotal            $60.00
+Discount (FALL10)   -$6.00
+Shipping             $7.50
+Tax                  $4.05
+Total               $65.55
+"""
+    r = run(INVOICE, text)
+    assert (r["invoice_number"], r["invoice_date"], r["total"]) == ("1047", "2025-10-14", "65.55")
+    # an invoice number of its own wins over the order's
+    r = run(INVOICE, text.replace("Order date:", "Invoice No: INV-88   Order date:"))
+    assert r["invoice_number"] == "INV-88"

@@ -88,6 +88,15 @@ INVOICE_NUMBER_LABELS = _labels(
                     r"n\.?\s*documento", r"reference", r"ref\.?\s*(?:no\.?)?",
                     r"n[°º]")  # "N° FA-2025-0093" under a "Facture" title: a bare number sign opening its cell
 
+# An order's number: the invoice number of a shop's "Invoice for Order #1047" when nothing else numbers it
+ORDER_NUMBER_LABELS = _labels(
+    1, True,
+    r"order\s*(?:no\b\.?|number|nr\b\.?|#)", r"bestell\s*-?\s*(?:nummer|nr\b\.?)",
+    r"auftrags\s*-?\s*(?:nummer|nr\b\.?)",
+    r"(?:n[°o]|numero)\s*(?:de\s+)?commande", r"commande\s*(?:n\s?°|no\b\.?|numero)", r"pedido\s*(?:n[°ºo]\.?|#)",
+    r"(?:n[°ºo]\.?|numero)\s*(?:de\s+)?pedido", r"ordine\s*(?:n[°ºr]?\.?|numero|#)", r"bestel\s*-?\s*(?:nummer|nr\.?)",
+)
+
 INVOICE_DATE_LABELS = _labels(
     3, True,
     r"invoice\s*date", r"date\s*of\s*(?:issue|invoice)", r"issue\s*date", r"date\s*issued", r"issued\s*(?:on|date)",
