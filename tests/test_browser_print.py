@@ -103,3 +103,22 @@ TOTAL                               18.90
 www.kedaimaju.my"""
     out = extract_fields([receipt], resolve("receipt"))
     assert out["date"] == "2017-07-15" and out["total"] == "18.90"
+
+
+def test_firefoxs_layout_title_and_url_on_top_counter_and_date_below() -> None:
+    page = """\
+Invoice | Brightloop                                   https://app.brightloop.io/billing/9kq2xz
+
+3/1/24
+
+Cedar Analytics
+Invoice ID #9kq2xz
+Subscription total:              $60.00
+Address
+Brightloop
+400 Market Street
+Portland, OR 97204
+
+1 of 1                                                              3/14/24, 10:56:01 AM"""
+    out = extract_fields([page], INVOICE)
+    assert (out["vendor_name"], out["invoice_date"], out["total"]) == ("Brightloop", "2024-03-01", "60.00")
