@@ -37,10 +37,12 @@ def _shown_lines(page: Any) -> list[_Line]:
             if not text:
                 continue
             box = pymupdf.Rect(line["bbox"])
-            base = pymupdf.Point(spans[0]["origin"]) if spans and "origin" in spans[0] else box.bl
-            if turn is not None:
-                box, base = box * turn, base * turn
-            out.append(_Line(box.x0, box.x1, box.y0, base.y if turn is None else box.y1, text))
+            if turn is not None:  # a turned page: boxes as the reader sees them, the bottom for a baseline
+                box = box * turn
+                base = box.y1
+            else:
+                base = spans[0]["origin"][1] if "origin" in spans[0] else box.y1
+            out.append(_Line(box.x0, box.x1, box.y0, base, text))
     return out
 
 

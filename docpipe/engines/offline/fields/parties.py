@@ -184,10 +184,8 @@ def envelope_recipient(doc: Doc, senders: list[tuple[Line, str]]) -> Party | Non
         for below in doc.nonempty(ln.idx + 1, ln.idx + 4):
             cell = cell_below(below, ln.segs[0].col, ln.segs[0].col + 20, slack=4)
             if cell and looks_like_name(cell.text):
-                under = [c.text for c in (cell_below(b, cell.col, cell.end, slack=4)
-                                          for b in doc.nonempty(below.idx + 1, below.idx + 6)) if c]
-                return Party(name=cell.text.strip(), address=find_address(under[:4]),
-                             lines=[(below.idx, cell)])
+                under = [c.text for _, c in _block(doc, below.idx, cell, None, max_lines=4)]
+                return Party(name=cell.text.strip(), address=find_address(under), lines=[(below.idx, cell)])
     return None
 
 
@@ -197,9 +195,9 @@ def letterhead_vendor(doc: Doc, exclude: set[tuple[int, int]], customer: str | N
     first_page = [ln for ln in doc.nonempty() if ln.page == 0]
     top = {ln.idx for ln in first_page[:12]}
     cust = fold_name(customer) if customer else None
-    prev: Line | None = None
-    earlier: list[Line] = []
+    earlier: list[Line] = []  # the lines read so far: the last is the one above
     for rank, ln in enumerate(doc.head_tail(head=1)):
+        prev = earlier[-1] if earlier else None
         for seg in ln.segs:
             if (ln.idx, seg.col) in exclude:
                 continue
@@ -219,7 +217,6 @@ def letterhead_vendor(doc: Doc, exclude: set[tuple[int, int]], customer: str | N
                          - (3 if _BANK_RE.search(ln.text) else 0))
                 if best is None or score > best[0]:
                     best = (score, name)
-        prev = ln
         earlier.append(ln)
     return best[1] if best else None
 

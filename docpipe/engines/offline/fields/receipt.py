@@ -111,9 +111,10 @@ def _receipt_items(doc: Doc, start: int, stop: int | None) -> list[dict[str, str
         elif lead and has_desc and len(money) == 1 and not qty and not re.search(r"\d", desc[lead.end():]):
             # "2 Fish Tacos   25.00": a count before the name, the unit price what the amount divides into
             n = Decimal(lead.group(1))
-            if 0 < n < 100 and (amount / n).quantize(Decimal("0.01")) * n == amount:
+            unit = (amount / n).quantize(Decimal("0.01")) if 0 < n < 100 else None
+            if unit is not None and unit * n == amount:
                 item["description"] = desc[lead.end():].strip()
-                item.update(quantity=format_qty(n), unit_price=str((amount / n).quantize(Decimal("0.01"))))
+                item.update(quantity=format_qty(n), unit_price=str(unit))
         for cand in (qty, pending_qty):
             if cand and with_qty(item, *cand):
                 break

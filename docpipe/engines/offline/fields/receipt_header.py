@@ -104,10 +104,10 @@ def _title_name(doc: Doc) -> tuple[Line | None, str] | None:
 def merchant_name_and_address(doc: Doc) -> tuple[Line | None, str | None, str | None]:
     """(name line, name, address) from the header block; None where the header gives nothing. A title naming
     the merchant ("Receipt from ...") comes first: a web receipt's header is headings, not a till's letterhead."""
-    head = [ln for ln in header_lines(doc)]
     titled = _title_name(doc)
     if titled:
         return titled[0], titled[1], None
+    head = [ln for ln in header_lines(doc)]
     cands = [(ln, i) for i, ln in enumerate(head) if not _is_noise(ln)]
     if not cands:
         return None, None, None
