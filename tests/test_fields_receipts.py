@@ -153,3 +153,66 @@ Total                       47.00
     assert got[:2] == [("Fish Tacos", "2", "12.50", "25.00"), ("Caesar Salad", "1", "11.50", "11.50")]
     assert got[2] == ("7 Up Lemon", None, None, "2.50")  # 2.50 is no multiple of 7: a name that starts with a number
     assert got[3][1] != "1"  # a row number before a line with its own quantity column is no count
+
+
+def test_a_till_header_keeps_its_address_past_street_numbers_titles_and_codes() -> None:
+    # "55,57 & 59" is three street numbers, not 55.57 of money; the town before "Tel No.:" belongs to the address
+    numbers = """\
+      KEDAI BUKU PELANGI SDN BHD
+               100234-W
+      NO.5: 55,57 & 59, JALAN MERBAU 18,
+            TAMAN MELATI,
+      81100 JOHOR BAHRU, JOHOR. Tel No.: 07-331 2020
+  Doc No : TD0099
+  Date:  25/12/2019 8:13:39 PM
+              Total :         9.00
+"""
+    r = extract_fields([numbers], RECEIPT)
+    assert r["merchant_name"] == "KEDAI BUKU PELANGI SDN BHD"
+    assert r["merchant_address"] == ("NO.5: 55,57 & 59, JALAN MERBAU 18, TAMAN MELATI, 81100 JOHOR BAHRU, JOHOR")
+    # a bare till title between the name and the street; a registration code glued after the legal form
+    titled = """\
+RIANG SEJAHTERA TRADING SDN BHD 770012-U
+      gst:001662431232
+            TAX INVOICE
+       NO7,JLN ANGGERIK,SHAH ALAM.
+27" BASIN BESAR    1.00 X 21.32   21.32
+TOTAL                     22.60
+Rabu, 10-05-2017 Time : 21:51
+"""
+    r = extract_fields([titled], RECEIPT)
+    assert r["merchant_name"] == "RIANG SEJAHTERA TRADING SDN BHD"
+    assert r["merchant_address"] == "NO7,JLN ANGGERIK,SHAH ALAM."
+    glued = "     CASA NOGAL S.L.\n      Calle Mayor 12\n       46001Valencia\n     TEL: 96-555 0101\n" \
+            "03/03/2022 10:20\nTOTAL     9,20\n"
+    assert extract_fields([glued], RECEIPT)["merchant_address"] == "Calle Mayor 12, 46001 Valencia"  # OCR glue
+
+
+def test_a_trading_name_under_the_company_is_not_the_address_and_a_compact_date_is_read() -> None:
+    text = """\
+BINTANG TIMUR CASH & CARRY SDN BHD (590150-A)
+PASARAYA BORONG BINTANG
+NO. 1 Jalan Kenari 1
+Seksyen U3 Shah Alam,40150
+TEL:03-7859 0861
+         Tax Invoice
+   14022019           No.CS-20242
+    Total Amt Incl. GST @ 6% :   79.50
+"""
+    r = extract_fields([text], RECEIPT)
+    assert r["merchant_name"] == "BINTANG TIMUR CASH & CARRY SDN BHD"
+    assert r["merchant_address"] == "NO. 1 Jalan Kenari 1, Seksyen U3 Shah Alam,40150"
+    assert r["date"] == "2019-02-14"  # no date with separators anywhere: the till's ddmmyyyy
+
+
+def test_ocr_misreads_in_names_are_mended_only_where_they_cannot_be_real() -> None:
+    from docpipe.engines.offline.fields.ocr_mend import mend_name
+
+    assert mend_name("URBAN 1DEA SDN BHD", True) == "URBAN IDEA SDN BHD"
+    assert mend_name("TSH POWER HARDWÀRE", True) == "TSH POWER HARDWARE"
+    assert mend_name("CAFÉ NERO", True) == "CAFÉ NERO"              # a word's last letter may be accented
+    assert mend_name("TSH POWER HARDWÀRE", False) == "TSH POWER HARDWÀRE"  # an accented language: keep
+    for kept in ("1ST FLOOR", "USJ1 SUBANG", "B1001 BLOCK", "3M COMPANY", "NO.10, JALAN SS2/10"):
+        assert mend_name(kept, True) == kept
+    german = "Rechnung\nBäckerei Müller GmbH\nDatum: 03.04.2024\nSumme 4,50 EUR\nMWST 0,29\n"
+    assert extract_fields([german], RECEIPT)["merchant_name"] == "Bäckerei Müller GmbH"

@@ -61,4 +61,5 @@ def test_an_italian_company_form_read_with_a_one_is_mended_so_the_vendor_is_foun
     text = rows_to_text(items)
     assert "Belleville Hardware S.r.l." in text and "S.r.1.5" in text  # a number after it is not a misread
     assert rows_to_text([box(100, 100, "Delta S.r.I.")]).strip() == "Delta S.r.l."  # an I for the l too
+    assert rows_to_text([box(100, 100, "SEVEN CASH SDN 3HD")]).strip() == "SEVEN CASH SDN BHD"  # a 3 for B
     assert extract_fields([text], resolve("invoice"))["vendor_name"] == "Belleville Hardware S.r.l."

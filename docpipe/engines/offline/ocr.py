@@ -107,8 +107,13 @@ _LONE_DOT_RE = re.compile(r"(?<=\w) \. (?=\w)")
 _SRL_RE = re.compile(r"\b([Ss])\.\s?([Rr])\.\s?[1I]\.(?!\d)")
 
 
+#: The Malaysian form "SDN BHD" with its B read as a digit ("SDN 3HD", "SDN 8HD"): the same reason.
+_BHD_RE = re.compile(r"\b(SDN\.?\s?)[38](HD)\b")
+
+
 def _fix_misreads(txt: str) -> str:
-    return _SRL_RE.sub(lambda m: f"{m[1]}.{m[2]}.{'L' if m[2].isupper() else 'l'}.", _LONE_DOT_RE.sub(" · ", txt))
+    txt = _SRL_RE.sub(lambda m: f"{m[1]}.{m[2]}.{'L' if m[2].isupper() else 'l'}.", _LONE_DOT_RE.sub(" · ", txt))
+    return _BHD_RE.sub(r"\1B\2", txt)
 
 
 def _page_slope(items: list[tuple[Any, str, float]]) -> float:

@@ -30,6 +30,7 @@ from .invoice import extract_invoice
 from .language import detect_language
 from .layout import Doc
 from .numbers import find_amounts, parse_amount
+from .ocr_mend import mend_names
 from .receipt import extract_receipt
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -52,7 +53,7 @@ def extract_fields(pages: list[str], schema: SchemaInfo) -> dict:
         return {}
     handler = _HANDLERS.get(schema.name)
     result = handler(doc, pages) if handler else extract_generic(doc, schema.model)
-    return conform(result, schema.model)
+    return conform(mend_names(result, doc), schema.model)
 
 
 LOW_FILL = 0.5  # below this share of a user schema's fields filled, the result says a model engine would do better

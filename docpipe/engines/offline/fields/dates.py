@@ -98,3 +98,24 @@ def blank_dates(text: str, hits: list[DateHit]) -> str:
 def parse_date(text: str, day_first: bool = True) -> dt.date | None:
     hits = find_dates(text, day_first)
     return hits[0].value if hits else None
+
+
+_COMPACT_RE = re.compile(r"(?<![\w./:-])(\d{8})(?![\w./:-])")
+
+
+def compact_dates(text: str, day_first: bool = True, latest: dt.date | None = None) -> list[DateHit]:
+    """Dates printed without separators, as some tills do: '27032018' (ddmmyyyy, or mmddyyyy where months come
+    first) or '20180327'. Eight digits are also order and account numbers, so callers use these only where a
+    document prints no other date; a year after ``latest`` (default: next year) is taken for a number."""
+    top = (latest or dt.date.today()).year + 1
+    hits = []
+    for m in _COMPACT_RE.finditer(text):
+        s = m.group(1)
+        a, b = int(s[:2]), int(s[2:4])
+        for d in (_mk_date(int(s[4:]), b, a) if day_first else _mk_date(int(s[4:]), a, b),
+                  _mk_date(int(s[:4]), int(s[4:6]), int(s[6:]))):
+            if d is not None and 1990 <= d.year <= top:
+                hits.append(DateHit(m.start(), m.end(), d))
+                break
+    return hits
+

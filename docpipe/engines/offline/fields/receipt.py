@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from .amount_labels import classify_receipt_label
+from .dates import compact_dates
 from .layout import Doc
 from .numbers import about_equal, find_amounts, format_money, format_qty, to_decimal
 from .receipt_header import merchant_name_and_address
@@ -38,6 +39,11 @@ def extract_receipt(doc: Doc) -> dict[str, Any]:
     plain = [d for ln, d in dated if not _OTHER_DATE_RE.search(fold(ln.flat))]
     if labelled or plain or dated:
         out["date"] = (labelled or plain or [d for _, d in dated])[0].isoformat()
+    else:
+        # no printed date: one a till prints without separators ("27032018")
+        compact = [h.value for ln in lines for h in compact_dates(ln.flat, doc.dmy)]
+        if compact:
+            out["date"] = compact[0].isoformat()
     picked = pick_totals(amount_candidates(doc, classify=classify_receipt_label), doc.money_values())
     paid = paid_amount(doc)
     if paid is not None:

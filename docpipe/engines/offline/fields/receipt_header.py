@@ -13,6 +13,7 @@ import re
 from .layout import Doc, Line
 from .names import ADDRESS_HINT_RE, LEGAL_RE
 from .text import fold
+from .vendor_address import addressy
 
 # Legal forms and business words that till headers print after the name (Malaysia, Singapore, UK, ...)
 _LEGAL_EXTRA_RE = re.compile(r"\b(?:sdn\.?\s*bhd|bhd|pte\.?\s*ltd|berhad|plt)\b")
@@ -34,31 +35,52 @@ _TXN_RE = re.compile(r"\b(?:tax\s+invoice|invoice|receipt|bill|cash\s+sale|ticke
                      r"quittung|factura|fattura|scontrino|kassabon|rechnung|facture|cashier|kasse|caissier|cajero|"
                      r"cassiere|doc(?:ument)?\s*no|table|pax|order|qty|item|description|date|datum|fecha|data|"
                      r"time|served)\b|^[-=*_~.\s]{5,}$")
+_BARE_TITLE_RE = re.compile(r"^\W*(?:tax\s+invoice|invoice|receipt|official\s+receipt|cash\s+(?:sale|bill))\W*$")
 
 
 def _letters(t: str) -> int:
     return len(re.findall(r"[^\W\d_]", t))
 
 
+def _prices(doc: Doc, ln: Line) -> bool:
+    """Whether a line carries a price: money with no word after it ('55,57 & 59, JALAN SAGU' is a street number)."""
+    return any(a.is_money and a.decimals == 2 and not re.search(r"[^\W\d_]{3,}", ln.flat[a.end:])
+               for a in doc.amounts(ln))
+
+
 def header_lines(doc: Doc, limit: int = 14) -> list[Line]:
-    """Lines of the first page before the first transaction line (date, money, till title, cashier)."""
+    """Lines of the first page before the first transaction line (date, money, till title, cashier). A bare till
+    title between the name and the address ("TAX INVOICE" / "NO7, JLN EURO, SHAH ALAM") lets the address through."""
     out: list[Line] = []
-    for ln in doc.nonempty():
-        if ln.page > 0 or len(out) >= limit:
+    title_passed = False
+    lines = [ln for ln in doc.nonempty() if ln.page == 0]
+    for i, ln in enumerate(lines):
+        if len(out) >= limit:
             break
         f = fold(ln.flat)
-        money = [a for a in doc.amounts(ln) if a.is_money and a.decimals == 2]
-        if out and (doc.dates(ln) or money or _TXN_RE.search(f)):
+        opens = bool(doc.dates(ln) or _prices(doc, ln) or _TXN_RE.search(f))
+        if title_passed and (opens or not addressy(ln.flat)):
             break
-        if not out and (doc.dates(ln) or money or _TXN_RE.search(f)):
+        if out and opens:
+            nxt = lines[i + 1] if i + 1 < len(lines) else None
+            if (_BARE_TITLE_RE.match(f) and nxt is not None and addressy(nxt.flat) and not doc.dates(nxt)
+                    and not any(addressy(o.flat) for o in out if not _is_noise(o))):
+                title_passed = True
+                continue
+            break
+        if not out and opens:
             continue  # a till number, print time or till title above the name
         out.append(ln)
     return out
 
 
+# a postcode with its town glued on by the OCR: "28013Madrid"
+_GLUED_TOWN_RE = re.compile(r"\b(\d{4,5})([A-Z][a-z]{2,})")
+
+
 def _is_noise(ln: Line) -> bool:
     """Registration/contact lines and lines of codes: never the name, skipped inside the address."""
-    t = ln.flat.strip()
+    t = _GLUED_TOWN_RE.sub(r"\1 \2", ln.flat.strip())
     words = [w for w in re.findall(r"[^\W\d_]{2,}|\S*\d\S*", t) if not re.search(r"\d", w)]
     codes_only = not words and len(re.findall(r"\d", t)) >= 4     # "(162761-M)", "3180303"
     return bool(_IDENT_RE.search(fold(t))) or codes_only or _letters(t) < 2
@@ -124,6 +146,10 @@ def merchant_name_and_address(doc: Doc) -> tuple[Line | None, str | None, str | 
         t = ln.flat.strip()
         if _is_noise(ln):
             if addr and _IDENT_RE.search(fold(t)):
+                label = _IDENT_RE.search(t.lower())  # "81750 Johor Bahru, Johor. Tel No.: 07-...": keep the town
+                head_part = t[:label.start()].strip(" ,.;:") if label else ""
+                if head_part and addressy(head_part):
+                    addr.append(head_part)
                 break  # the contact block closes the address
             continue
         if LEGAL_RE.search(t) or _LEGAL_EXTRA_RE.search(fold(t)):
@@ -132,7 +158,10 @@ def merchant_name_and_address(doc: Doc) -> tuple[Line | None, str | None, str | 
             if addr:
                 break
             continue
-        addr.append(t.rstrip(" ,"))
+        if not addr and t.isupper() and not re.search(r"\d", t) and not addressy(t) and any(
+                addressy(o.flat) and re.search(r"\d", o.flat) for o in after[after.index(ln) + 1:]):
+            continue  # a trading name under the company's ("FASARAYA BORONG SUPER SEVEN"), before the street
+        addr.append(_GLUED_TOWN_RE.sub(r"\1 \2", t.rstrip(" ,")))
     return name_ln, name, ", ".join(addr) if addr else None
 
 
@@ -153,4 +182,6 @@ def _split_name(text: str) -> tuple[str, str]:
     if m and m.end() < len(t) and re.search(r"\d", t[m.end():]):
         end = m.end() + (1 if t[m.end():m.end() + 1] == "." else 0)
         t, rest = t[:end], t[end:].strip(" ,;")
+        if len(rest.split()) == 1 and not addressy(rest):
+            rest = ""  # a registration number after the form ("SDN BHD 800725-U"), not an address
     return re.sub(r"\s{2,}", " ", t).strip(" ,;:-") or text.strip(), rest

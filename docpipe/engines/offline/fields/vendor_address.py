@@ -19,10 +19,12 @@ _POSTCODE_RE = re.compile(r"\b(?:\d{4,5}|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}|[A-Z]\
 
 
 _STREET_RE = re.compile(r"\b(?:unit|block|quay|lane|drive|way|court|park|square|place|plaza|via|viale|corso|piazza|"
-                        r"calle|avenida|plaza|straat|gracht|plein|laan|kade|postbus|apt|flat|house)\b", re.I)
+                        r"calle|avenida|plaza|straat|gracht|plein|laan|kade|postbus|apt|flat|house|"
+                        r"jalan|jln|lorong|lrg|persiaran|lebuh|taman|tmn)\b", re.I)
 
 
-def _addressy(t: str) -> bool:
+def addressy(t: str) -> bool:
+    """A street, postcode or floor: a line of an address, not a name."""
     return bool(ADDRESS_HINT_RE.search(t) or _POSTCODE_RE.search(t) or (_STREET_RE.search(t) and re.search(r"\d", t)))
 
 
@@ -41,7 +43,7 @@ def letterhead_address(doc: Doc, vendor: str) -> str | None:
     for _, seg in named:  # a sender line: the name and its address parts on one line
         parts = [p.strip(" ,;") for p in _SEPARATORS_RE.split(seg.text)]
         rest = [p for p in parts[1:] if p and not _STOP_RE.search(fold(p)) and not CONTACT_RE.search(p)]
-        if rest and any(_addressy(p) for p in rest):
+        if rest and any(addressy(p) for p in rest):
             return ", ".join(rest[:4])
     return None
 
@@ -61,7 +63,7 @@ def _below(lines: list[Line], name_seg: Seg) -> str | None:
             if out:
                 break
             continue  # a slogan, register or sender line between the name and its address
-        if _addressy(t) or (out and re.fullmatch(r"[^\W\d_][^\d]{1,30}", t) and len(t.split()) <= 4):
+        if addressy(t) or (out and re.fullmatch(r"[^\W\d_][^\d]{1,30}", t) and len(t.split()) <= 4):
             out.append(t.rstrip(" ,"))  # a street or postcode line; a country or region line after one
         elif out:
             break
@@ -71,4 +73,4 @@ def _below(lines: list[Line], name_seg: Seg) -> str | None:
                 break
         if len(out) == 4:
             break
-    return ", ".join(out) if out and any(_addressy(x) for x in out) else None
+    return ", ".join(out) if out and any(addressy(x) for x in out) else None
