@@ -740,3 +740,63 @@ Total               $65.55
     # an invoice number of its own wins over the order's
     r = run(INVOICE, text.replace("Order date:", "Invoice No: INV-88   Order date:"))
     assert r["invoice_number"] == "INV-88"
+
+
+def test_vendor_address_under_a_from_label_beside_a_letterhead_or_right_of_the_name() -> None:
+    # the name in the letterhead, its address under a "FROM" label further down
+    from_label = """\
+Brightside Studio                          Invoice
+Ltd                                        No. BS-77
+Design for print and screen
+                                           ISSUE DATE        AMOUNT DUE
+                                           05/03/2025        £1,200.00
+FROM
+2nd Floor, 14 Mill Lane
+Leeds LS1 4AB
+United Kingdom
+                                           BILLED TO
+                                           Carver & Lowe LLP
+                                           9 Quay Street
+                                           Bristol BS1 4DZ
+                    Subtotal                £1,000.00
+                    VAT 20%                   £200.00
+                    Total due               £1,200.00
+"""
+    r = extract_fields([from_label], INVOICE)
+    assert r["vendor_address"] == "2nd Floor, 14 Mill Lane, Leeds LS1 4AB, United Kingdom"
+    assert r["customer_address"] == "9 Quay Street, Bristol BS1 4DZ"
+    # the sender's street and town in a right-hand column level with the name, contact lines under them
+    right = """\
+                                                                      Lindenallee 7
+Jonas Weber                                                           50667 Köln
+                                                          kontakt@jonas-weber.example
+Fotografie
+An
+Brauhaus Kessel GmbH                                    Rechnung Nr.        2025-031
+Hafenstraße 3                                           Datum             28.02.2025
+20457 Hamburg
+ Leistung                                   Anzahl       Preis        Betrag
+ Fotoshooting                                    1      800,00    EUR 800,00
+                                            Gesamtbetrag          EUR 800,00
+"""
+    r = extract_fields([right], INVOICE)
+    assert r["vendor_name"] == "Jonas Weber"
+    assert r["vendor_address"] == "Lindenallee 7, 50667 Köln"
+    assert r["customer_address"] == "Hafenstraße 3, 20457 Hamburg"
+
+
+def test_an_irish_eircode_line_belongs_to_the_address() -> None:
+    text = """\
+Liffey Print Ltd                                                  INVOICE
+Unit 2, Cookstown Estate
+Dublin 24, D24 KX81
+   INVOICE TO                                                     Invoice number     LP-2025-0042
+   Shannon Books Ltd                                              Invoice date       28 February 2025
+   3 Bridge Street
+   Limerick V94 T9PX
+   Ireland
+  Total                                                                              €410.00
+"""
+    r = extract_fields([text], INVOICE)
+    assert r["customer_address"] == "3 Bridge Street, Limerick V94 T9PX, Ireland"
+    assert r["vendor_address"] == "Unit 2, Cookstown Estate, Dublin 24, D24 KX81"

@@ -21,6 +21,7 @@ from .parties import (
     SELLER_RE,
     bullet_senders,
     envelope_recipient,
+    labelled_address,
     labelled_party,
     letterhead_vendor,
     title_vendor,
@@ -120,7 +121,8 @@ def _invoice_parties(doc: Doc, reads_as_invoice: bool) -> dict[str, str]:
         exclude |= {(i, s.col) for i, s in buyer.lines}  # its tax number is not the vendor's
     if seller and seller.address:
         out["vendor_address"] = seller.address
-    elif vendor and (addr := letterhead_address(doc, vendor)):
+    elif vendor and (addr := (letterhead_address(doc, vendor, frozenset(exclude))
+                              or labelled_address(doc, SELLER_RE))):
         out["vendor_address"] = addr
     if buyer and buyer_name and fold_name(buyer_name) != fold_name(vendor or ""):
         out["customer_name"] = buyer_name

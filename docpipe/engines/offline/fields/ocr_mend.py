@@ -19,9 +19,11 @@ _ACCENTED_LANGS = frozenset({"de", "fr", "es", "it", "nl"})
 #: One accented letter in a whole English text is OCR noise; two may be a name's spelling ("Lumière", "Zürich").
 MAX_STRAY_ACCENTS = 1
 _ACCENTED_RE = re.compile(r"[À-ÖØ-öø-ÿ]")
-# a one or zero before a capital inside a word of capitals: "1DEA", "C0MPANY"; not ordinals ("1ST"), codes ("A1",
-# "B10") or a number after a place's letters ("USJ1")
-_DIGIT_IN_CAPS_RE = re.compile(r"\b(?=[A-Z01]{4,}\b)(?![01](?:ST|ND|RD|TH)\b)[A-Z]*[01][A-Z]+\b")
+# a one or zero before two capitals inside a word of capitals: "1DEA", "C0MPANY"; not ordinals ("1ST"), codes ("A1",
+# "B10"), a number after a place's letters ("USJ1") or a postcode's district ("EC1N")
+_DIGIT_IN_CAPS_RE = re.compile(r"\b(?=[A-Z01]{4,}\b)(?![01](?:ST|ND|RD|TH)\b)[A-Z]*[01][A-Z]{2,}\b")
+#: Addresses keep their digits: postcodes and unit numbers mix them with capitals.
+_ADDRESS_FIELDS = frozenset({"vendor_address", "customer_address", "merchant_address"})
 
 
 def _strip_accent(c: str) -> str:
@@ -33,11 +35,13 @@ def _unaccented(doc: Doc) -> bool:
     return doc.lang not in _ACCENTED_LANGS and len(_ACCENTED_RE.findall(doc.text)) <= MAX_STRAY_ACCENTS
 
 
-def mend_name(value: str, unaccented: bool) -> str:
+def mend_name(value: str, unaccented: bool, address: bool = False) -> str:
     """``value`` with accents inside words dropped (``unaccented`` documents only; a final 'é' as in 'Café' stays)
-    and ones and zeros inside words of capitals read as I and O."""
+    and, in a name (not an ``address``), ones and zeros inside words of capitals read as I and O."""
     if unaccented:
         value = re.sub(r"(?<=[^\W\d_])[À-ÖØ-öø-ÿ](?=[^\W\d_])", lambda m: _strip_accent(m.group()), value)
+    if address:
+        return value
     return _DIGIT_IN_CAPS_RE.sub(lambda m: m.group().replace("1", "I").replace("0", "O"), value)
 
 
@@ -46,5 +50,5 @@ def mend_names(result: dict, doc: Doc) -> dict:
     unaccented = _unaccented(doc)
     for key in NAME_FIELDS & result.keys():
         if isinstance(result[key], str):
-            result[key] = mend_name(result[key], unaccented)
+            result[key] = mend_name(result[key], unaccented, address=key in _ADDRESS_FIELDS)
     return result

@@ -125,6 +125,8 @@ def _party_from_block(doc: Doc, cells: list[tuple[int, Seg]], prefer_company: bo
     if party.name is not None and name_i is not None:
         party.name = clean_name(party.name)
         party.address = find_address(texts[name_i + 1:name_i + 5])
+    elif texts and ADDRESS_HINT_RE.search(texts[0]):
+        party.address = find_address(texts[:4])  # "FROM" over the street: the name stands elsewhere (a letterhead)
     return party
 
 
@@ -145,6 +147,18 @@ def labelled_party(doc: Doc, label_re: re.Pattern[str], prefer_company: bool,
                 party = _party_from_block(doc, cells, prefer_company, inline=bool(rest and rest.strip()))
                 if party.name:
                     return party
+    return None
+
+
+def labelled_address(doc: Doc, label_re: re.Pattern[str]) -> str | None:
+    """The address under a block label that names no one ("FROM" / "4th Floor, 27 Hatton Garden" / "London ...")."""
+    for ln in doc.head_tail():
+        for seg in ln.segs:
+            m = label_re.match(seg.folded)
+            if m and not m.group("rest"):
+                party = _party_from_block(doc, _block(doc, ln.idx, seg, None), prefer_company=False)
+                if party.name is None and party.address:
+                    return party.address
     return None
 
 

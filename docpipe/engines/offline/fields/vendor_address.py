@@ -32,13 +32,17 @@ def _overlaps(seg: Seg, col: int, end: int) -> bool:
     return min(seg.end, end) - max(seg.col, col) > 0 or abs(seg.end - end) <= 2
 
 
-def letterhead_address(doc: Doc, vendor: str) -> str | None:
-    """Address lines printed with the vendor's name in the letterhead (first page), joined with ', '."""
+def letterhead_address(doc: Doc, vendor: str, exclude: frozenset[tuple[int, int]] = frozenset()) -> str | None:
+    """Address lines printed with the vendor's name in the letterhead (first page), joined with ', '. ``exclude``:
+    (line, column) cells of the customer's block, never the vendor's address."""
     want = fold_name(vendor)
     lines = [ln for ln in doc.nonempty() if ln.page == 0][:40]
     named = [(i, seg) for i, ln in enumerate(lines) for seg in ln.segs if want in fold_name(seg.text)]
     for i, seg in named:  # the letterhead block: lines under the name
         if len(_SEPARATORS_RE.split(seg.text)) == 1 and (found := _below(lines[i + 1:i + 8], seg)):
+            return found
+    for i, seg in named[:1]:  # a sender block level with the name, in a column to its right
+        if found := _beside(lines[max(0, i - 3):i + 4], seg, exclude):
             return found
     for _, seg in named:  # a sender line: the name and its address parts on one line
         parts = [p.strip(" ,;") for p in _SEPARATORS_RE.split(seg.text)]
@@ -74,3 +78,27 @@ def _below(lines: list[Line], name_seg: Seg) -> str | None:
         if len(out) == 4:
             break
     return ", ".join(out) if out and any(addressy(x) for x in out) else None
+
+
+def _beside(lines: list[Line], name_seg: Seg, exclude: frozenset[tuple[int, int]]) -> str | None:
+    """Street and postcode lines right of the name, in one column (aligned left or right), up to a contact line:
+    a letterhead that prints the name on the left and the sender's address on the right."""
+    cells = [s for ln in lines for s in ln.segs
+             if s.col > name_seg.end and (ln.idx, s.col) not in exclude and not _STOP_RE.search(fold(s.text))]
+    out: list[Seg] = []
+    for cell in cells:
+        t = cell.text.strip()
+        if CONTACT_RE.search(t) or not (addressy(t) or out):
+            if out:
+                break
+            continue
+        if out and abs(cell.col - out[0].col) > 2 and abs(cell.end - out[0].end) > 2:
+            break  # another column's text
+        out.append(cell)
+        if _POSTCODE_RE.search(t) and len(out) >= 2:
+            break
+    texts = [c.text.strip().rstrip(" ,") for c in out]
+    if len(texts) >= 2 and _POSTCODE_RE.search(texts[-1]) and ADDRESS_HINT_RE.search(texts[0]):
+        return ", ".join(texts)
+    return None
+
