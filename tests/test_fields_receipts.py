@@ -217,3 +217,91 @@ def test_ocr_misreads_in_names_are_mended_only_where_they_cannot_be_real() -> No
     assert mend_name("1 SUMMIT TOWER, L0BBY B", True, address=True) == "1 SUMMIT TOWER, L0BBY B"  # addresses: as read
     german = "Rechnung\nBäckerei Müller GmbH\nDatum: 03.04.2024\nSumme 4,50 EUR\nMWST 0,29\n"
     assert extract_fields([german], RECEIPT)["merchant_name"] == "Bäckerei Müller GmbH"
+
+
+US_TILL = """\
+              Pricewise
+      Shop more. Spend less.
+          ( 555 ) 201 - 3377
+      MANAGER JOHN SMITH
+        2150 N FRONTAGE RD
+         SPRINGFIELD IL 62702
+ST# 01893 OP# 009044 TE# 44 TR# 03131
+BREAD        007225003712 F     2.88 N
+MILK 2%      007874235186 F     3.48 N
+PAPER TOWEL  003700083755       12.97 X
+                    SUBTOTAL    19.33
+        TAX 1     6.250 %        0.81
+                       TOTAL    20.14
+              VISA TEND         20.14
+US DEBIT        **** **** **** 4417 I 0
+               CHANGE DUE        0.00
+       # ITEMS SOLD 3
+     TC# 4431 7718 2290 0114 5521
+         03/14/25       18:22:05
+"""
+
+AU_TILL = """\
+  HARDLINE HARDWARE
+  Hardline Group Pty Ltd ABN 26 008 672 179
+  Cnr Smith & Jones Rd
+  Alexandria NSW 2015
+  TAX INVOICE
+  14/03/2025 10:12   Reg 12  Trans 5561
+  PAINT ROLLER 230MM        1 @ $12.98      $12.98
+  MASKING TAPE 48MM         2 @ $4.50        $9.00
+  TOTAL                                    $21.98
+  GST INCLUDED IN TOTAL                     $2.00
+  EFTPOS                                   $21.98
+"""
+
+UK_TILL = """\
+               CORNERFIELD
+            Express
+        12 Station Road
+          Reading RG1 1LX
+       VAT NUMBER: GB220430231
+      Tel: 0345 677 9598
+BANANAS LOOSE                 £0.68
+SEMI SKIMMED MILK 2L          £1.55
+CHOC DIGESTIVES               £1.25
+TOTAL                         £3.48
+CONTACTLESS                   £3.48
+CHANGE DUE                    £0.00
+ CARD:  VISA DEBIT ************1234
+ 14/03/25  18:22  3114 052 1072 1043
+   Thank you for shopping with us
+"""
+
+
+def test_tills_of_three_countries_slogans_staff_and_till_numbers_are_not_the_address() -> None:
+    us = extract_fields([US_TILL], RECEIPT)
+    assert us["merchant_name"] == "Pricewise"
+    assert us["merchant_address"] == "2150 N FRONTAGE RD, SPRINGFIELD IL 62702"
+    assert us["currency"] == "USD"  # no mark printed: the store's state and ZIP code
+    assert [i["description"] for i in us["items"]] == ["BREAD", "MILK 2%", "PAPER TOWEL"]  # no barcodes, no flags
+    assert (us["tax"], us["total"]) == ("0.81", "20.14")
+    au = extract_fields([AU_TILL], RECEIPT)
+    assert au["currency"] == "AUD"  # "$" beside an ABN and "NSW 2015" is the Australian dollar
+    assert (au["tax"], au["total"]) == ("2.00", "21.98")  # "GST INCLUDED IN TOTAL" names the tax
+    uk = extract_fields([UK_TILL], RECEIPT)
+    assert uk["merchant_address"] == "12 Station Road, Reading RG1 1LX"  # "Express" is the shop's format
+    assert uk["currency"] == "GBP"
+
+
+def test_a_total_including_tax_is_the_total_even_misread_and_tax_words_name_the_tax() -> None:
+    text = """\
+   GREENLEAF STATIONERY SDN BHD
+    NO.9, JALAN MAWAR 3, TAMAN SERI
+      CHERAS,56100 KUALA LUMPUR.
+              TAX INVOICE
+Date:        15/07/2017 12:07
+NAME CARD         148.00           148.00     SR
+  Total Excl.of GST      139.62
+   Total Indl. of GST    148.00
+  GST 6%                   8.38
+"""
+    r = extract_fields([text], RECEIPT)
+    assert (r["total"], r["tax"]) == ("148.00", "8.38")
+    glued = text.replace("Total Indl. of GST    148.00", "Total Incl. GST:RM   148.00")
+    assert extract_fields([glued], RECEIPT)["total"] == "148.00"

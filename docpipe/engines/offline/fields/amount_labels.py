@@ -18,6 +18,8 @@ _PAREN_RE = re.compile(r"\([^)]*\)?")
 _PERCENT_RE = re.compile(r"\d+(?:[.,]\d+)?\s*%")
 _CUR_ANY_RE = re.compile(CURRENCY_PATTERN, re.I)
 _NON_WORD_RE = re.compile(r"[^a-z0-9ß ]+")
+# "GST included in total", "Total includes VAT": the tax is the amount, the total only its context
+_INCLUDED_RE = re.compile(r"\b(?:is\s+)?included\s+in\s+(?:the\s+)?(?:total|price|amount)\b|^total\s+includes?\b")
 
 
 @lru_cache(maxsize=16384)
@@ -26,7 +28,7 @@ def norm_label(piece: str) -> str:
     s = _PAREN_RE.sub(" ", s)
     s = _PERCENT_RE.sub(" ", s)
     s = _CUR_ANY_RE.sub(" ", s)
-    s = _NON_WORD_RE.sub(" ", s)
+    s = _INCLUDED_RE.sub(" ", _NON_WORD_RE.sub(" ", s))
     words = s.split()
     while words and (words[0] in _LEAD_FILLER or words[0].isdigit()):
         words.pop(0)

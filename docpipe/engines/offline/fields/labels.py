@@ -51,12 +51,16 @@ AMOUNT_LABELS: dict[str, tuple[tuple[str, int], ...]] = {
 RECEIPT_LABELS: dict[str, tuple[tuple[str, int], ...]] = {
     "total": (
         (r"total|summe|gesamt|gesamtbetrag|zu zahlen|total ttc|total eur|endbetrag|betrag|a payer|net a payer|"
-         r"montant|amount|grand total|total due|amount due|totale|importe|total a payer|montant ttc|sum", 3),
+         r"montant|amount|grand total|total due|amount due|totale|importe|total a payer|montant ttc|sum|"
+         rf"total(?: sales| amt| amount)? {_INCL}(?: of)? {_VAT}", 3),
+        # "Total Indl. of GST": a misread word between total and the tax word is "including" (never "excluding")
+        (rf"total(?: sales| amt| amount)? (?!(?:of|{_EXCL})\b)[a-z]{{3,9}} of {_VAT}", 3),
         (r"bar|cash|kartenzahlung|ec karte|girocard|card|visa|mastercard|espece|especes|cb|gegeben|paid", 0),
     ),
-    "subtotal": ((r"sub ?total|zwischensumme|netto|net|total ht|sous total|summe netto", 3),),
-    "tax": ((r"(?:mwst|ust|tax|vat|tva|steuer|mehrwertsteuer|umsatzsteuer|iva)(?: ?betrag| total| amount)?|"
-             r"(?:total|summe|gesamt) (?:mwst|tax|vat|tva|steuer)", 3),),
+    "subtotal": ((rf"sub ?total|zwischensumme|netto|net|total ht|sous total|summe netto|"
+                  rf"total(?: sales| amt| amount)? {_EXCL}(?: of)? {_VAT}", 3),),
+    "tax": ((r"(?:mwst|ust|tax|vat|tva|steuer|mehrwertsteuer|umsatzsteuer|iva|gst|hst|btw)(?: ?betrag| total| amount)?|"
+             r"(?:total|summe|gesamt) (?:mwst|tax|vat|tva|steuer|gst|hst|btw)", 3),),
 }
 
 

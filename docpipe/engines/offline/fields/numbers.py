@@ -129,8 +129,9 @@ _CODE_WORD_RE = re.compile(rf"\b({'|'.join(CURRENCY_CODES)})\b")
 _DOLLAR_VARIANTS = re.compile(r"(?<![A-Za-z])(US|CA|AU|NZ|HK|[CASR])\$")
 
 
-def currency_counts(text: str) -> Counter[str]:
-    """Currency evidence in the text: ISO codes and symbols ($ only counts as USD when no other dollar is named)."""
+def currency_counts(text: str, context: str | None = None) -> Counter[str]:
+    """Currency evidence in the text: ISO codes and symbols ($ only counts as USD when no other dollar is named, in
+    ``text`` or in the whole document's ``context``)."""
     c: Counter[str] = Counter(_CODE_WORD_RE.findall(text))
     for sym, code in CURRENCY_SYMBOLS.items():
         if len(sym) == 1 and sym != "$" and sym in text:
@@ -140,8 +141,23 @@ def currency_counts(text: str) -> Counter[str]:
     plain_dollars = text.count("$") - len(_DOLLAR_VARIANTS.findall(text))
     if plain_dollars > 0:
         other = [k for k in ("CAD", "AUD", "NZD", "SGD", "HKD", "MXN", "BRL") if c[k]]
-        c[other[0] if other else "USD"] += plain_dollars
+        c[other[0] if other else _dollar_country(context or text)] += plain_dollars
     return +c  # drop zero counts
+
+
+# Where a plain "$" is not the US dollar: the issuer's tax number or its state and postcode name the country (not a
+# country's name: a Canadian shop billing a customer abroad prints "$" for US dollars)
+_DOLLAR_COUNTRIES = (
+    ("AUD", re.compile(r"\bABN\b|\b(?:NSW|VIC|QLD|TAS|ACT)\s+\d{4}\b")),
+    ("CAD", re.compile(r"\bGST/HST\b|\bHST\b|\b(?:ON|QC|BC|AB|MB|SK|NS|NB|NL|PE)\s+[A-Z]\d[A-Z] ?\d[A-Z]\d\b")),
+    ("NZD", re.compile(r"\bIRD\s+(?:No|Number)\b")),
+    ("SGD", re.compile(r"\bUEN\b")),
+)
+
+
+def _dollar_country(text: str) -> str:
+    """USD unless the text names another dollar country (an ABN, a state and postcode, a GST/HST number)."""
+    return next((code for code, rx in _DOLLAR_COUNTRIES if rx.search(text)), "USD")
 
 
 def about_equal(a: Decimal, b: Decimal) -> bool:

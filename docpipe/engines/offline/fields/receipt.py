@@ -64,6 +64,7 @@ _QTY_X_RE = re.compile(r"(?<![\w.,])(\d+(?:[.,]\d+)?)\s*(?:stk\.?|st\.?|pcs?\.?|
                        r"(?:[€$£]\s?)?(\d+[.,]\d{2,3})(?!\d)", re.I)
 _LEAD_QTY_RE = re.compile(r"^\s*(\d{1,3})\s*[x×]?\s+(?=[^\W\d_])")  # "2 Latte 12oz  @4.75  9.50"
 _AT_PRICE_RE = re.compile(r"@\s*(?:[€$£]\s?)?(\d+[.,]\d{2})")
+_BARCODE_RE = re.compile(r"(?<![\w.,])\d{8,14}(?:\s+[A-Z](?![\w.,]))*(?![\w.,])")
 
 
 def _receipt_items(doc: Doc, start: int, stop: int | None) -> list[dict[str, str]]:
@@ -94,6 +95,7 @@ def _receipt_items(doc: Doc, start: int, stop: int | None) -> list[dict[str, str
         rest = flat[:qx.start()] + " " + flat[qx.end():] if qx else flat
         money = [a for a in find_amounts(rest, doc.decimal, spaced=False) if a.is_money]
         desc = blank_spans(rest, ((a.start, a.end) for a in money))
+        desc = _BARCODE_RE.sub(" ", desc)                     # "BREAD 007225003712 F": the item's code and flags
         desc = re.sub(r"\s+[A-D]\s*$", "", desc)           # VAT class letter
         desc = re.sub(r"\s+", " ", desc).strip(" *:-@")
         lead = _LEAD_QTY_RE.match(desc)

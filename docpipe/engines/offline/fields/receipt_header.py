@@ -29,12 +29,12 @@ _IDENT_RE = re.compile(r"\b(?:gst|vat|tax\s*id|reg(?:istration)?|co\.?\s*no|comp
 _PHRASE_RE = re.compile(r"\b(?:welcome|thank|thanks|since|every|your|our|you|visit|please|best|quality|open|"
                         r"daily|days|week|taste|enjoy|served|cashier|operator|counter|salesperson|willkommen|"
                         r"danke|bienvenue|merci|bienvenido|gracias|benvenuti|grazie|welkom|bedankt|seit|depuis|"
-                        r"desde|dal|sinds)\b")
+                        r"desde|dal|sinds|manager|mgr|supervisor)\b")
 # Lines that open the transaction: titles, till metadata, table heads
 _TXN_RE = re.compile(r"\b(?:tax\s+invoice|invoice|receipt|bill|cash\s+sale|ticket|kassenbon|beleg|bon|"
                      r"quittung|factura|fattura|scontrino|kassabon|rechnung|facture|cashier|kasse|caissier|cajero|"
                      r"cassiere|doc(?:ument)?\s*no|table|pax|order|qty|item|description|date|datum|fecha|data|"
-                     r"time|served)\b|^[-=*_~.\s]{5,}$")
+                     r"time|served)\b|^[-=*_~.\s]{5,}$|\b[a-z]{2,5}\s?#\s?\d")  # "ST# 01893 OP# 009044 TR# 03131"
 _BARE_TITLE_RE = re.compile(r"^\W*(?:tax\s+invoice|invoice|receipt|official\s+receipt|cash\s+(?:sale|bill))\W*$")
 
 
@@ -154,13 +154,14 @@ def merchant_name_and_address(doc: Doc) -> tuple[Line | None, str | None, str | 
             continue
         if LEGAL_RE.search(t) or _LEGAL_EXTRA_RE.search(fold(t)):
             continue  # the company behind a brand name: not part of the address
-        if _PHRASE_RE.search(fold(t)) or len(addr) >= 5:
+        slogan = not re.search(r"\d", t) and bool(re.search(r"[a-z]\.\s+[A-Z]|!", t))  # "Save money. Live better."
+        if slogan or _PHRASE_RE.search(fold(t)) or len(addr) >= 5:
             if addr:
                 break
             continue
-        if not addr and t.isupper() and not re.search(r"\d", t) and not addressy(t) and any(
+        if not addr and (t.isupper() or len(t.split()) == 1) and not re.search(r"\d", t) and not addressy(t) and any(
                 addressy(o.flat) and re.search(r"\d", o.flat) for o in after[after.index(ln) + 1:]):
-            continue  # a trading name under the company's ("FASARAYA BORONG SUPER SEVEN"), before the street
+            continue  # a trading name under the company's ("FASARAYA BORONG SUPER SEVEN", "Express"), before the street
         addr.append(_GLUED_TOWN_RE.sub(r"\1 \2", t.rstrip(" ,")))
     return name_ln, name, ", ".join(addr) if addr else None
 

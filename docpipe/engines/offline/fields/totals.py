@@ -178,7 +178,7 @@ def document_currency(doc: Doc, total_line: int | None) -> str | None:
                 return CURRENCY_SYMBOLS[m.group(1)]
             break
     if total_line is not None:
-        c = currency_counts(doc.lines[total_line].text)
+        c = currency_counts(doc.lines[total_line].text, doc.text)
         if c:
             return c.most_common(1)[0][0]
     c = currency_counts(doc.text)
@@ -186,7 +186,26 @@ def document_currency(doc: Doc, total_line: int | None) -> str | None:
         return c.most_common(1)[0][0]
     # no mark at all: the bank the invoice is paid to says euro when its IBAN is of a euro country
     m = _IBAN_RE.search(doc.text)
-    return "EUR" if m and m.group(1) in _EURO_IBAN else None
+    if m:
+        return "EUR" if m.group(1) in _EURO_IBAN else None
+    return address_currency(doc.text)
+
+
+_US_STATES = ("AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY "
+              "NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY").split()
+# the first postal address in the text (the issuer's, as a letterhead comes first) names the country's money
+_ADDRESS_CURRENCY = (
+    ("USD", re.compile(rf"\b(?:{'|'.join(_US_STATES)})\s+\d{{5}}(?:-\d{{4}})?\b")),
+    ("GBP", re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]? \d[A-Z]{2}\b")),
+    ("AUD", re.compile(r"\b(?:NSW|VIC|QLD|TAS|ACT)\s+\d{4}\b")),
+    ("CAD", re.compile(r"\b(?:ON|QC|BC|AB|MB|SK|NS|NB|NL|PE)\s+[A-Z]\d[A-Z] ?\d[A-Z]\d\b")),
+)
+
+
+def address_currency(text: str) -> str | None:
+    """The currency of the country of the first US, UK, Australian or Canadian postal address in ``text``."""
+    hits = [(m.start(), code) for code, rx in _ADDRESS_CURRENCY if (m := rx.search(text))]
+    return min(hits)[1] if hits else None
 
 
 _IBAN_RE = re.compile(r"\bIBAN\W{0,3}([A-Z]{2})\s?\d{2}")
