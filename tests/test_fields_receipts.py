@@ -305,3 +305,64 @@ NAME CARD         148.00           148.00     SR
     assert (r["total"], r["tax"]) == ("148.00", "8.38")
     glued = text.replace("Total Indl. of GST    148.00", "Total Incl. GST:RM   148.00")
     assert extract_fields([glued], RECEIPT)["total"] == "148.00"
+
+
+
+DE_TILL = """\
+            FRISCHMARKT
+     Frischmarkt Lindner GmbH
+   Hauptstraße 12
+   10827 Berlin
+   UID Nr.: DE123456789
+                               EUR
+BIO BANANE                    1,99 B
+VOLLMILCH 3,5%                1,19 B
+ 2 Stk x   0,95
+BROETCHEN                     1,90 B
+PFAND 0,25                    0,25 A
+--------------------------------------
+SUMME                   EUR   5,33
+======================================
+Geg. EC-Cash            EUR   5,33
+
+Steuer  %    Netto   Steuer  Brutto
+A=  19,0%     0,21     0,04    0,25
+B=   7,0%     4,76     0,33    5,08
+Gesamtbetrag  4,97     0,37    5,33
+
+TSE-Signatur: kJ3n8...
+14.03.2025  18:22  Bon-Nr.:4417
+Markt:1234  Kasse:2  Bed.:101010
+"""
+
+IT_TILL = """\
+       BAR PASTICCERIA ROMA
+     di Rossi Mario & C. s.n.c.
+       Via Garibaldi 21
+       00185 Roma (RM)
+     P.IVA 01234567890
+       DOCUMENTO COMMERCIALE
+   di vendita o prestazione
+DESCRIZIONE          IVA   Prezzo(€)
+CAPPUCCINO          10%        1,50
+CORNETTO            10%        1,20
+TOTALE COMPLESSIVO              2,70
+di cui IVA                      0,25
+Pagamento contante              5,00
+Resto                           2,30
+14-03-2025 08:12
+DOC.N. 0042-0017
+"""
+
+
+def test_a_vat_breakdown_by_rate_is_not_the_total_and_its_sum_row_adds_up() -> None:
+    r = extract_fields([DE_TILL], RECEIPT)
+    # rows "A= 19,0% ..." and "B= 7,0% ..." are parts; "Gesamtbetrag 4,97 0,37 5,33" is net, VAT and gross
+    assert (r["total"], r["tax"]) == ("5.33", "0.37")
+
+
+def test_the_owner_line_under_a_bar_name_is_the_company_not_part_of_the_address() -> None:
+    r = extract_fields([IT_TILL], RECEIPT)
+    assert r["merchant_name"] == "Rossi Mario & C. s.n.c."  # "di ..." names the business behind the sign
+    assert r["merchant_address"] == "Via Garibaldi 21, 00185 Roma (RM)"
+    assert (r["total"], r["tax"]) == ("2.70", "0.25")

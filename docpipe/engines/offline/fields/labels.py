@@ -50,7 +50,7 @@ AMOUNT_LABELS: dict[str, tuple[tuple[str, int], ...]] = {
 # The same for receipts: till words (cash handed over names a total, but ranks last)
 RECEIPT_LABELS: dict[str, tuple[tuple[str, int], ...]] = {
     "total": (
-        (r"total|summe|gesamt|gesamtbetrag|zu zahlen|total ttc|total eur|endbetrag|betrag|a payer|net a payer|"
+        (r"total|summe|gesamt|gesamtbetrag|zu zahlen|total ttc|total eur|endbetrag|betrag|a payer|net a payer|brutto|"
          r"montant|amount|grand total|total due|amount due|totale|importe|total a payer|montant ttc|sum|"
          rf"total(?: sales| amt| amount)? {_INCL}(?: of)? {_VAT}", 3),
         # "Total Indl. of GST": a misread word between total and the tax word is "including" (never "excluding")
@@ -171,10 +171,11 @@ LEGAL_CI = (r"gmbh(?:\s*&\s*co\.?\s*(?:kg(?:aa)?|ohg)?)?", r"mbh", r"ltd\.?", r"
             r"inc\.?",
             r"incorporated", r"corp\.?", r"corporation", r"plc", r"llp", r"sarl", r"s\.a\.r\.l\.", r"sasu?", r"eurl",
             r"s\.a\.s\.", r"s\.a\.", r"s\.p\.a\.", r"s\.r\.l\.", r"b\.v\.", r"n\.v\.", r"pty\.?\s+ltd\.?", r"gbr",
-            r"e\.\s?v\.", r"a\.\s?g\.", r"ohg", r"kgaa", r"ug(?:\s*\(haftungsbeschr[aä]nkt\))?")
+            r"e\.\s?v\.", r"a\.\s?g\.", r"ohg", r"kgaa", r"ug(?:\s*\(haftungsbeschr[aä]nkt\))?", r"s\.n\.c\.",
+            r"s\.r\.l\.s\.", r"s\.l\.u\.", r"v\.o\.f\.")
 # Case-sensitive short forms; "AB"/"AS"/"Oy" are left out: in running text they are more often not companies.
 LEGAL_CS = (r"AG", r"KG", r"SA", r"SE", r"BV", r"NV", r"A/S", r"ApS", r"SpA", r"Srl", r"S\.L\.", r"Co\.",
-            r"GmbH & Co\.? KG")
+            r"SNC", r"Snc", r"SLU", r"GmbH & Co\.? KG")
 
 
 # Words that name the document itself (titles: 'Rechnung Nr.', 'INVOICE', 'Quittung')

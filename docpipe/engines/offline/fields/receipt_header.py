@@ -178,6 +178,7 @@ def _split_name(text: str) -> tuple[str, str]:
     off: 'ACME SDN BHD (590150-A) 28-05', 'Segi Cash Sdn. Bhd. Pt17920 Sek U9, Shah Alam'."""
     t = re.sub(r"\s*[(\[][^)\]]*\d[^)\]]*[)\]]?.*$", "", text).strip()
     t = re.sub(r"^\W*\(\w\)\s*", "", t)               # "(P) Segi ..."
+    t = re.sub(r"^(?:di|de|del|della|van|von)\s+(?=[A-Z])", "", t)  # "di Rossi Mario & C. s.n.c.": the owner's line
     rest = ""
     m = _LEGAL_EXTRA_RE.search(fold(t)) or LEGAL_RE.search(t)
     if m and m.end() < len(t) and re.search(r"\d", t[m.end():]):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from .amount_labels import classify_amount_label, norm_label
@@ -12,7 +12,7 @@ from .dates import blank_dates
 from .labels import CURRENCY_LABELS
 from .layout import Doc, Line
 from .lookup import label_hits, values_after
-from .numbers import CURRENCY_CODES, CURRENCY_SYMBOLS, Amount, currency_counts
+from .numbers import CURRENCY_CODES, CURRENCY_SYMBOLS, Amount, about_equal, currency_counts
 from .text import fold
 
 _RATE_RE = re.compile(r"%|\b(?:von|of|sur|auf)\b")
@@ -34,10 +34,14 @@ def amount_candidates(doc: Doc, lines: Iterable[Line] | None = None,
     cands: dict[str, list[Cand]] = {"total": [], "subtotal": [], "tax": []}
     pending: tuple[int, str, bool] | None = None  # a label alone on its line: (line, label, has_rate)
     header: list[tuple[int, int, tuple[str, int] | None]] = []  # a row of labels: (start, end, (field, score))
+    rate_rows: list[int] = []  # lines of the current label row's values rows that carry a rate ("19,0%")
     for ln in lines if lines is not None else doc.nonempty():
         amounts = doc.amounts(ln)
         below, over = pending, header
         pending, header = None, []
+        if not over:
+            _weaken_rate_rows(cands, rate_rows)
+            rate_rows = []
         if not amounts:
             if len(ln.segs) == 1 and not doc.dates(ln) and (label := norm_label(ln.text)):
                 pending = (ln.idx, label, bool(_RATE_RE.search(fold(ln.text))))
@@ -55,6 +59,8 @@ def amount_candidates(doc: Doc, lines: Iterable[Line] | None = None,
                 _, _, cls = min(over, key=lambda h: min(abs((h[0] + h[1]) / 2 - mid), abs(h[1] - a.end)))
                 if cls is not None:
                     cands[cls[0]].append(Cand(a.value, cls[1] - 0.5, ln.idx, a.currency))
+            if _RATE_RE.search(ln.text):
+                rate_rows.append(ln.idx)
             header = over
             continue
         if below and _stacked_value(doc, ln, amounts, below[0]):
@@ -84,6 +90,12 @@ def amount_candidates(doc: Doc, lines: Iterable[Line] | None = None,
             if cls is None:
                 continue
             fname, score = cls
+            if fname == "total" and len(money) == 3 and about_equal(money[0].value + money[1].value, money[2].value) \
+                    and money[0].value > money[1].value > 0:
+                # "Gesamtbetrag   4,97   0,37   5,33" of a VAT summary: net, VAT and gross in a row that adds up
+                for field, a in zip(("subtotal", "tax", "total"), money):
+                    cands[field].append(Cand(a.value, score, ln.idx, a.currency))
+                continue
             if fname == "total" and len(money) == 2 and money[0].value > money[1].value > 0:
                 # "Total   72.47   14.50" closing a VAT summary: net and VAT, the total printed elsewhere
                 # (weak: only a sum that some total candidate equals makes them the answer)
@@ -92,7 +104,18 @@ def amount_candidates(doc: Doc, lines: Iterable[Line] | None = None,
             pref = len(money) - 1 if (fname == "tax" and has_rate and len(money) > 1) else 0
             for i, a in enumerate(money):
                 cands[fname].append(Cand(a.value, score - (0 if i == pref else 1.5), ln.idx, a.currency))
+    _weaken_rate_rows(cands, rate_rows)
     return cands
+
+
+def _weaken_rate_rows(cands: dict[str, list[Cand]], rate_rows: list[int]) -> None:
+    """Two or more rows of one rate each under a label row are a VAT breakdown ("A= 19,0%  0,21  0,04  0,25"):
+    parts of the document's amounts, taken only where they add up, never as its total on their own."""
+    if len(rate_rows) < 2:
+        return
+    rows = set(rate_rows)
+    for field, found in cands.items():
+        cands[field] = [replace(c, score=0.5, pair_only=True) if c.line in rows else c for c in found]
 
 
 def _label_row(ln: Line, classify: Callable[[str], tuple[str, int] | None]
