@@ -366,3 +366,29 @@ def test_the_owner_line_under_a_bar_name_is_the_company_not_part_of_the_address(
     assert r["merchant_name"] == "Rossi Mario & C. s.n.c."  # "di ..." names the business behind the sign
     assert r["merchant_address"] == "Via Garibaldi 21, 00185 Roma (RM)"
     assert (r["total"], r["tax"]) == ("2.70", "0.25")
+
+
+
+FR_TILL = """\
+        EPICERIE DU CANAL
+     12 RUE DE LA ROQUETTE
+         75011 PARIS
+      TEL 01 43 55 12 12
+   SIRET 123 456 789 00011
+BAGUETTE TRADITION          1,10
+CAMEMBERT PRESIDENT         2,35
+EAU CRISTALINE 1,5L         0,45
+   3 ARTICLES
+TOTAL A PAYER               3,90 EUR
+CB EMV                      3,90 EUR
+TVA   BASE    TAUX   MONTANT
+      3,70    5,50%    0,20
+   14/03/2025 18:22  CAISSE 003
+     MERCI DE VOTRE VISITE
+"""
+
+
+def test_a_vat_table_headed_by_its_tax_word_gives_the_tax_from_its_amount_column() -> None:
+    r = extract_fields([FR_TILL], RECEIPT)
+    assert (r["total"], r["tax"]) == ("3.90", "0.20")  # "TVA  BASE  TAUX  MONTANT" over "3,70  5,50%  0,20"
+    assert r["merchant_address"] == "12 RUE DE LA ROQUETTE, 75011 PARIS"

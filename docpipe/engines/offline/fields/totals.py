@@ -122,7 +122,17 @@ def _label_row(ln: Line, classify: Callable[[str], tuple[str, int] | None]
                ) -> list[tuple[int, int, tuple[str, int] | None]]:
     """A row of labels with what each names, when at least two of its cells name two different amount fields."""
     row = [(seg.col, seg.end, classify(norm_label(seg.text))) for seg in ln.segs]
+    if row and row[0][2] and row[0][2][0] == "tax" and len(row) >= 3:
+        # "TVA   BASE   TAUX   MONTANT": a VAT table's head; its amount column is the tax, its base the net
+        row = [row[0]] + [(a, b, _VAT_COLUMNS.get(norm_label(seg.text), cls))
+                          for (a, b, cls), seg in zip(row[1:], ln.segs[1:])]
     return row if len({cls[0] for _, _, cls in row if cls}) >= 2 else []
+
+
+_VAT_COLUMNS: dict[str, tuple[str, int]] = {
+    **dict.fromkeys(("montant", "amount", "betrag", "importe", "importo", "bedrag", "tax amount", "cuota"), ("tax", 2)),
+    **dict.fromkeys(("base", "net", "netto", "base ht", "imponibile", "base imponible", "grondslag"), ("subtotal", 2)),
+}
 
 
 _ROW_NAME_RE = re.compile(r"^\W*(?:totals?|sum|summe|gesamt|totaux|totale|totaal)\W*$")
