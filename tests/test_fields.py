@@ -800,3 +800,64 @@ Dublin 24, D24 KX81
     r = extract_fields([text], INVOICE)
     assert r["customer_address"] == "3 Bridge Street, Limerick V94 T9PX, Ireland"
     assert r["vendor_address"] == "Unit 2, Cookstown Estate, Dublin 24, D24 KX81"
+
+
+
+CA_INVOICE = """\
+Tamarack Advisory Inc.
+200 Bay Street, Suite 1200
+Toronto ON M5J 2J2
+GST/HST No. 123456789 RT0001
+
+INVOICE                                  Invoice #: 2025-118
+                                         Date: March 12, 2025
+                                         Due: April 11, 2025
+Bill To:
+Aurora Outfitters Ltd.
+45 Rue Sainte-Catherine
+Montréal QC H2X 1K4
+
+Description                    Hours     Rate        Amount
+Strategy workshop                 12    $150.00    $1,800.00
+Report writing                     6    $120.00      $720.00
+
+                               Subtotal           $2,520.00
+                               HST 13%              $327.60
+                               Total              $2,847.60
+"""
+
+IN_INVOICE = """\
+                                   TAX INVOICE
+Kaveri Looms Pvt. Ltd.                              Invoice No: ST/2024-25/0412
+14, MG Road, Bengaluru, Karnataka 560001               Invoice Date: 12-03-2025
+GSTIN: 29AABCS1429B1ZB                                 Place of Supply: Maharashtra (27)
+
+Bill To:
+Desai Apparel LLP
+22 Linking Road, Bandra West
+Mumbai, Maharashtra 400050
+GSTIN: 27AAGFM4521K1Z3
+
+Sr  Description          HSN     Qty   Rate       Amount
+1   Cotton fabric roll   5208    10    1,250.00   12,500.00
+2   Polyester thread     5401    20    85.00      1,700.00
+
+                                   Taxable Value        14,200.00
+                                   CGST @ 2.5%             355.00
+                                   SGST @ 2.5%             355.00
+                                   Total                14,910.00
+Amount in words: Rupees Fourteen Thousand Nine Hundred Ten Only
+"""
+
+
+def test_a_canadian_invoice_keeps_postal_codes_accents_and_its_dollar() -> None:
+    r = run(INVOICE, CA_INVOICE)
+    assert r["vendor_address"] == "200 Bay Street, Suite 1200, Toronto ON M5J 2J2"  # not its GST/HST number
+    assert r["customer_address"] == "45 Rue Sainte-Catherine, Montréal QC H2X 1K4"
+    assert (r["currency"], r["tax"], r["total"]) == ("CAD", "327.60", "2847.60")
+
+
+def test_an_indian_gst_invoice_sums_cgst_and_sgst_and_is_in_rupees() -> None:
+    r = run(INVOICE, IN_INVOICE)
+    assert (r["subtotal"], r["tax"], r["total"]) == ("14200.00", "710.00", "14910.00")  # "Taxable Value", CGST+SGST
+    assert r["currency"] == "INR"  # no symbol printed: a GSTIN and an amount in words in rupees

@@ -392,3 +392,21 @@ def test_a_vat_table_headed_by_its_tax_word_gives_the_tax_from_its_amount_column
     r = extract_fields([FR_TILL], RECEIPT)
     assert (r["total"], r["tax"]) == ("3.90", "0.20")  # "TVA  BASE  TAUX  MONTANT" over "3,70  5,50%  0,20"
     assert r["merchant_address"] == "12 RUE DE LA ROQUETTE, 75011 PARIS"
+
+
+def test_a_blank_line_after_the_postcode_closes_the_address() -> None:
+    text = """\
+         TAX INVOICE
+
+        KPetrol Seri Kembangan
+      Jalan Kenanga Dua
+              43300 Seri Kembangan
+                Selangor
+
+            Wira Servstation
+        CO. REG. NO: 000948487-V
+18-01-2018 15:44:46 Cashier: 888
+             TOTAL SALES    RM 41.95
+"""
+    r = extract_fields([text], RECEIPT)
+    assert r["merchant_address"] == "Jalan Kenanga Dua, 43300 Seri Kembangan, Selangor"

@@ -34,7 +34,7 @@ AMOUNT_LABELS: dict[str, tuple[tuple[str, int], ...]] = {
          r"rechnungssumme (?:netto|ohne (?:ust|mwst|umsatzsteuer))|(?:gesamt|rechnungs)betrag netto|"
          r"summe (?:ohne|exkl|excl) (?:ust|mwst)", 3),
         (r"zwischensumme|warenwert|sous total ht|base ht|base imponible|importe neto|(?:totale )?imponibile|"
-         r"subtotale|subtotaal|totaal excl btw|netto bedrag|bedrag excl btw", 2),
+         r"subtotale|subtotaal|totaal excl btw|netto bedrag|bedrag excl btw|taxable (?:value|amount)", 2),
         (r"positionssumme|items total|summe positionen", 1),
     ),
     "tax": (
@@ -42,7 +42,8 @@ AMOUNT_LABELS: dict[str, tuple[tuple[str, int], ...]] = {
          r"total (?:vat|tax|taxes)|"
          r"(?:mwst|ust|umsatzsteuer|mehrwertsteuer|steuer)(?: ?betrag)?|summe (?:umsatzsteuer|mwst|ust|steuern?)|"
          r"(?:gesamt|total) (?:mwst|ust)|steuerbetrag gesamt|tva|total tva|montant (?:de la )?tva|total taxes|"
-         r"taxe|taxes|iva|btw|gst|hst|imposta|importe iva|cuota iva|btw bedrag|iva importo", 3),
+         r"taxe|taxes|iva|btw|gst|hst|imposta|importe iva|cuota iva|btw bedrag|iva importo|igst|cgst|sgst|utgst|"
+         r"pst|qst", 3),
     ),
 }
 

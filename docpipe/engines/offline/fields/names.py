@@ -11,10 +11,12 @@ KV_RE = re.compile(r"^([^\W\d][\w.\- /]{0,30}?)\s*[:：]\s*(.*)$")
 NAME_KV_RE = re.compile(r"^\W*(?:name|firma|company|raison sociale|nom)\s*[:：]?\s+(.+)$", re.I)
 #: An Irish Eircode: routing key and unique identifier ("D02 X576", "T12 X2F7")
 EIRCODE = r"\b[ACDEFHKNPRTVWXY]\d[\dW] [ACDEFHKNPRTVWXY\d]{4}\b"
+#: A Canadian postal code ("M5J 2J2")
+CA_POSTCODE = r"\b[ABCEGHJ-NPRSTVXY]\d[A-Z] \d[A-Z]\d\b"
 ADDRESS_HINT_RE = re.compile(r"\d{4,5}\s+\w|\b\d+(?:st|nd|rd|th)\s+floor|\bfloor\b|etage|stock\b|building|"
                              r"geb[aä]ude|\b\d+[a-z]?\s*$|^\d+\s+\w|strasse|str\.|straße|weg\b|platz\b|allee\b|"
                              r"road|street|\bst\b|avenue|\bave\b|rue\b|chemin|boulevard|suite|p\.?o\.? box|"
-                             r"\b[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}\b|" + EIRCODE, re.I)
+                             r"\b[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}\b|" + EIRCODE + "|" + CA_POSTCODE, re.I)
 CONTACT_RE = re.compile(r"@|https?:|www\.|\+?\d[\d ()/.-]{8,}\d|^(?:tel|fon|fax|phone|e-?mail|mobil)\b", re.I)
 LEGAL_RE = re.compile(r"(?<![\w])(?:(?i:" + "|".join(LEGAL_CI) + r")|" + "|".join(LEGAL_CS) + r")(?![\w])")
 _SALUTATIONS = frozenset("herr herrn frau firma mr mrs ms miss m mme monsieur madame dr attn z.hd. zhd".split())
@@ -50,7 +52,7 @@ def looks_like_name(text: str, street_words: bool = False) -> bool:
 
 
 _POSTCODE_RE = re.compile(r"\b\d{4,5}\s+[^\W\d_]|\b[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}\b|\b[A-Z]{2}\s+\d{5}(?:-\d{4})?\b|"
-                          + EIRCODE)
+                          + EIRCODE + "|" + CA_POSTCODE)
 
 
 def find_address(texts: list[str]) -> str | None:

@@ -1,7 +1,7 @@
-"""Letters a scan's OCR gets wrong inside names and addresses: a stray accent in a document that has none
-("HARDWÀRE", "Lapängan"), a one or zero read for a letter inside a word of capitals ("URBAN 1DEA", "C0MPANY").
+"""Letters a scan's OCR gets wrong inside names: a stray accent in a document that has none ("HARDWÀRE"), a one or
+zero read for a letter inside a word of capitals ("URBAN 1DEA", "C0MPANY").
 
-Only name and address fields are mended: numbers, codes and IDs keep what the page shows.
+Only name fields are mended: addresses, numbers, codes and IDs keep what the page shows.
 """
 
 from __future__ import annotations
@@ -36,12 +36,13 @@ def _unaccented(doc: Doc) -> bool:
 
 
 def mend_name(value: str, unaccented: bool, address: bool = False) -> str:
-    """``value`` with accents inside words dropped (``unaccented`` documents only; a final 'é' as in 'Café' stays)
-    and, in a name (not an ``address``), ones and zeros inside words of capitals read as I and O."""
-    if unaccented:
-        value = re.sub(r"(?<=[^\W\d_])[À-ÖØ-öø-ÿ](?=[^\W\d_])", lambda m: _strip_accent(m.group()), value)
+    """A name (not an ``address``: places abroad keep their accents, "Montréal", and postcodes their digits) with
+    accents inside words dropped (``unaccented`` documents only; a final 'é' as in 'Café' stays) and ones and
+    zeros inside words of capitals read as I and O."""
     if address:
         return value
+    if unaccented:
+        value = re.sub(r"(?<=[^\W\d_])[À-ÖØ-öø-ÿ](?=[^\W\d_])", lambda m: _strip_accent(m.group()), value)
     return _DIGIT_IN_CAPS_RE.sub(lambda m: m.group().replace("1", "I").replace("0", "O"), value)
 
 

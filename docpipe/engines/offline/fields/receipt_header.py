@@ -142,8 +142,12 @@ def merchant_name_and_address(doc: Doc) -> tuple[Line | None, str | None, str | 
     if not rest and after and _continues_name(after[0]):
         name = f"{name} {after[0].flat.strip()}"  # "TSH POWER HARDWARE" / "TRADING": a name on two lines
         after = after[1:]
+    prev = name_ln
     for ln in after:
         t = ln.flat.strip()
+        gap, prev = ln.idx - prev.idx > 1, ln
+        if gap and any(re.search(r"\d{4,}", a) for a in addr):
+            break  # a blank line after the postcode closes the address ("D'Rosh Servport" below is a name)
         if _is_noise(ln):
             if addr and _IDENT_RE.search(fold(t)):
                 label = _IDENT_RE.search(t.lower())  # "81750 Johor Bahru, Johor. Tel No.: 07-...": keep the town

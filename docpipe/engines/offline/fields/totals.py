@@ -232,11 +232,12 @@ _ADDRESS_CURRENCY = (
     ("GBP", re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]? \d[A-Z]{2}\b")),
     ("AUD", re.compile(r"\b(?:NSW|VIC|QLD|TAS|ACT)\s+\d{4}\b")),
     ("CAD", re.compile(r"\b(?:ON|QC|BC|AB|MB|SK|NS|NB|NL|PE)\s+[A-Z]\d[A-Z] ?\d[A-Z]\d\b")),
+    ("INR", re.compile(r"\bGSTIN\b|\bRupees\b", re.I)),  # an Indian GST number; amounts in words in rupees
 )
 
 
 def address_currency(text: str) -> str | None:
-    """The currency of the country of the first US, UK, Australian or Canadian postal address in ``text``."""
+    """The currency of the first US, UK, Australian or Canadian postal address in ``text`` (or an Indian GSTIN)."""
     hits = [(m.start(), code) for code, rx in _ADDRESS_CURRENCY if (m := rx.search(text))]
     return min(hits)[1] if hits else None
 
