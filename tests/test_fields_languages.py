@@ -233,3 +233,25 @@ Totaal   € 295,39
 """
     r = run("invoice", dutch)
     assert (r["customer_name"], r["vendor_name"]) == ("Café De Zwaan", "Bakkerij Van Dijk B.V.")
+
+
+def test_a_bare_invoice_word_heading_a_column_beside_dates_names_the_number_under_it() -> None:
+    text = """\
+                    Olivar Comercial S.A.
+                                 Calle Mayor 12
+                                  41001 Sevilla
+
+FACTURA
+
+Factura             Fecha de emisión    Fecha de vencimiento
+2024/51230          12/06/2025          12/07/2025
+
+Facturar a:
+Almendra Foods S.L.
+Plaza Mayor 3
+28013 Madrid
+                 Importe neto                IVA (10 %)                    Total
+                  1.000,00                    100,00                    1.100,00
+"""
+    r = extract_fields([text], resolve("invoice"))
+    assert (r["invoice_number"], r["invoice_date"], r["due_date"]) == ("2024/51230", "2025-06-12", "2025-07-12")

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from .dates import find_dates
-from .invoice_number import invoice_id, title_number
+from .invoice_number import header_row_number, invoice_id, title_number
 from .labels import DUE_DATE_LABELS, INVOICE_DATE_LABELS, INVOICE_NUMBER_LABELS, ORDER_NUMBER_LABELS
 from .layout import Doc
 from .line_items import find_line_items
@@ -48,6 +48,8 @@ def extract_invoice(doc: Doc) -> dict[str, Any]:
         out["invoice_number"] = number[0]
     elif title:
         out["invoice_number"] = title[0]
+    elif column := header_row_number(doc):
+        out["invoice_number"] = column
     elif order := first_value(doc, label_hits(doc, ORDER_NUMBER_LABELS, doc.head_tail()), invoice_id, below=1):
         out["invoice_number"] = order[0]  # a shop's invoice for an order: the order's number is its number
     out.update(_invoice_dates(doc, title[1] if title else None))

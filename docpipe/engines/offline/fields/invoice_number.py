@@ -8,7 +8,7 @@ import re
 from .dates import find_dates
 from .labels import DOC_WORDS
 from .layout import Doc
-from .lookup import cell_below
+from .lookup import cell_below, names_a_date
 from .text import fold
 
 _ID_TOKEN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-/._]*[A-Za-z0-9]|[0-9]")
@@ -85,3 +85,21 @@ def title_number(doc: Doc) -> tuple[str, dt.date | None] | None:
                     if ident:
                         return ident, None
     return None
+
+
+_BARE_DOC_WORD_RE = re.compile(rf"^\W*{DOC_WORDS}\W*$")
+
+
+def header_row_number(doc: Doc) -> str | None:
+    """'Factura   Fecha de emisión   Fecha de vencimiento' over '2024/77260   12/06/2025   12/07/2025': a bare title
+    word heading a column beside date columns names the number under it."""
+    for ln in doc.head_tail():
+        for i, seg in enumerate(ln.segs):
+            dated = any(names_a_date(s.folded) for s in ln.segs if s is not seg)
+            if not (dated and _BARE_DOC_WORD_RE.match(seg.folded)):
+                continue
+            row = next(iter(doc.nonempty(ln.idx + 1)), None)
+            if row is not None and len(row.segs) == len(ln.segs) and (found := invoice_id(row.segs[i].text, True)):
+                return found
+    return None
+

@@ -18,6 +18,11 @@ _DATE_LABEL_RES = [re.compile(r"(?<![^\W\d_])(?:" + lab.rx + r")(?![^\W\d_])")
                    for lab in INVOICE_DATE_LABELS + DUE_DATE_LABELS if lab.weight > 1 or "dat" in lab.rx]
 
 
+def names_a_date(folded: str) -> bool:
+    """Whether a folded cell holds a date label ('fecha de emision', 'due date')."""
+    return any(rx.search(folded) for rx in _DATE_LABEL_RES)
+
+
 @dataclass(frozen=True)
 class Hit:
     """Where a label was found and the text that follows it (same cell, next cell, or the cell below)."""
