@@ -861,3 +861,20 @@ def test_an_indian_gst_invoice_sums_cgst_and_sgst_and_is_in_rupees() -> None:
     r = run(INVOICE, IN_INVOICE)
     assert (r["subtotal"], r["tax"], r["total"]) == ("14200.00", "710.00", "14910.00")  # "Taxable Value", CGST+SGST
     assert r["currency"] == "INR"  # no symbol printed: a GSTIN and an amount in words in rupees
+
+
+def test_a_row_whose_price_is_its_amount_in_a_table_of_quantities_is_one_of_it() -> None:
+    text = """\
+Harbour Supplies Ltd                                   INVOICE
+12 Dock Road, Leeds LS1 4AB                            Invoice No. HS-2211
+                                                       Date: 03/04/2025
+ Item                            Qty      Unit price        Amount
+ Espresso beans 1kg                3          249.36        748.08
+ Grinder service                              616.57        616.57
+                                            Subtotal      1,364.65
+                                            VAT 20%         272.93
+                                            Total         1,637.58
+"""
+    items = run(INVOICE, text)["line_items"]
+    assert [(i["description"], i["quantity"], i["amount"]) for i in items] == [
+        ("Espresso beans 1kg", "3", "748.08"), ("Grinder service", "1", "616.57")]  # its quantity lost to a scan

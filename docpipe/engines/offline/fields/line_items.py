@@ -115,12 +115,19 @@ def find_line_items(doc: Doc, stop_line: int | None) -> list[dict[str, str]]:
     items: list[dict[str, str]] = []
     lines = list(doc.nonempty(0, stop_line))
     for i, ln in enumerate(lines):
-        if len(_DIGIT_RUN_RE.findall(ln.text)) < 3 or _SKIP_ITEM_LINE_RE.match(ln.segs[0].folded):
-            continue  # too few numbers for qty × price = amount, or a totals row
+        if len(_DIGIT_RUN_RE.findall(ln.text)) < (2 if items else 3) or _SKIP_ITEM_LINE_RE.match(ln.segs[0].folded):
+            continue  # too few numbers for qty × price = amount (or price = amount, below), or a totals row
         nums = _num_tokens(doc, ln)
         if len(nums) < 2:
             continue
         found = _item_from(nums, None, ln.text)
+        money = [a for a in nums if a.is_money]
+        if found is None and items and len(money) == 2 and money[0].value == money[1].value > 0 \
+                and "quantity" in items[-1]:
+            # "Espresso beans 1kg   616,57 €   616,57 €" in a table of quantities: the unit price is the amount, so
+            # one of it (a scan may lose a lone "1" in the quantity column)
+            one = Amount(money[0].start, money[0].start, Decimal(1), 0, None, "1")
+            found = (one, money[0], money[1])
         if found is None and i + 1 < len(lines):
             below = [a for a in _num_tokens(doc, lines[i + 1]) if a.is_money]
             if len(below) == 1 and not re.search(r"[^\W\d_]{4,}", blank_dates(lines[i + 1].text, [])
