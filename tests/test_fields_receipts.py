@@ -410,3 +410,51 @@ def test_a_blank_line_after_the_postcode_closes_the_address() -> None:
 """
     r = extract_fields([text], RECEIPT)
     assert r["merchant_address"] == "Jalan Kenanga Dua, 43300 Seri Kembangan, Selangor"
+
+
+
+SG_TILL = """\
+        TOAST HOUSE PTE. LTD.
+   UEN: 201954321K  GST Reg: M90371234X
+     1 Raffles Place #01-23
+       Singapore 048616
+       Tel: 6123 4567
+           TAX INVOICE
+Receipt: R00123456     Table: 12
+Date: 05 Jan 2019  Time: 13:45
+Kaya Toast Set     x2       9.00
+Iced Kopi          x1       2.20
+Sub Total                  11.20
+Svc Chg 10%                 1.12
+GST 7%                      0.86
+Total                      13.18
+NETS                       13.18
+"""
+
+MY_TILL = """\
+RESTORAN NASI LEMAK SERI
+(001234567-X)
+NO 21, JALAN TUN RAZAK,
+50450 KUALA LUMPUR
+TEL : 03-2162 1234
+Bil No : 00012345   Meja : 5
+Tarikh : 05/01/2019  Masa : 13:45
+Nasi Kandar Ayam      1    12.50
+Teh Tarik             2     5.00
+Jumlah                     17.50
+Tunai                      20.00
+Baki                        2.50
+TERIMA KASIH
+"""
+
+
+def test_a_singapore_till_unit_number_counts_and_a_malay_till_in_its_own_words() -> None:
+    sg = extract_fields([SG_TILL], RECEIPT)
+    assert sg["merchant_address"] == "1 Raffles Place #01-23, Singapore 048616"  # "#01-23" is a unit, not a till tag
+    assert (sg["currency"], sg["tax"], sg["total"]) == ("SGD", "0.86", "13.18")
+    assert [(i["description"], i.get("quantity"), i.get("unit_price")) for i in sg["items"]] == [
+        ("Kaya Toast Set", "2", "4.50"), ("Iced Kopi", "1", "2.20")]
+    my = extract_fields([MY_TILL], RECEIPT)
+    assert (my["date"], my["total"]) == ("2019-01-05", "17.50")  # Tarikh, Jumlah; Tunai and Baki are tender
+    assert [(i["description"], i.get("quantity"), i["amount"]) for i in my["items"]] == [
+        ("Nasi Kandar Ayam", "1", "12.50"), ("Teh Tarik", "2", "5.00")]

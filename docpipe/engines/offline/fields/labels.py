@@ -53,10 +53,11 @@ RECEIPT_LABELS: dict[str, tuple[tuple[str, int], ...]] = {
     "total": (
         (r"total|summe|gesamt|gesamtbetrag|zu zahlen|total ttc|total eur|endbetrag|betrag|a payer|net a payer|brutto|"
          r"montant|amount|grand total|total due|amount due|totale|importe|total a payer|montant ttc|sum|"
+         r"jumlah(?: besar| bayaran| keseluruhan)?|"
          rf"total(?: sales| amt| amount)? {_INCL}(?: of)? {_VAT}", 3),
         # "Total Indl. of GST": a misread word between total and the tax word is "including" (never "excluding")
         (rf"total(?: sales| amt| amount)? (?!(?:of|{_EXCL})\b)[a-z]{{3,9}} of {_VAT}", 3),
-        (r"bar|cash|kartenzahlung|ec karte|girocard|card|visa|mastercard|espece|especes|cb|gegeben|paid", 0),
+        (r"bar|cash|kartenzahlung|ec karte|girocard|card|visa|mastercard|espece|especes|cb|gegeben|paid|tunai", 0),
     ),
     "subtotal": ((rf"sub ?total|zwischensumme|netto|net|total ht|sous total|summe netto|"
                   rf"total(?: sales| amt| amount)? {_EXCL}(?: of)? {_VAT}", 3),),

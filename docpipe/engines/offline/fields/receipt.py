@@ -20,7 +20,7 @@ _OTHER_DATE_RE = re.compile(r"\b(?:exp(?:iry|ires)?|valid|gultig|printed|reprint
 _RECEIPT_STOP_RE = re.compile(r"\b(?:bar|cash|ruckgeld|change|gegeben|rendu|karte|card|visa|mastercard|girocard|ec\b|"
                               r"mwst|ust|tax|vat|tva|netto|brutto|steuer|summe|total|gesamt|zu zahlen|betrag|"
                               r"payment|zahlung|tse|signatur|transaktion|terminal|espece|especes|visa|cb|subtotal|"
-                              r"zwischensumme)\b")
+                              r"zwischensumme|jumlah|tunai|baki)\b")
 
 
 def extract_receipt(doc: Doc) -> dict[str, Any]:
@@ -64,6 +64,7 @@ _QTY_X_RE = re.compile(r"(?<![\w.,])(\d+(?:[.,]\d+)?)\s*(?:stk\.?|st\.?|pcs?\.?|
                        r"(?:[€$£]\s?)?(\d+[.,]\d{2,3})(?!\d)", re.I)
 _LEAD_QTY_RE = re.compile(r"^\s*(\d{1,3})\s*[x×]?\s+(?=[^\W\d_])")  # "2 Latte 12oz  @4.75  9.50"
 _AT_PRICE_RE = re.compile(r"@\s*(?:[€$£]\s?)?(\d+[.,]\d{2})")
+_TAIL_QTY_RE = re.compile(r"\s(?:[x×]\s?(\d{1,3})|(\d{1,2}))$")
 _BARCODE_RE = re.compile(r"(?<![\w.,])\d{8,14}(?:\s+[A-Z](?![\w.,]))*(?![\w.,])")
 
 
@@ -116,6 +117,14 @@ def _receipt_items(doc: Doc, start: int, stop: int | None) -> list[dict[str, str
         if lead and has_desc and at:
             item["description"] = desc[lead.end():].strip()
             with_qty(item, Decimal(lead.group(1)), dec(at.group(1)))
+        elif (tail := _TAIL_QTY_RE.search(desc)) and has_desc and len(money) == 1 and not qty and (
+                tail.group(1) or re.search(rf"\S\s{{2,}}{tail.group(2)}\s{{2,}}\S", ln.text)):
+            # "Kaya Toast Set  x2  9.00", "Teh Tarik    2    5.00": a count after the name (a quantity column)
+            n = Decimal(tail.group(1) or tail.group(2))
+            unit = (amount / n).quantize(Decimal("0.01")) if n > 0 else None
+            if unit is not None and unit * n == amount:
+                item["description"] = desc[:tail.start()].strip()
+                item.update(quantity=format_qty(n), unit_price=str(unit))
         elif lead and has_desc and len(money) == 1 and not qty and not re.search(r"\d", desc[lead.end():]):
             # "2 Fish Tacos   25.00": a count before the name, the unit price what the amount divides into
             n = Decimal(lead.group(1))

@@ -34,7 +34,7 @@ _PHRASE_RE = re.compile(r"\b(?:welcome|thank|thanks|since|every|your|our|you|vis
 _TXN_RE = re.compile(r"\b(?:tax\s+invoice|invoice|receipt|bill|cash\s+sale|ticket|kassenbon|beleg|bon|"
                      r"quittung|factura|fattura|scontrino|kassabon|rechnung|facture|cashier|kasse|caissier|cajero|"
                      r"cassiere|doc(?:ument)?\s*no|table|pax|order|qty|item|description|date|datum|fecha|data|"
-                     r"time|served)\b|^[-=*_~.\s]{5,}$|\b[a-z]{2,5}\s?#\s?\d")  # "ST# 01893 OP# 009044 TR# 03131"
+                     r"time|served)\b|^[-=*_~.\s]{5,}$|\b[a-z]{2,4}#\s?\d+\s+[a-z]{2,4}#")  # "ST# 01893 OP# 009044"
 _BARE_TITLE_RE = re.compile(r"^\W*(?:tax\s+invoice|invoice|receipt|official\s+receipt|cash\s+(?:sale|bill))\W*$")
 
 

@@ -232,7 +232,8 @@ _ADDRESS_CURRENCY = (
     ("GBP", re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]? \d[A-Z]{2}\b")),
     ("AUD", re.compile(r"\b(?:NSW|VIC|QLD|TAS|ACT)\s+\d{4}\b")),
     ("CAD", re.compile(r"\b(?:ON|QC|BC|AB|MB|SK|NS|NB|NL|PE)\s+[A-Z]\d[A-Z] ?\d[A-Z]\d\b")),
-    ("INR", re.compile(r"\bGSTIN\b|\bRupees\b", re.I)),  # an Indian GST number; amounts in words in rupees
+    ("INR", re.compile(r"\bGSTIN\b|\bRupees\b", re.I)),
+    ("SGD", re.compile(r"\bSingapore\s+\d{6}\b|\bUEN\b")),  # an Indian GST number; amounts in words in rupees
 )
 
 
