@@ -878,3 +878,65 @@ Harbour Supplies Ltd                                   INVOICE
     items = run(INVOICE, text)["line_items"]
     assert [(i["description"], i["quantity"], i["amount"]) for i in items] == [
         ("Espresso beans 1kg", "3", "748.08"), ("Grinder service", "1", "616.57")]  # its quantity lost to a scan
+
+
+
+NL_INVOICE = """\
+Bakkerij Zonneveld B.V.
+Kerkstraat 12
+1017 GC Amsterdam
+KvK 12345678  BTW NL001234567B01
+
+FACTUUR
+Factuurnummer: 2025-0193
+Factuurdatum: 12 maart 2025
+Vervaldatum: 11 april 2025
+
+Aan:
+Café De Kroon
+Prinsengracht 200
+1016 HE Amsterdam
+
+Omschrijving              Aantal    Prijs      Bedrag
+Volkoren brood               40     2,50       100,00
+Croissants                  120     0,85       102,00
+Korting 5%                                     -10,10
+
+Subtotaal                                      191,90
+BTW 9%                                          17,27
+Totaal te betalen                          € 209,17
+"""
+
+UK_CREDIT_NOTE = """\
+Clearnote Audio Ltd
+Unit 4, Riverside Park
+Leeds LS10 1AB
+VAT Reg No: GB 123 4567 89
+
+CREDIT NOTE
+Credit Note No: CN-0042
+Date: 14/03/2025
+Original Invoice: INV-1187
+
+Customer:
+Tunebox Retail Ltd
+22 Market Street
+York YO1 8AA
+
+Description                         Qty    Unit Price     Amount
+Returned headphones (faulty)          2       £85.00    -£170.00
+
+Subtotal                                                -£170.00
+VAT 20%                                                  -£34.00
+Total credit                                            -£204.00
+"""
+
+
+def test_a_chamber_of_commerce_line_is_not_the_address_and_a_credit_note_has_its_rows() -> None:
+    nl = run(INVOICE, NL_INVOICE)
+    assert nl["vendor_address"] == "Kerkstraat 12, 1017 GC Amsterdam"  # not "KvK 12345678"
+    assert (nl["subtotal"], nl["tax"], nl["total"]) == ("191.90", "17.27", "209.17")
+    cn = run(INVOICE, UK_CREDIT_NOTE)
+    assert (cn["total"], cn["tax"]) == ("-204.00", "-34.00")
+    assert [(i["description"], i["quantity"], i["unit_price"], i["amount"]) for i in cn["line_items"]] == [
+        ("Returned headphones (faulty)", "2", "85.00", "-170.00")]  # 2 x 85.00 credited

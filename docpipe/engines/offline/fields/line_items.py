@@ -66,8 +66,8 @@ def _item_from(nums: list[Amount], amount: Amount | None, text: str) -> tuple[Am
         for i in range(len(pool) - 1):
             for j in range(i + 1, len(pool) - 1):
                 x, y = pool[i], pool[j]
-                if not about_equal(x.value * y.value * factor, a.value):
-                    continue
+                if not about_equal(abs(x.value * y.value * factor), abs(a.value)):
+                    continue  # a credit note prints its amounts negative ("2  £85.00  -£170.00")
                 q, u = _qty_first(x, y, text)
                 if q.value == 0 or q.value < 0 < a.value:
                     continue  # "0 % × base = 0,00" in VAT breakdowns is no item

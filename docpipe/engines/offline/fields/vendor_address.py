@@ -11,7 +11,7 @@ from .text import fold
 
 _SEPARATORS_RE = re.compile(r"\s+[·•|∙▪]\s+|\s+[-–]\s+")
 _STOP_RE = re.compile(r"\b(?:tel|fon|fax|phone|e-?mail|www|http|iban|bic|swift|vat|ust|tax|steuer|siret|siren|tva|"
-                      r"gst|hst|gstin|abn|uid|mwst|"
+                      r"gst|hst|gstin|abn|uid|mwst|kvk|btw|rsin|kbo|cif|nif|p\.?\s?iva|codice\s+fiscale|"
                       r"reg|registration|company\s+no|invoice|rechnung|facture|factura|fattura|factuur|date|datum|"
                       r"bill|kunde|customer|client|sort\s+code|account|bank|registered|konto|kto|blz|"
                       r"since|depuis|seit|desde|dal|sinds|geschaftsfuhrer|amtsgericht|hrb|hra|director|"
