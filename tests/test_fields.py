@@ -940,3 +940,18 @@ def test_a_chamber_of_commerce_line_is_not_the_address_and_a_credit_note_has_its
     assert (cn["total"], cn["tax"]) == ("-204.00", "-34.00")
     assert [(i["description"], i["quantity"], i["unit_price"], i["amount"]) for i in cn["line_items"]] == [
         ("Returned headphones (faulty)", "2", "85.00", "-170.00")]  # 2 x 85.00 credited
+
+
+def test_an_inline_bill_to_line_gives_the_address_after_the_name() -> None:
+    text = """\
+Harbor Tools Ltd                                    INVOICE
+5 Quay Road, Bristol BS1 4DZ                        Invoice No: HT-5521
+                                                    Date: 03/04/2025
+Bill To: Marlow Builders Ltd, 8 High Street, Bath BA1 1AA
+
+Description                  Qty    Unit Price      Amount
+Hammer drill                   2       120.00      240.00
+                                   Total           240.00
+"""
+    r = run(INVOICE, text)
+    assert (r["customer_name"], r["customer_address"]) == ("Marlow Builders Ltd", "8 High Street, Bath BA1 1AA")

@@ -96,7 +96,9 @@ def _party_from_block(doc: Doc, cells: list[tuple[int, Seg]], prefer_company: bo
         first = clean_name(texts[0]) if texts else ""
         if looks_like_name(first):
             party.name = first
-            party.address = find_address(texts[1:5])
+            # "Bill To: Marlow Builders Ltd, 8 High Street, Bath BA1 1AA": the address after the name, same line
+            after = [p.strip() for p in texts[0][texts[0].find(first) + len(first):].split(",") if p.strip()]
+            party.address = find_address(texts[1:5]) or (find_address([", ".join(after)]) if after else None)
         return party
     name_i: int | None = None
     for i, t in enumerate(texts[:4]):
