@@ -423,7 +423,8 @@ def test_percentages_and_spaced_table_numbers_are_not_amounts() -> None:
     ("03/05/2025", False, "2025-03-05"), ("March 5, 2025", True, "2025-03-05"), ("5 March 2025", True, "2025-03-05"),
     ("5. März 2025", True, "2025-03-05"), ("5 mars 2025", True, "2025-03-05"), ("1er mars 2025", True, "2025-03-01"),
     ("05.03.25", True, "2025-03-05"), ("13 Sep, 2022", True, "2022-09-13"), ("Oct 31, 2023", True, "2023-10-31"),
-    ("31.02.2025", True, None),
+    ("31.02.2025", True, None), ("05JAN2018", True, "2018-01-05"), ("DATE 5Mar24 13:45", True, "2024-03-05"),
+    ("A1DEC2023", True, None),
 ])
 def test_date_formats(text: str, day_first: bool, expected: str | None) -> None:
     hits = find_dates(text, day_first)

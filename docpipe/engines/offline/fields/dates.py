@@ -38,6 +38,8 @@ _DATE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("dmy_name", re.compile(rf"(?<![\w.,/-])(\d{{1,2}})([-/])({_MONTH_ALT})\.?\2(\d{{4}}|\d{{2}})(?![\d]|[.,/-]\d)")),
     ("dmy_name", re.compile(rf"(?<![\d.])(\d{{1,2}})(?:\.|er|st|nd|rd|th)?[^\S\n]*(?:of[^\S\n]+|de[^\S\n]+)?"
                             rf"({_MONTH_ALT})\b\.?,?[^\S\n]*(?:de[^\S\n]+)?'?(\d{{4}}|\d{{2}})(?![\d])")),
+    # "05JAN2018", "5Mar24": airline, hotel and till print without separators
+    ("dmy_name", re.compile(rf"(?<![\w.,/-])(\d{{1,2}})({_MONTH_ALT})(\d{{4}}|\d{{2}})(?![\w])")),
     ("mdy_name", re.compile(rf"\b({_MONTH_ALT})\b\.?[^\S\n]+(\d{{1,2}})(?:st|nd|rd|th)?,?[^\S\n]+(\d{{4}})"
                             r"(?:(?!\d)|(?=[0-2]?\d:[0-5]\d))")),
 )
