@@ -956,3 +956,25 @@ Hammer drill                   2       120.00      240.00
 """
     r = run(INVOICE, text)
     assert (r["customer_name"], r["customer_address"]) == ("Marlow Builders Ltd", "8 High Street, Bath BA1 1AA")
+
+
+def test_an_unlabelled_addressee_with_a_title_is_the_customer() -> None:
+    text = """\
+Kestrel Water plc
+PO Box 88, Leeds LS1 1AA
+www.kestrelwater.example   VAT No. GB 987 6543 21
+
+Your water bill
+Account number: 4410 2290 11          Bill date: 14 March 2025
+Bill number: 778812345                Billing period: 10 Feb 2025 - 9 Mar 2025
+
+Mr Owen Hale
+3 Larch Close
+Otley LS21 3AB
+
+Water charges                                     £41.40
+Total amount due                                  £41.40
+"""
+    r = run(INVOICE, text)
+    assert (r["customer_name"], r["customer_address"]) == ("Mr Owen Hale", "3 Larch Close, Otley LS21 3AB")
+    assert r["vendor_name"] == "Kestrel Water plc"

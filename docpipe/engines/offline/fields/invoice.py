@@ -19,6 +19,7 @@ from .parties import (
     BUYER_RE,
     DELIVERY_RE,
     SELLER_RE,
+    addressee,
     bullet_senders,
     envelope_recipient,
     labelled_address,
@@ -107,7 +108,8 @@ def _invoice_parties(doc: Doc, reads_as_invoice: bool) -> dict[str, str]:
         buyer = (envelope_recipient(doc, senders) or
                  labelled_party(doc, DELIVERY_RE, prefer_company=True, strictness=(True,))
                  or labelled_party(doc, BUYER_RE, prefer_company=True, strictness=(False,))
-                 or labelled_party(doc, DELIVERY_RE, prefer_company=True, strictness=(False,)))
+                 or labelled_party(doc, DELIVERY_RE, prefer_company=True, strictness=(False,))
+                 or addressee(doc))
     exclude = {(i, s.col) for i, s in buyer.lines} if buyer else set()
     buyer_name = buyer.name if buyer else None
     seller = labelled_party(doc, SELLER_RE, prefer_company=False)

@@ -51,7 +51,7 @@ def looks_like_name(text: str, street_words: bool = False) -> bool:
     return True
 
 
-_POSTCODE_RE = re.compile(r"\b\d{4,5}\s+[^\W\d_]|\b[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}\b|\b[A-Z]{2}\s+\d{5}(?:-\d{4})?\b|"
+POSTCODE_RE = re.compile(r"\b\d{4,5}\s+[^\W\d_]|\b[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}\b|\b[A-Z]{2}\s+\d{5}(?:-\d{4})?\b|"
                           + EIRCODE + "|" + CA_POSTCODE)
 
 
@@ -69,7 +69,7 @@ def find_address(texts: list[str]) -> str | None:
             break
         if ADDRESS_HINT_RE.search(t) or fold(t) in _COUNTRIES:
             addr.append(t)
-            done = bool(_POSTCODE_RE.search(t))
+            done = bool(POSTCODE_RE.search(t))
         elif addr:
             break
     return ", ".join(addr) or None

@@ -22,6 +22,7 @@ from .names import (
     KV_RE,
     LEGAL_RE,
     NAME_KV_RE,
+    POSTCODE_RE,
     clean_name,
     company_names,
     find_address,
@@ -202,6 +203,24 @@ def envelope_recipient(doc: Doc, senders: list[tuple[Line, str]]) -> Party | Non
             if cell and looks_like_name(cell.text):
                 under = [c.text for _, c in _block(doc, below.idx, cell, None, max_lines=4)]
                 return Party(name=cell.text.strip(), address=find_address(under), lines=[(below.idx, cell)])
+    return None
+
+
+_ADDRESSEE_RE = re.compile(r"^(?:mr|mrs|ms|miss|mx|dr|herrn?|frau|m|mme|monsieur|madame|sr|sra|sig|sig\.ra)\.?\s+"
+                           r"[^\W\d_]", re.I)
+
+
+def addressee(doc: Doc) -> Party | None:
+    """An unlabelled addressee on page 1: 'Ms Alice Turner' over a street and a postcode line (a utility bill,
+    a letter-style invoice). The name keeps its title, as the page prints it."""
+    for ln in [ln for ln in doc.nonempty() if ln.page == 0][:40]:
+        for seg in ln.segs:
+            if not _ADDRESSEE_RE.match(seg.text.strip()) or not looks_like_name(seg.text):
+                continue
+            under = [c.text for _, c in _block(doc, ln.idx, seg, None, max_lines=4)]
+            address = find_address(under)
+            if address and POSTCODE_RE.search(address):
+                return Party(name=seg.text.strip(), address=address, lines=[(ln.idx, seg)])
     return None
 
 
