@@ -458,3 +458,19 @@ def test_a_singapore_till_unit_number_counts_and_a_malay_till_in_its_own_words()
     assert (my["date"], my["total"]) == ("2019-01-05", "17.50")  # Tarikh, Jumlah; Tunai and Baki are tender
     assert [(i["description"], i.get("quantity"), i["amount"]) for i in my["items"]] == [
         ("Nasi Kandar Ayam", "1", "12.50"), ("Teh Tarik", "2", "5.00")]
+
+
+def test_a_tax_number_line_under_a_till_address_is_not_part_of_it() -> None:
+    text = """\
+THE COPPER FORK
+88 King St W, Toronto ON M5H 1A1
+HST# 81234 5678 RT0001
+Server: Ana   Table 4   Guests 2
+03/12/2025 7:42 PM
+Subtotal                  34.00
+HST 13%                    4.42
+Total                     38.42
+"""
+    r = extract_fields([text], RECEIPT)
+    assert r["merchant_address"] == "88 King St W, Toronto ON M5H 1A1"
+    assert (r["tax"], r["total"], r["currency"]) == ("4.42", "38.42", "CAD")  # the address says Canada

@@ -21,8 +21,8 @@ _BUSINESS_RE = re.compile(r"\b(?:enterprise|trading|restaurant|restoran|store|st
                           r"mart|supermarket|hypermarket|hardware|stationery|bakery|cafe|kitchen|pharmacy|"
                           r"boutique|company|co|holdings|industries|services|bistro|shop|market)\b\.?")
 # Registration, tax and contact lines: "(162761-M)", "GST ID: 0016...", "TEL: 03-...", "Company Reg No."
-_IDENT_RE = re.compile(r"\b(?:gst|vat|tax\s*id|reg(?:istration)?|co\.?\s*no|company\s*no|te[l1]|tele?phone|"
-                       r"tele?fon|tlf|fax|phone|careline|hotline|outlet|site|"
+_IDENT_RE = re.compile(r"\b(?:gst|hst|gstin|uen|rsin|vat|tax\s*id|reg(?:istration)?|co\.?\s*no|company\s*no|"
+                       r"te[l1]|tele?phone|tele?fon|tlf|fax|phone|careline|hotline|outlet|site|"
                        r"hp|e-?mail|ust-?id|st\.?-?nr|mwst|siret|siren|tva|p\.?\s*iva|c\.?f|cif|nif|nie|kvk|btw|abn|"
                        r"roc|brn|tin|uid)\b|@|www\.|https?:|^[^\W\d][\w .]{0,20}[:=]\s*[\d\-() +]{5,}")
 # Words of slogans, greetings and cashier lines: a phrase, not a business's name
