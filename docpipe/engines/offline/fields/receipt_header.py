@@ -137,13 +137,19 @@ def merchant_name_and_address(doc: Doc) -> tuple[Line | None, str | None, str | 
     if _name_score(name_ln, 0) < -3:
         return None, None, None
     name, rest = _split_name(name_ln.flat)
-    addr: list[str] = [rest] if rest else []
     after = head[head.index(name_ln) + 1:]
     if not rest and after and _continues_name(after[0]):
         name = f"{name} {after[0].flat.strip()}"  # "TSH POWER HARDWARE" / "TRADING": a name on two lines
         after = after[1:]
+    addr = _address_lines(name_ln, after, [rest] if rest else [])
+    return name_ln, name, ", ".join(addr) if addr else None
+
+
+def _address_lines(name_ln: Line, after: list[Line], addr: list[str]) -> list[str]:
+    """The address under the name: header lines up to the contact block, a slogan or a blank line after the
+    postcode, skipping registration lines, the company behind a brand and a trading name before the street."""
     prev = name_ln
-    for ln in after:
+    for k, ln in enumerate(after):
         t = ln.flat.strip()
         gap, prev = ln.idx - prev.idx > 1, ln
         if gap and any(re.search(r"\d{4,}", a) for a in addr):
@@ -163,11 +169,15 @@ def merchant_name_and_address(doc: Doc) -> tuple[Line | None, str | None, str | 
             if addr:
                 break
             continue
-        if not addr and (t.isupper() or len(t.split()) == 1) and not re.search(r"\d", t) and not addressy(t) and any(
-                addressy(o.flat) and re.search(r"\d", o.flat) for o in after[after.index(ln) + 1:]):
+        if not addr and _trading_name(t) and any(addressy(o.flat) and re.search(r"\d", o.flat) for o in after[k + 1:]):
             continue  # a trading name under the company's ("FASARAYA BORONG SUPER SEVEN", "Express"), before the street
         addr.append(_GLUED_TOWN_RE.sub(r"\1 \2", t.rstrip(" ,")))
-    return name_ln, name, ", ".join(addr) if addr else None
+    return addr
+
+
+def _trading_name(t: str) -> bool:
+    """A line in capitals or of one word, with no number and no street: a name, not an address line."""
+    return (t.isupper() or len(t.split()) == 1) and not re.search(r"\d", t) and not addressy(t)
 
 
 def _continues_name(ln: Line) -> bool:
