@@ -474,3 +474,23 @@ Total                     38.42
     r = extract_fields([text], RECEIPT)
     assert r["merchant_address"] == "88 King St W, Toronto ON M5H 1A1"
     assert (r["tax"], r["total"], r["currency"]) == ("4.42", "38.42", "CAD")  # the address says Canada
+
+
+def test_a_japanese_till_its_date_totals_tax_and_tender() -> None:
+    text = """\
+      さくらマート 渋谷店
+   東京都渋谷区道玄坂2-1-1
+     TEL 03-9876-5432
+2025年3月14日(金) 18:22
+おにぎり              ¥150
+緑茶                  ¥140
+小計                  ¥290
+消費税等(8%)           ¥23
+合計                  ¥313
+お預り               ¥1,000
+お釣り                ¥687
+"""
+    r = extract_fields([text], RECEIPT)
+    assert (r["date"], r["total"], r["tax"], r["currency"]) == ("2025-03-14", "313.00", "23.00", "JPY")
+    assert r["merchant_name"] == "さくらマート 渋谷店"
+    assert [i["description"] for i in r["items"]] == ["おにぎり", "緑茶"]  # not the tender lines

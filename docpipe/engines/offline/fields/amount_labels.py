@@ -17,7 +17,7 @@ _TRAIL_FILLER = frozenset("in von of on sur auf a de du zu at x".split())
 _PAREN_RE = re.compile(r"\([^)]*\)?")
 _PERCENT_RE = re.compile(r"\d+(?:[.,]\d+)?\s*%")
 _CUR_ANY_RE = re.compile(CURRENCY_PATTERN, re.I)
-_NON_WORD_RE = re.compile(r"[^a-z0-9ß ]+")
+_NON_WORD_RE = re.compile(r"[^\w ]+|_")  # letters of any script stay: "合計", "小計"
 # "GST included in total", "Total includes VAT": the tax is the amount, the total only its context
 _INCLUDED_RE = re.compile(r"\b(?:is\s+)?included\s+in\s+(?:the\s+)?(?:total|price|amount)\b|^total\s+includes?\b")
 

@@ -30,6 +30,7 @@ _MONTH_ALT = "|".join(sorted(_MONTHS, key=len, reverse=True))
 _END = r"(?:(?=[0-2]?\d:[0-5]\d)|(?![\d]|[.,/-]\d))"
 _DATE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("ymd", re.compile(r"(?<![\d.,/])(\d{4})([-/.])(\d{1,2})\2(\d{1,2})" + _END)),
+    ("ymd", re.compile(r"(?<!\d)(\d{4})\s*(年)\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")),  # "2025年3月14日"
     ("num", re.compile(r"(?<![\d.,/])(\d{1,2})([./-])(\d{1,2})\2(?:(\d{4})(?=[0-2]?\d:[0-5]\d)|(\d{4}|\d{2})"
                        r"(?![\d]|[.,/-]\d))")),
     # "06/04:2025": a scan read the second slash as a colon (a time never has four digits after its colon)

@@ -53,16 +53,16 @@ RECEIPT_LABELS: dict[str, tuple[tuple[str, int], ...]] = {
     "total": (
         (r"total|summe|gesamt|gesamtbetrag|zu zahlen|total ttc|total eur|endbetrag|betrag|a payer|net a payer|brutto|"
          r"montant|amount|grand total|total due|amount due|totale|importe|total a payer|montant ttc|sum|"
-         r"jumlah(?: besar| bayaran| keseluruhan)?|"
+         r"jumlah(?: besar| bayaran| keseluruhan)?|合計|総合計|お買上げ?合計|お会計|合计|总计|"
          rf"total(?: sales| amt| amount)? {_INCL}(?: of)? {_VAT}", 3),
         # "Total Indl. of GST": a misread word between total and the tax word is "including" (never "excluding")
         (rf"total(?: sales| amt| amount)? (?!(?:of|{_EXCL})\b)[a-z]{{3,9}} of {_VAT}", 3),
         (r"bar|cash|kartenzahlung|ec karte|girocard|card|visa|mastercard|espece|especes|cb|gegeben|paid|tunai", 0),
     ),
     "subtotal": ((rf"sub ?total|zwischensumme|netto|net|total ht|sous total|summe netto|"
-                  rf"total(?: sales| amt| amount)? {_EXCL}(?: of)? {_VAT}", 3),),
+                  rf"total(?: sales| amt| amount)? {_EXCL}(?: of)? {_VAT}|小計|小计", 3),),
     "tax": ((r"(?:mwst|ust|tax|vat|tva|steuer|mehrwertsteuer|umsatzsteuer|iva|gst|hst|btw)(?: ?betrag| total| amount)?|"
-             r"(?:total|summe|gesamt) (?:mwst|tax|vat|tva|steuer|gst|hst|btw)", 3),),
+             r"(?:total|summe|gesamt) (?:mwst|tax|vat|tva|steuer|gst|hst|btw)|内?消費税等?|消费税|税額|税额", 3),),
 }
 
 

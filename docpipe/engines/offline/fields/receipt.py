@@ -20,7 +20,7 @@ _OTHER_DATE_RE = re.compile(r"\b(?:exp(?:iry|ires)?|valid|gultig|printed|reprint
 _RECEIPT_STOP_RE = re.compile(r"\b(?:bar|cash|ruckgeld|change|gegeben|rendu|karte|card|visa|mastercard|girocard|ec\b|"
                               r"mwst|ust|tax|vat|tva|netto|brutto|steuer|summe|total|gesamt|zu zahlen|betrag|"
                               r"payment|zahlung|tse|signatur|transaktion|terminal|espece|especes|visa|cb|subtotal|"
-                              r"zwischensumme|jumlah|tunai|baki)\b")
+                              r"zwischensumme|jumlah|tunai|baki|合計|小計|消費税等?|お預か?り|お釣り?|合计|小计)\b")
 
 
 def extract_receipt(doc: Doc) -> dict[str, Any]:
@@ -101,7 +101,8 @@ def _receipt_items(doc: Doc, start: int, stop: int | None) -> list[dict[str, str
         desc = re.sub(r"\s+", " ", desc).strip(" *:-@")
         lead = _LEAD_QTY_RE.match(desc)
         at = _AT_PRICE_RE.search(flat)
-        has_desc = len(re.findall(r"[^\W\d_]", desc)) >= 3
+        letters = re.findall(r"[^\W\d_]", desc)
+        has_desc = len(letters) >= 3 or (len(letters) == 2 and all(c >= "\u2e80" for c in letters))  # "緑茶"
         if not money:
             if qty and items and with_qty(items[-1], *qty):
                 continue                                     # quantity line after its item

@@ -15,9 +15,9 @@ from .totals import Cand
 
 _CASH_RE = re.compile(r"^\W*(?:cash(?:\s+tendered)?|tendered|tender|amount\s+tendered|paid(?:\s+amount)?|"
                       r"payment|bar|gegeben|bar\s+eur|especes|espece|recu|efectivo|entregado|contanti|contante|"
-                      r"contant(?:\s+betaald)?|cash\s+received|received|tunai)\b")
+                      r"contant(?:\s+betaald)?|cash\s+received|received|tunai|お預か?り|現金|现金)\b")
 _CHANGE_RE = re.compile(r"^\W*(?:change(?:\s+due|\s+cash)?|ruckgeld|zuruck|rendu|monnaie(?:\s+rendue)?|cambio|"
-                        r"devolucion|vuelto|resto|wisselgeld|terug|baki)\b")
+                        r"devolucion|vuelto|resto|wisselgeld|terug|baki|お釣り?|おつり|釣銭|找零)\b")
 
 
 def _last_money(doc: Doc, ln: Line) -> Decimal | None:
