@@ -206,7 +206,8 @@ TEL:03-7859 0861
 
 
 def test_ocr_misreads_in_names_are_mended_only_where_they_cannot_be_real() -> None:
-    from docpipe.engines.offline.fields.ocr_mend import mend_name
+    from docpipe.engines.offline.fields.layout import Doc
+    from docpipe.engines.offline.fields.ocr_mend import mend_name, mend_names
 
     assert mend_name("URBAN 1DEA SDN BHD", True) == "URBAN IDEA SDN BHD"
     assert mend_name("TSH POWER HARDWÀRE", True) == "TSH POWER HARDWARE"
@@ -214,7 +215,8 @@ def test_ocr_misreads_in_names_are_mended_only_where_they_cannot_be_real() -> No
     assert mend_name("TSH POWER HARDWÀRE", False) == "TSH POWER HARDWÀRE"  # an accented language: keep
     for kept in ("1ST FLOOR", "USJ1 SUBANG", "B1001 BLOCK", "3M COMPANY", "NO.10, JALAN SS2/10", "EC1N WORKS"):
         assert mend_name(kept, True) == kept
-    assert mend_name("1 SUMMIT TOWER, L0BBY B", True, address=True) == "1 SUMMIT TOWER, L0BBY B"  # addresses: as read
+    mended = mend_names({"merchant_address": "1 SUMMIT TOWER, L0BBY B"}, Doc(["1 SUMMIT TOWER, L0BBY B"]))
+    assert mended["merchant_address"] == "1 SUMMIT TOWER, L0BBY B"  # addresses: as read
     german = "Rechnung\nBäckerei Müller GmbH\nDatum: 03.04.2024\nSumme 4,50 EUR\nMWST 0,29\n"
     assert extract_fields([german], RECEIPT)["merchant_name"] == "Bäckerei Müller GmbH"
 

@@ -105,8 +105,6 @@ _LONE_DOT_RE = re.compile(r"(?<=\w) \. (?=\w)")
 #: An Italian company form read with a one or an I for its l ("S.r.1.", "S.r.I."): parties find companies by
 #: their legal form, and no company form ends so.
 _SRL_RE = re.compile(r"\b([Ss])\.\s?([Rr])\.\s?[1I]\.(?!\d)")
-
-
 #: The Malaysian form "SDN BHD" with its B read as a digit ("SDN 3HD", "SDN 8HD"): the same reason.
 _BHD_RE = re.compile(r"\b(SDN\.?\s?)[38](HD)\b")
 

@@ -106,11 +106,11 @@ def parse_date(text: str, day_first: bool = True) -> dt.date | None:
 _COMPACT_RE = re.compile(r"(?<![\w./:-])(\d{8})(?![\w./:-])")
 
 
-def compact_dates(text: str, day_first: bool = True, latest: dt.date | None = None) -> list[DateHit]:
+def compact_dates(text: str, day_first: bool = True) -> list[DateHit]:
     """Dates printed without separators, as some tills do: '27032018' (ddmmyyyy, or mmddyyyy where months come
     first) or '20180327'. Eight digits are also order and account numbers, so callers use these only where a
-    document prints no other date; a year after ``latest`` (default: next year) is taken for a number."""
-    top = (latest or dt.date.today()).year + 1
+    document prints no other date; a year after next year is taken for a number."""
+    top = dt.date.today().year + 1
     hits = []
     for m in _COMPACT_RE.finditer(text):
         s = m.group(1)
@@ -121,4 +121,3 @@ def compact_dates(text: str, day_first: bool = True, latest: dt.date | None = No
                 hits.append(DateHit(m.start(), m.end(), d))
                 break
     return hits
-

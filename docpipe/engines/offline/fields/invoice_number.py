@@ -94,12 +94,13 @@ def header_row_number(doc: Doc) -> str | None:
     """'Factura   Fecha de emisión   Fecha de vencimiento' over '2024/77260   12/06/2025   12/07/2025': a bare title
     word heading a column beside date columns names the number under it."""
     for ln in doc.head_tail():
-        for i, seg in enumerate(ln.segs):
-            dated = any(names_a_date(s.folded) for s in ln.segs if s is not seg)
-            if not (dated and _BARE_DOC_WORD_RE.match(seg.folded)):
-                continue
-            row = next(iter(doc.nonempty(ln.idx + 1)), None)
-            if row is not None and len(row.segs) == len(ln.segs) and (found := invoice_id(row.segs[i].text, True)):
+        titles = [i for i, seg in enumerate(ln.segs) if _BARE_DOC_WORD_RE.match(seg.folded)]
+        if not titles or not any(names_a_date(s.folded) for s in ln.segs):
+            continue  # a bare title word never names a date itself
+        row = next(iter(doc.nonempty(ln.idx + 1)), None)
+        if row is None or len(row.segs) != len(ln.segs):
+            continue
+        for i in titles:
+            if found := invoice_id(row.segs[i].text, True):
                 return found
     return None
-

@@ -147,9 +147,12 @@ def currency_counts(text: str, context: str | None = None) -> Counter[str]:
 
 # Where a plain "$" is not the US dollar: the issuer's tax number or its state and postcode name the country (not a
 # country's name: a Canadian shop billing a customer abroad prints "$" for US dollars)
+#: An Australian state and postcode ("NSW 2015"), a Canadian province and postal code ("ON M5J 2J2")
+AU_STATE_POSTCODE = r"\b(?:NSW|VIC|QLD|TAS|ACT)\s+\d{4}\b"
+CA_PROVINCE_POSTCODE = r"\b(?:ON|QC|BC|AB|MB|SK|NS|NB|NL|PE)\s+[A-Z]\d[A-Z] ?\d[A-Z]\d\b"
 _DOLLAR_COUNTRIES = (
-    ("AUD", re.compile(r"\bABN\b|\b(?:NSW|VIC|QLD|TAS|ACT)\s+\d{4}\b")),
-    ("CAD", re.compile(r"\bGST/HST\b|\bHST\b|\b(?:ON|QC|BC|AB|MB|SK|NS|NB|NL|PE)\s+[A-Z]\d[A-Z] ?\d[A-Z]\d\b")),
+    ("AUD", re.compile(r"\bABN\b|" + AU_STATE_POSTCODE)),
+    ("CAD", re.compile(r"\bGST/HST\b|\bHST\b|" + CA_PROVINCE_POSTCODE)),
     ("NZD", re.compile(r"\bIRD\s+(?:No|Number)\b")),
     ("SGD", re.compile(r"\bUEN\b")),
 )

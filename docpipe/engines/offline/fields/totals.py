@@ -12,7 +12,15 @@ from .dates import blank_dates
 from .labels import CURRENCY_LABELS
 from .layout import Doc, Line
 from .lookup import label_hits, values_after
-from .numbers import CURRENCY_CODES, CURRENCY_SYMBOLS, Amount, about_equal, currency_counts
+from .numbers import (
+    AU_STATE_POSTCODE,
+    CA_PROVINCE_POSTCODE,
+    CURRENCY_CODES,
+    CURRENCY_SYMBOLS,
+    Amount,
+    about_equal,
+    currency_counts,
+)
 from .text import fold
 
 _RATE_RE = re.compile(r"%|\b(?:von|of|sur|auf)\b")
@@ -230,15 +238,16 @@ _US_STATES = ("AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA
 _ADDRESS_CURRENCY = (
     ("USD", re.compile(rf"\b(?:{'|'.join(_US_STATES)})\s+\d{{5}}(?:-\d{{4}})?\b")),
     ("GBP", re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]? \d[A-Z]{2}\b")),
-    ("AUD", re.compile(r"\b(?:NSW|VIC|QLD|TAS|ACT)\s+\d{4}\b")),
-    ("CAD", re.compile(r"\b(?:ON|QC|BC|AB|MB|SK|NS|NB|NL|PE)\s+[A-Z]\d[A-Z] ?\d[A-Z]\d\b")),
-    ("INR", re.compile(r"\bGSTIN\b|\bRupees\b", re.I)),
-    ("SGD", re.compile(r"\bSingapore\s+\d{6}\b|\bUEN\b")),  # an Indian GST number; amounts in words in rupees
+    ("AUD", re.compile(AU_STATE_POSTCODE)),
+    ("CAD", re.compile(CA_PROVINCE_POSTCODE)),
+    ("INR", re.compile(r"\bGSTIN\b|\bRupees\b", re.I)),  # an Indian GST number; amounts in words in rupees
+    ("SGD", re.compile(r"\bSingapore\s+\d{6}\b|\bUEN\b")),
 )
 
 
 def address_currency(text: str) -> str | None:
-    """The currency of the first US, UK, Australian or Canadian postal address in ``text`` (or an Indian GSTIN)."""
+    """The currency of the first US, UK, Australian, Canadian or Singapore address in ``text`` (or an Indian
+    GSTIN)."""
     hits = [(m.start(), code) for code, rx in _ADDRESS_CURRENCY if (m := rx.search(text))]
     return min(hits)[1] if hits else None
 

@@ -102,4 +102,3 @@ def _beside(lines: list[Line], name_seg: Seg, exclude: frozenset[tuple[int, int]
     if len(texts) >= 2 and _POSTCODE_RE.search(texts[-1]) and ADDRESS_HINT_RE.search(texts[0]):
         return ", ".join(texts)
     return None
-
